@@ -1,0 +1,92 @@
+"""fastkv: an embedded key-value store of JSON objects with expiry.
+
+    >>> from fastkv import DataStore
+    >>> with DataStore("~/data/users.fkv") as db:
+    ...     db.create("user:42", {"name": "Ann"})
+    ...     db.read("user:42")
+    {'name': 'Ann'}
+
+The module-level ``create``, ``read`` and ``delete`` use a default store,
+opened on first use (see ``default_path()``).
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any, Optional
+
+from fastkv.errors import (
+    ConfigError,
+    CorruptionError,
+    FastKVError,
+    InvalidKeyError,
+    InvalidPathError,
+    InvalidTTLError,
+    InvalidValueError,
+    KeyExistsError,
+    KeyExpiredError,
+    KeyNotFoundError,
+    StoreChangedError,
+    StoreClosedError,
+    StoreFullError,
+    StoreIOError,
+    StoreLockedError,
+    ValueTooLargeError,
+)
+from fastkv import _core
+from fastkv.datastore import DataStore, default_path, _close_default, _default
+
+__version__ = "0.1.0"
+
+KEY_MAX_CHARS: int = _core.KEY_MAX_CHARS
+VALUE_MAX_BYTES: int = _core.VALUE_MAX_BYTES
+TTL_MAX_SECONDS: int = _core.TTL_MAX_SECONDS
+MAX_FILE_SIZE: int = _core.MAX_FILE_SIZE
+MAX_DEPTH: int = _core.MAX_DEPTH
+
+__all__ = [
+    "DataStore",
+    "create",
+    "read",
+    "delete",
+    "default_path",
+    "FastKVError",
+    "InvalidKeyError",
+    "InvalidValueError",
+    "ValueTooLargeError",
+    "InvalidTTLError",
+    "KeyExistsError",
+    "KeyNotFoundError",
+    "KeyExpiredError",
+    "StoreFullError",
+    "StoreLockedError",
+    "StoreClosedError",
+    "InvalidPathError",
+    "ConfigError",
+    "CorruptionError",
+    "StoreIOError",
+    "StoreChangedError",
+    "KEY_MAX_CHARS",
+    "VALUE_MAX_BYTES",
+    "TTL_MAX_SECONDS",
+    "MAX_FILE_SIZE",
+    "MAX_DEPTH",
+]
+
+
+def create(key: str, value: Any, ttl: Optional[int] = None) -> None:
+    """create() on the default store (opened on first use)."""
+    _default().create(key, value, ttl)
+
+
+def read(key: str) -> Any:
+    """read() on the default store (opened on first use)."""
+    return _default().read(key)
+
+
+def delete(key: str) -> None:
+    """delete() on the default store (opened on first use)."""
+    _default().delete(key)
+
+
+atexit.register(_close_default)

@@ -1,0 +1,88 @@
+# Declarations of the C core, header by header: only what _core.pyx calls.
+# Every function runs without the GIL and never calls back into Python.
+from libc.stdint cimport uint8_t, uint64_t
+
+
+cdef extern from "status.h" nogil:
+    enum:
+        FKV_OK
+        FKV_ENOTFOUND
+        FKV_EEXPIRED
+        FKV_EEXISTS
+        FKV_EFULL
+        FKV_ELOCKED
+        FKV_ECLOSED
+        FKV_EFORKED
+        FKV_ECORRUPT
+        FKV_ENOTSTORE
+        FKV_EIO
+        FKV_ENOMEM
+        FKV_EKEY
+        FKV_EVALUE
+        FKV_ETTL
+        FKV_EISDIR
+        FKV_ECONFIG
+        FKV_ECHANGED
+    const char *fkv_strerror(int status)
+    int fkv_last_errno()
+    uint64_t fkv_last_offset()
+
+
+cdef extern from "record.h" nogil:
+    enum:
+        FKV_KEY_MAX_CHARS
+        FKV_KEY_MAX_BYTES
+        FKV_VALUE_MAX
+        FKV_REC_MAX
+        FKV_REC_HEADER_SIZE
+
+
+cdef extern from "clock.h" nogil:
+    uint64_t fkv_now_ms()
+    void fkv_clock_set(uint64_t ms)
+
+
+cdef extern from "store.h" nogil:
+    const uint64_t FKV_MAX_FILE_SIZE
+    const uint64_t FKV_MIN_FILE_SIZE
+    const uint64_t FKV_TTL_MAX_S
+    enum:
+        FKV_DURABLE_PROCESS
+        FKV_DURABLE_FSYNC
+
+    ctypedef struct fkv_store:
+        pass
+
+    ctypedef struct fkv_options:
+        uint64_t max_file_size
+        int durability
+        uint64_t lock_timeout_ms
+
+    ctypedef struct fkv_stats:
+        uint64_t live_keys
+        uint64_t held_keys
+        uint64_t file_bytes
+        uint64_t live_bytes
+        uint64_t dead_bytes
+        uint64_t index_bytes
+        uint64_t index_slots
+        uint64_t max_file_size
+        uint64_t torn_bytes_dropped
+        uint64_t compactions
+
+    int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
+    int fkv_close(fkv_store *s)
+    void fkv_free(fkv_store *s)
+    int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                   size_t vlen, uint64_t ttl_s)
+    int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
+                 size_t *voff, size_t *vlen)
+    int fkv_delete(fkv_store *s, const char *key, size_t klen)
+    int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found)
+    int fkv_count(fkv_store *s, uint64_t *n)
+    int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf,
+                      size_t bufsize, size_t *used, size_t *nkeys)
+    int fkv_compact(fkv_store *s)
+    int fkv_sync(fkv_store *s)
+    int fkv_get_stats(fkv_store *s, fkv_stats *st)
+    int fkv_debug_hold(fkv_store *s, uint64_t ms)

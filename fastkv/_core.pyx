@@ -1,0 +1,518 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Binding of the C core (src_c/) to Python.
+
+Each method has three steps: convert its inputs while holding the GIL (the
+key to UTF-8, the value to compact JSON), make one C call inside
+``with nogil:``, then turn the status into an exception through ``_raise``.
+The C core takes its own mutex, so threads never wait on it with the GIL.
+
+JSON values are checked here, in one walk at C speed, because orjson alone
+would alter some inputs silently (NaN and infinities become null, UUIDs and
+enums become strings, ints up to 2**64 pass).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.math cimport isfinite
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+import json as _json
+import os as _os
+import re as _re
+
+import orjson as _orjson
+
+from fastkv.errors import (
+    ConfigError,
+    CorruptionError,
+    InvalidKeyError,
+    InvalidPathError,
+    InvalidTTLError,
+    InvalidValueError,
+    KeyExistsError,
+    KeyExpiredError,
+    KeyNotFoundError,
+    StoreChangedError,
+    StoreClosedError,
+    StoreFullError,
+    StoreIOError,
+    StoreLockedError,
+    ValueTooLargeError,
+)
+
+_dumps = _orjson.dumps
+_loads = _orjson.loads
+_JSONDecodeError = _orjson.JSONDecodeError
+_JSONEncodeError = _orjson.JSONEncodeError
+
+KEY_MAX_CHARS = FKV_KEY_MAX_CHARS
+VALUE_MAX_BYTES = FKV_VALUE_MAX
+TTL_MAX_SECONDS = FKV_TTL_MAX_S
+MAX_FILE_SIZE = FKV_MAX_FILE_SIZE
+MIN_FILE_SIZE = FKV_MIN_FILE_SIZE
+DURABILITY_MODES = {"process": FKV_DURABLE_PROCESS, "fsync": FKV_DURABLE_FSYNC}
+# Nesting levels of objects and arrays a value may have (the value itself is
+# level 1). orjson refuses past 255; a documented limit of our own keeps the
+# rule independent of its version.
+cdef enum:
+    _MAX_DEPTH = 64
+MAX_DEPTH = _MAX_DEPTH
+
+# orjson reads integers over 64 bits as floats; text with a run of 20 or more
+# digits is parsed again exactly, so such numbers are refused, not rounded.
+_LONG_DIGITS_STR = _re.compile(r"\d{20}")
+_LONG_DIGITS_BYTES = _re.compile(rb"\d{20}")
+
+
+# ---- messages ----------------------------------------------------------------
+
+cdef str _show(object key):
+    """repr of a key for a message, cut short if it is long."""
+    if isinstance(key, str) and len(<str>key) > 40:
+        return repr((<str>key)[:40]) + "..."
+    return repr(key)
+
+
+cdef int _raise(Store store, int rc, object key) except -1:
+    """Raise the SPEC's exception for a C status. One table for all calls."""
+    cdef str where = store._where if store is not None else "?"
+    cdef str k = _show(key)
+    if rc == FKV_ENOTFOUND:
+        raise KeyNotFoundError(f"key {k} not found in {where}")
+    if rc == FKV_EEXPIRED:
+        raise KeyExpiredError(f"key {k} has expired (its ttl has passed) in {where}")
+    if rc == FKV_EEXISTS:
+        raise KeyExistsError(f"key {k} already exists in {where}; delete it first")
+    if rc == FKV_EFULL:
+        raise StoreFullError(
+            f"store {where} is full: writing {k} would pass max_file_size "
+            f"{store._max_file_size:,} bytes even after compaction")
+    if rc == FKV_ELOCKED:
+        raise StoreLockedError(
+            f"store {where} is locked by another opener (another process, or "
+            f"another DataStore in this one)")
+    if rc == FKV_ECLOSED:
+        raise StoreClosedError(f"store {where} is closed")
+    if rc == FKV_EFORKED:
+        raise StoreClosedError(
+            f"store {where} was opened before a fork; a child process cannot "
+            f"share it: open the store again in the child")
+    if rc == FKV_ECORRUPT:
+        raise CorruptionError(
+            f"store {where} is damaged at byte offset {fkv_last_offset():,} "
+            f"(checksum or framing failed)")
+    if rc == FKV_ENOTSTORE:
+        raise CorruptionError(f"{where} is not a fastkv store (the file was left untouched)")
+    if rc == FKV_EIO:
+        err = fkv_last_errno()
+        raise StoreIOError(err, f"{_os.strerror(err)} on {where}; the store is unchanged")
+    if rc == FKV_ENOMEM:
+        raise MemoryError(f"out of memory in store {where}")
+    if rc == FKV_EKEY:
+        raise InvalidKeyError(f"key {k} is over {FKV_KEY_MAX_BYTES} bytes of UTF-8")
+    if rc == FKV_EVALUE:
+        raise ValueTooLargeError(f"value for {k} is over {FKV_VALUE_MAX:,} bytes")
+    if rc == FKV_ETTL:
+        raise InvalidTTLError(f"ttl for {k} is over {FKV_TTL_MAX_S:,} seconds")
+    if rc == FKV_EISDIR:
+        raise InvalidPathError(f"{where} is a directory, not a store file")
+    if rc == FKV_ECONFIG:
+        raise ConfigError(f"an option for {where} is out of range")
+    if rc == FKV_ECHANGED:
+        raise StoreChangedError(f"store {where} changed size during iteration")
+    raise RuntimeError(f"fastkv: unexpected status {rc} ({fkv_strerror(rc).decode()})")
+
+
+# ---- input conversion --------------------------------------------------------
+
+cdef inline const char *_key_utf8(object key, Py_ssize_t *n) except NULL:
+    """UTF-8 bytes of a valid key (cached inside the str, no copy)."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"key must be a str, not {type(key).__name__}")
+    cdef Py_ssize_t chars = len(<str>key)
+    if chars == 0:
+        raise InvalidKeyError("key must not be empty")
+    if chars > FKV_KEY_MAX_CHARS:
+        raise InvalidKeyError(
+            f"key {_show(key)} is {chars} characters; limit {FKV_KEY_MAX_CHARS}")
+    try:
+        return PyUnicode_AsUTF8AndSize(key, n)
+    except UnicodeEncodeError:
+        raise InvalidKeyError(
+            f"key {_show(key)} cannot be encoded as UTF-8 (it holds a lone surrogate)"
+        ) from None
+
+
+cdef int64_t _ttl_seconds(object ttl, object key) except -1:
+    if ttl is None:
+        return 0
+    if type(ttl) is bool or not isinstance(ttl, int):
+        raise InvalidTTLError(
+            f"ttl for {_show(key)} must be an int of seconds, not {type(ttl).__name__}")
+    if ttl < 1 or ttl > FKV_TTL_MAX_S:
+        raise InvalidTTLError(
+            f"ttl for {_show(key)} is {ttl}; it must be 1 to {FKV_TTL_MAX_S:,} "
+            f"seconds (ten years)")
+    return <int64_t>ttl
+
+
+cdef str _kind(object v):
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, str):
+        return "string"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    return "number"
+
+
+cdef int _check(object v, int depth, object key) except -1:
+    """Refuse anything JSON cannot hold as it is. Exact types first: they
+    are the common case and cost a pointer comparison each."""
+    cdef object t = type(v)
+    cdef int overflow = 0
+    if t is str or v is None or t is bool:
+        return 0
+    if t is int:
+        PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow:
+            raise InvalidValueError(
+                f"value for {_show(key)} holds the integer {v}, outside the signed "
+                f"64-bit range")
+        return 0
+    if t is float:
+        if not isfinite(PyFloat_AS_DOUBLE(v)):
+            raise InvalidValueError(
+                f"value for {_show(key)} holds {v!r}; JSON has no NaN or infinity")
+        return 0
+    if isinstance(v, dict) or isinstance(v, (list, tuple)):
+        if depth >= _MAX_DEPTH:
+            raise InvalidValueError(
+                f"value for {_show(key)} nests deeper than {_MAX_DEPTH} levels")
+        if isinstance(v, dict):
+            for k, x in (<dict>v).items():
+                if not isinstance(k, str):
+                    raise InvalidValueError(
+                        f"value for {_show(key)} has a key of type {type(k).__name__}; "
+                        f"JSON object keys are str")
+                _check(x, depth + 1, key)
+        else:
+            for x in v:
+                _check(x, depth + 1, key)
+        return 0
+    if isinstance(v, str):
+        return 0
+    if isinstance(v, int):
+        return _check(int(v), depth, key)
+    if isinstance(v, float):
+        return _check(float(v), depth, key)
+    raise InvalidValueError(
+        f"value for {_show(key)} holds a {t.__name__}, which JSON cannot represent")
+
+
+cdef object _parse_text(object text, object key):
+    try:
+        obj = _loads(text)
+    except _JSONDecodeError as exc:
+        raise InvalidValueError(f"value for {_show(key)} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidValueError(
+            f"value for {_show(key)} is JSON text of a {_kind(obj)}, not an object")
+    pattern = _LONG_DIGITS_STR if isinstance(text, str) else _LONG_DIGITS_BYTES
+    if pattern.search(text) is not None:
+        obj = _json.loads(text)
+    return obj
+
+
+cdef bytes _encode(object value, object key):
+    """Compact UTF-8 JSON of a value SPEC.md accepts; raises otherwise."""
+    if not isinstance(value, dict):
+        if isinstance(value, (str, bytes, bytearray)):
+            value = _parse_text(value, key)
+        else:
+            raise InvalidValueError(
+                f"value for {_show(key)} must be a dict (a JSON object) or JSON text "
+                f"of one, not {type(value).__name__}")
+    _check(value, 1, key)
+    try:
+        data = _dumps(value)
+    except _JSONEncodeError as exc:
+        raise InvalidValueError(
+            f"value for {_show(key)} cannot be encoded as JSON: {exc}") from None
+    if PyBytes_GET_SIZE(data) > FKV_VALUE_MAX:
+        raise ValueTooLargeError(
+            f"value for {_show(key)} is {PyBytes_GET_SIZE(data):,} bytes of JSON; "
+            f"limit {FKV_VALUE_MAX:,}")
+    return data
+
+
+def encode_value(value, key="value"):
+    """The bytes fastkv stores for value (validated as create() does)."""
+    return _encode(value, key)
+
+
+# ---- the store ---------------------------------------------------------------
+
+cdef class Store:
+    """One open data file. DataStore (datastore.py) is the public face."""
+
+    cdef fkv_store *_s
+    cdef str _where
+    cdef uint64_t _max_file_size
+
+    def __cinit__(self, *args, **kwargs):
+        self._s = NULL
+        self._where = "<not open>"
+
+    def __dealloc__(self):
+        if self._s != NULL:
+            fkv_free(self._s)
+            self._s = NULL
+
+    def _open(self, str path, uint64_t max_file_size, str durability,
+              double lock_timeout):
+        """Open the file at an absolute path; called once by DataStore."""
+        cdef fkv_options opt
+        cdef int rc
+        cdef fkv_store *s = NULL
+        if self._s != NULL:
+            raise StoreClosedError(f"store {self._where} is already open")
+        self._where = path
+        self._max_file_size = max_file_size
+        opt.max_file_size = max_file_size
+        opt.durability = DURABILITY_MODES[durability]
+        opt.lock_timeout_ms = <uint64_t>(lock_timeout * 1000.0 + 0.5)
+        encoded = _os.fsencode(path)
+        cdef const char *p = encoded
+        with nogil:
+            rc = fkv_open(p, &opt, &s)
+        if rc != FKV_OK:
+            _raise(self, rc, None)
+        self._s = s
+
+    cdef inline int _live(self) except -1:
+        if self._s == NULL:
+            raise StoreClosedError(f"store {self._where} is not open")
+        return 0
+
+    def create(self, key, value, ttl=None):
+        """Store value under key, optionally expiring ttl seconds from now.
+
+        Raises:
+            InvalidKeyError, InvalidValueError, ValueTooLargeError,
+            InvalidTTLError, KeyExistsError, StoreFullError, StoreClosedError,
+            StoreIOError.
+        """
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef int64_t ttl_s = _ttl_seconds(ttl, key)
+        cdef bytes data = _encode(value, key)
+        cdef const uint8_t *v = <const uint8_t *>PyBytes_AS_STRING(data)
+        cdef size_t vlen = <size_t>PyBytes_GET_SIZE(data)
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_create(self._s, k, <size_t>n, v, vlen, <uint64_t>ttl_s)
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+
+    def read(self, key):
+        """Return the value stored under key, as a new dict.
+
+        Raises:
+            InvalidKeyError, KeyNotFoundError, KeyExpiredError,
+            CorruptionError, StoreClosedError, StoreIOError.
+        """
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef uint8_t buf[FKV_REC_MAX]
+        cdef size_t voff = 0, vlen = 0
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_read(self._s, k, <size_t>n, buf, &voff, &vlen)
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+        return _loads(PyBytes_FromStringAndSize(<char *>buf + voff, <Py_ssize_t>vlen))
+
+    def delete(self, key):
+        """Remove key.
+
+        Raises:
+            InvalidKeyError, KeyNotFoundError, KeyExpiredError,
+            StoreClosedError, StoreIOError.
+        """
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_delete(self._s, k, <size_t>n)
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+
+    def __contains__(self, key):
+        cdef Py_ssize_t n
+        cdef const char *k
+        cdef int found = 0, rc
+        try:
+            k = _key_utf8(key, &n)
+        except InvalidKeyError:
+            return False  # no such key can be stored, so it is not here
+        self._live()
+        with nogil:
+            rc = fkv_contains(self._s, k, <size_t>n, &found)
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+        return found != 0
+
+    def __len__(self):
+        cdef uint64_t count = 0
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_count(self._s, &count)
+        if rc != FKV_OK:
+            _raise(self, rc, None)
+        return count
+
+    def __iter__(self):
+        self._live()
+        return _KeyIterator(self)
+
+    def keys(self):
+        """An iterator over the live keys (see __iter__)."""
+        return iter(self)
+
+    def compact(self):
+        """Rewrite the data file with only the live records.
+
+        Raises:
+            StoreClosedError, StoreIOError, CorruptionError.
+        """
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_compact(self._s)
+        if rc != FKV_OK:
+            _raise(self, rc, None)
+
+    def sync(self):
+        """Flush written records to stable storage (survives power loss).
+
+        Raises:
+            StoreClosedError, StoreIOError.
+        """
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_sync(self._s)
+        if rc != FKV_OK:
+            _raise(self, rc, None)
+
+    def stats(self):
+        """A dict of counters: live keys, file, live and dead bytes, index size."""
+        cdef fkv_stats st
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_get_stats(self._s, &st)
+        if rc != FKV_OK:
+            _raise(self, rc, None)
+        return {
+            "live_keys": st.live_keys,
+            "held_keys": st.held_keys,
+            "file_bytes": st.file_bytes,
+            "live_bytes": st.live_bytes,
+            "dead_bytes": st.dead_bytes,
+            "index_bytes": st.index_bytes,
+            "index_slots": st.index_slots,
+            "index_bytes_per_key": (<double>st.index_bytes / st.held_keys) if st.held_keys else 0.0,
+            "max_file_size": st.max_file_size,
+            "torn_bytes_dropped": st.torn_bytes_dropped,
+            "compactions": st.compactions,
+        }
+
+    def close(self):
+        """Close the store; waits for calls in flight. Safe to call twice."""
+        if self._s != NULL:
+            with nogil:
+                fkv_close(self._s)
+
+
+cdef class _KeyIterator:
+    """Live keys, read from the index in batches; keys created while
+    iterating may or may not appear, deleted ones do not."""
+
+    cdef Store _store
+    cdef uint64_t _pos
+    cdef uint64_t _gen
+    cdef list _batch
+    cdef Py_ssize_t _next
+    cdef bint _done
+
+    def __cinit__(self, Store store):
+        self._store = store
+        self._pos = 0
+        self._gen = <uint64_t>-1
+        self._batch = []
+        self._next = 0
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    cdef int _fill(self) except -1:
+        cdef uint8_t buf[8192]
+        cdef size_t used = 0, nkeys = 0, i = 0
+        cdef int rc
+        self._store._live()
+        with nogil:
+            rc = fkv_iter_keys(self._store._s, &self._pos, &self._gen, buf, sizeof(buf),
+                               &used, &nkeys)
+        if rc != FKV_OK:
+            _raise(self._store, rc, None)
+        batch = []
+        while i < used:
+            batch.append(PyUnicode_DecodeUTF8(<char *>buf + i + 1, buf[i], "strict"))
+            i += 1 + buf[i]
+        self._batch = batch
+        self._next = 0
+        if nkeys == 0:
+            self._done = True
+        return 0
+
+    def __next__(self):
+        while self._next >= len(self._batch):
+            if self._done:
+                raise StopIteration
+            self._fill()
+        key = self._batch[self._next]
+        self._next += 1
+        return key
+
+
+# ---- test hooks --------------------------------------------------------------
+
+def _set_clock(ms):
+    """Pin the core's clock at ms since the epoch (None: real clock). Tests only."""
+    fkv_clock_set(0 if ms is None else <uint64_t>ms)
+
+
+def _now_ms():
+    return fkv_now_ms()
+
+
+def _debug_hold(Store store, double seconds):
+    """Hold store's mutex for a while without the GIL. Tests only."""
+    cdef uint64_t ms = <uint64_t>(seconds * 1000.0)
+    cdef int rc
+    store._live()
+    with nogil:
+        rc = fkv_debug_hold(store._s, ms)
+    if rc != FKV_OK:
+        _raise(store, rc, None)

@@ -1,0 +1,187 @@
+"""DataStore: the public class, a thin layer over the compiled core.
+
+create/read/delete and the other per-call methods are inherited from
+``fastkv._core.Store`` and run in C; this module only resolves paths and
+options, and adds the Python manners (context manager, ``path``, repr).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from fastkv import _core
+from fastkv.errors import ConfigError, InvalidPathError
+
+__all__ = ["DataStore", "default_path", "DEFAULT_MAX_FILE_SIZE"]
+
+PathArg = Union[str, "os.PathLike[str]"]
+
+DEFAULT_MAX_FILE_SIZE: int = _core.MAX_FILE_SIZE
+DEFAULT_FILE_NAME = "default.fkv"
+
+
+def default_path() -> Path:
+    """The store used when no path is given.
+
+    ``$FASTKV_PATH`` if set, else ``default.fkv`` in the per-user data
+    directory that platformdirs names (``~/.local/share/fastkv`` on Linux).
+    """
+    env = os.environ.get("FASTKV_PATH")
+    if env:
+        return Path(os.path.expanduser(env))
+    import platformdirs  # only needed for the default location
+
+    return platformdirs.user_data_path("fastkv", appauthor=False) / DEFAULT_FILE_NAME
+
+
+def _resolve(path: Optional[PathArg]) -> Path:
+    if path is None:
+        raw: Path = default_path()
+    else:
+        try:
+            raw = Path(os.path.expanduser(os.fsdecode(os.fspath(path))))
+        except TypeError:
+            raise InvalidPathError(
+                f"path must be a str or os.PathLike, not {type(path).__name__}"
+            ) from None
+    try:
+        # Resolve symlinks: compaction renames a new file over the real path.
+        resolved = raw.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise InvalidPathError(f"cannot use {raw} as a store path: {exc}") from None
+    if resolved.is_dir():
+        raise InvalidPathError(f"{resolved} is a directory, not a store file")
+    try:
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidPathError(
+            f"cannot create the directory {resolved.parent} for the store: {exc.strerror}"
+        ) from None
+    if "\x00" in str(resolved):
+        raise InvalidPathError(f"{resolved!r} holds a NUL character")
+    return resolved
+
+
+class DataStore(_core.Store):
+    """An embedded key-value store of JSON objects in one file.
+
+    Args:
+        path: the data file (str or os.PathLike, ``~`` expanded). Without one,
+            ``$FASTKV_PATH`` or a file in the per-user data directory.
+            Missing parent directories are created.
+        max_file_size: the file never grows past this many bytes
+            (4,096 to 1,073,741,824; default 1 GiB).
+        durability: ``"process"`` (default): a returned create/delete
+            survives the process being killed. ``"fsync"``: it also survives
+            power loss, at the cost of a disk flush per write.
+        lock_timeout: seconds to wait for another opener to let go of the
+            file before giving up (default 0: refuse at once).
+
+    Raises:
+        InvalidPathError: the path is a directory or cannot be created.
+        CorruptionError: the file exists but is not a fastkv store, or is damaged.
+        StoreLockedError: another process or DataStore holds the file.
+        ConfigError: an option is out of range.
+    """
+
+    __slots__ = ("_path", "_durability", "__weakref__")
+
+    def __init__(
+        self,
+        path: Optional[PathArg] = None,
+        *,
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+        durability: str = "process",
+        lock_timeout: float = 0.0,
+    ) -> None:
+        if type(max_file_size) is not int or not (
+            _core.MIN_FILE_SIZE <= max_file_size <= _core.MAX_FILE_SIZE
+        ):
+            raise ConfigError(
+                f"max_file_size must be an int from {_core.MIN_FILE_SIZE:,} to "
+                f"{_core.MAX_FILE_SIZE:,} bytes, not {max_file_size!r}"
+            )
+        if durability not in _core.DURABILITY_MODES:
+            raise ConfigError(
+                f"durability must be one of {sorted(_core.DURABILITY_MODES)}, "
+                f"not {durability!r}"
+            )
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, (int, float))
+            or not math.isfinite(lock_timeout)
+            or lock_timeout < 0
+        ):
+            raise ConfigError(
+                f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}"
+            )
+        self._path = _resolve(path)
+        self._durability = durability
+        self._open(str(self._path), max_file_size, durability, float(lock_timeout))
+
+    @property
+    def path(self) -> Path:
+        """The absolute path of the data file."""
+        return self._path
+
+    @property
+    def durability(self) -> str:
+        return self._durability
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of the store: ``live_keys``, ``file_bytes``, ``dead_bytes``
+        (reclaimable by compact()), ``index_bytes`` (memory of the index),
+        ``index_bytes_per_key`` and more.
+
+        Raises:
+            StoreClosedError: the store is closed.
+        """
+        st: dict[str, Any] = super().stats()
+        st["path"] = str(self._path)
+        st["durability"] = self._durability
+        return st
+
+    def __enter__(self) -> "DataStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DataStore({str(self._path)!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a DataStore cannot be pickled: it owns an open, locked file; "
+            "pass its path and open it again instead"
+        )
+
+
+# ---- module-level shortcuts on the default store ------------------------------
+
+_default_store: Optional[DataStore] = None
+_default_lock = threading.Lock()
+
+
+def _default() -> DataStore:
+    global _default_store
+    store = _default_store
+    if store is None:
+        with _default_lock:
+            if _default_store is None:
+                _default_store = DataStore()
+            store = _default_store
+    return store
+
+
+def _close_default() -> None:
+    """Close the default store if the shortcuts opened it."""
+    global _default_store
+    with _default_lock:
+        if _default_store is not None:
+            _default_store.close()
+            _default_store = None

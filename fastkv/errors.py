@@ -1,0 +1,105 @@
+"""The exceptions fastkv raises.
+
+Every class derives from :class:`FastKVError` and from the built-in exception
+a Python user would catch for the same situation (``KeyError`` for a missing
+key, ``ValueError`` for bad input, ``OSError`` for the file), so both
+``except fastkv.KeyNotFoundError`` and ``except KeyError`` work.
+
+This module is plain Python so the classes import, pickle and document
+without the compiled extension.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FastKVError",
+    "InvalidKeyError",
+    "InvalidValueError",
+    "ValueTooLargeError",
+    "InvalidTTLError",
+    "KeyExistsError",
+    "KeyNotFoundError",
+    "KeyExpiredError",
+    "StoreFullError",
+    "StoreLockedError",
+    "StoreClosedError",
+    "InvalidPathError",
+    "ConfigError",
+    "CorruptionError",
+    "StoreIOError",
+    "StoreChangedError",
+]
+
+
+class FastKVError(Exception):
+    """Base class of every error fastkv raises."""
+
+
+class _PlainMessage:
+    """KeyError shows repr(message); fastkv's messages read better as text."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class InvalidKeyError(FastKVError, ValueError):
+    """The key is not a str of 1 to 32 characters encodable as UTF-8."""
+
+
+class InvalidValueError(FastKVError, ValueError):
+    """The value is not a JSON object, or holds something JSON cannot represent."""
+
+
+class ValueTooLargeError(InvalidValueError):
+    """The value's compact JSON encoding is over 16 KiB (16,384 bytes)."""
+
+
+class InvalidTTLError(FastKVError, ValueError):
+    """The ttl is not an int of 1 to 315,360,000 seconds (a bool is refused)."""
+
+
+class KeyExistsError(_PlainMessage, FastKVError, KeyError):
+    """create() was given a key that is live."""
+
+
+class KeyNotFoundError(_PlainMessage, FastKVError, KeyError):
+    """read() or delete() was given a key that is not in the store."""
+
+
+class KeyExpiredError(KeyNotFoundError):
+    """read() or delete() was given a key whose time-to-live has passed."""
+
+
+class StoreFullError(FastKVError, OSError):
+    """The write would push the data file past max_file_size, even after compaction."""
+
+
+class StoreLockedError(FastKVError, OSError):
+    """Another opener (a process, or a DataStore in this process) holds the file."""
+
+
+class StoreClosedError(FastKVError, ValueError):
+    """The store was closed, or is being used in a forked child process."""
+
+
+class InvalidPathError(FastKVError, OSError):
+    """The path is a directory, cannot be opened, or its parent cannot be created."""
+
+
+class ConfigError(FastKVError, ValueError):
+    """An option is out of range: max_file_size, durability or lock_timeout."""
+
+
+class CorruptionError(FastKVError, OSError):
+    """The file is not a fastkv store, or a checksum failed outside the torn tail."""
+
+
+class StoreIOError(FastKVError, OSError):
+    """A system call on the data file failed (disk full, file size limit, ...).
+
+    ``errno`` holds the system's error number. The store is left as it was.
+    """
+
+
+class StoreChangedError(FastKVError, RuntimeError):
+    """The store's index was rebuilt while it was being iterated over."""

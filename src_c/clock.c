@@ -1,0 +1,22 @@
+/* clock.c - wall-clock milliseconds, with a pin for tests (see clock.h). */
+#include "platform.h" /* first: sets the feature macros */
+#include "clock.h"
+
+#include <time.h>
+
+static volatile uint64_t pinned_ms;
+
+uint64_t fkv_now_ms(void)
+{
+    uint64_t pin = __atomic_load_n(&pinned_ms, __ATOMIC_RELAXED);
+    if (pin)
+        return pin;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void fkv_clock_set(uint64_t ms)
+{
+    __atomic_store_n(&pinned_ms, ms, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,91 @@
+/*
+ * platform.h - every #ifdef of the C core lives here.
+ *
+ * The rest of the core is written against POSIX (pread/pwrite, flock,
+ * pthreads) and calls the small wrappers below where platforms differ:
+ * syncing data to stable storage, the branch hints, and little-endian
+ * loads/stores for the on-disk format (the format is little-endian on every
+ * host, so a file moves between machines).
+ */
+#ifndef FKV_PLATFORM_H
+#define FKV_PLATFORM_H
+
+#if defined(_WIN32)
+#error "fastkv's C core needs POSIX (pread, pwrite, flock); Windows is not supported yet"
+#endif
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FKV_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FKV_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FKV_THREAD_LOCAL __thread
+#else
+#define FKV_LIKELY(x) (x)
+#define FKV_UNLIKELY(x) (x)
+#define FKV_THREAD_LOCAL _Thread_local
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define FKV_HAVE_SSE42_CRC 1
+#endif
+
+/* Push written data to stable storage. macOS's fsync only reaches the drive's
+ * cache; F_FULLFSYNC asks the drive to flush it too. */
+static inline int fkv_fdatasync(int fd)
+{
+#if defined(__APPLE__)
+    if (fcntl(fd, F_FULLFSYNC) == 0)
+        return 0;
+    return fsync(fd);
+#elif defined(__linux__)
+    return fdatasync(fd);
+#else
+    return fsync(fd);
+#endif
+}
+
+static inline uint16_t fkv_load16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t fkv_load32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t fkv_load64(const uint8_t *p)
+{
+    return (uint64_t)fkv_load32(p) | ((uint64_t)fkv_load32(p + 4) << 32);
+}
+
+static inline void fkv_store16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void fkv_store32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static inline void fkv_store64(uint8_t *p, uint64_t v)
+{
+    fkv_store32(p, (uint32_t)v);
+    fkv_store32(p + 4, (uint32_t)(v >> 32));
+}
+
+#endif /* FKV_PLATFORM_H */

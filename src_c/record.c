@@ -1,0 +1,65 @@
+/* record.c - encode and check file headers and records (see record.h). */
+#include "platform.h" /* first: sets the feature macros */
+#include "record.h"
+#include "crc32c.h"
+#include "status.h"
+
+static const uint8_t MAGIC[8] = {0x89, 'F', 'K', 'V', '\r', '\n', 0x1a, '\n'};
+
+void fkv_file_header_encode(uint8_t *out, uint64_t created_ms)
+{
+    memcpy(out, MAGIC, 8);
+    fkv_store32(out + 8, FKV_FORMAT_VERSION);
+    fkv_store32(out + 12, FKV_FILE_HEADER_SIZE);
+    fkv_store64(out + 16, created_ms);
+    fkv_store32(out + 24, 0);
+    fkv_store32(out + 28, fkv_crc32c(0, out, 28));
+}
+
+int fkv_file_header_check(const uint8_t *buf)
+{
+    if (memcmp(buf, MAGIC, 8) != 0)
+        return FKV_ENOTSTORE;
+    if (fkv_load32(buf + 28) != fkv_crc32c(0, buf, 28))
+        return FKV_ECORRUPT;
+    if (fkv_load32(buf + 8) != FKV_FORMAT_VERSION ||
+        fkv_load32(buf + 12) != FKV_FILE_HEADER_SIZE)
+        return FKV_ENOTSTORE;
+    return FKV_OK;
+}
+
+size_t fkv_record_encode(uint8_t *out, uint8_t kind, const char *key, size_t klen,
+                         const uint8_t *val, size_t vlen, uint64_t deadline_ms)
+{
+    out[4] = kind;
+    out[5] = (uint8_t)klen;
+    fkv_store16(out + 6, (uint16_t)vlen);
+    fkv_store64(out + 8, deadline_ms);
+    memcpy(out + FKV_REC_HEADER_SIZE, key, klen);
+    if (vlen)
+        memcpy(out + FKV_REC_HEADER_SIZE + klen, val, vlen);
+    size_t total = FKV_REC_HEADER_SIZE + klen + vlen;
+    fkv_store32(out, fkv_crc32c(0, out + 4, total - 4));
+    return total;
+}
+
+int fkv_record_header_decode(const uint8_t *buf, fkv_rec_header *h)
+{
+    h->crc = fkv_load32(buf);
+    h->kind = buf[4];
+    h->klen = buf[5];
+    h->vlen = fkv_load16(buf + 6);
+    h->deadline_ms = fkv_load64(buf + 8);
+    if (h->klen == 0 || h->klen > FKV_KEY_MAX_BYTES)
+        return FKV_ECORRUPT;
+    if (h->kind == FKV_KIND_PUT)
+        return h->vlen <= FKV_VALUE_MAX ? FKV_OK : FKV_ECORRUPT;
+    if (h->kind == FKV_KIND_DEL)
+        return (h->vlen == 0 && h->deadline_ms == 0) ? FKV_OK : FKV_ECORRUPT;
+    return FKV_ECORRUPT;
+}
+
+int fkv_record_checksum_ok(const uint8_t *rec, const fkv_rec_header *h)
+{
+    return fkv_crc32c(0, rec + 4, fkv_record_size(h) - 4) == h->crc;
+}

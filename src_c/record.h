@@ -1,0 +1,73 @@
+/*
+ * record.h - the on-disk format: one file header, then an append-only log.
+ *
+ * File header, 32 bytes, little-endian:
+ *   0  magic   8 bytes "\x89FKV\r\n\x1a\n" (catches text-mode mangling)
+ *   8  u32     format version (FKV_FORMAT_VERSION)
+ *  12  u32     header length (32)
+ *  16  u64     creation time, ms since the Unix epoch
+ *  24  u32     reserved, zero
+ *  28  u32     CRC-32C of bytes 0..28
+ *
+ * Record, 16-byte header then key then value:
+ *   0  u32     CRC-32C of bytes 4..end of record
+ *   4  u8      kind: FKV_KIND_PUT or FKV_KIND_DEL (tombstone)
+ *   5  u8      key length in bytes, 1..FKV_KEY_MAX_BYTES
+ *   6  u16     value length in bytes, 0..FKV_VALUE_MAX (0 for a tombstone)
+ *   8  u64     deadline, ms since the Unix epoch; 0 = never expires
+ *  16  key bytes (UTF-8), then value bytes (compact JSON)
+ *
+ * A later record for a key supersedes earlier ones. Every length is checked
+ * here before anyone uses it: bytes from disk are untrusted.
+ * Pure functions: no locks, no I/O, never touches Python.
+ */
+#ifndef FKV_RECORD_H
+#define FKV_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FKV_FORMAT_VERSION 1u
+#define FKV_FILE_HEADER_SIZE 32u
+#define FKV_REC_HEADER_SIZE 16u
+#define FKV_KEY_MAX_CHARS 32u
+#define FKV_KEY_MAX_BYTES 128u  /* 32 characters of up to 4 UTF-8 bytes */
+#define FKV_VALUE_MAX 16384u
+#define FKV_REC_MAX (FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES + FKV_VALUE_MAX)
+
+#define FKV_KIND_PUT 1u
+#define FKV_KIND_DEL 2u
+
+typedef struct fkv_rec_header {
+    uint32_t crc;
+    uint8_t kind;
+    uint8_t klen;
+    uint16_t vlen;
+    uint64_t deadline_ms;
+} fkv_rec_header;
+
+/* Write a file header for a store created at created_ms into out[32]. */
+void fkv_file_header_encode(uint8_t *out, uint64_t created_ms);
+
+/* FKV_OK if buf[0..32) is a fastkv header of a version we read,
+ * FKV_ENOTSTORE if the magic differs, FKV_ECORRUPT if it is damaged. */
+int fkv_file_header_check(const uint8_t *buf);
+
+/* Encode a record into out (room for FKV_REC_MAX bytes); returns its length. */
+size_t fkv_record_encode(uint8_t *out, uint8_t kind, const char *key, size_t klen,
+                         const uint8_t *val, size_t vlen, uint64_t deadline_ms);
+
+/* Decode and range-check a record header. FKV_OK, or FKV_ECORRUPT when a
+ * field is impossible (then the record's length cannot be trusted). */
+int fkv_record_header_decode(const uint8_t *buf, fkv_rec_header *h);
+
+/* Total length of a record whose header decoded fine. */
+static inline size_t fkv_record_size(const fkv_rec_header *h)
+{
+    return FKV_REC_HEADER_SIZE + (size_t)h->klen + (size_t)h->vlen;
+}
+
+/* 1 if the whole record rec[0..fkv_record_size(h)) matches its checksum. */
+int fkv_record_checksum_ok(const uint8_t *rec, const fkv_rec_header *h);
+
+#endif /* FKV_RECORD_H */

@@ -1,0 +1,985 @@
+/* store.c - open, lock, scan, and the operations on one data file (see store.h). */
+#include "platform.h" /* first: sets the feature macros */
+#include "store.h"
+#include "clock.h"
+#include "hash_index.h"
+#include "record.h"
+#include "status.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* First pread of a record: whole for most records, and always enough for
+ * the header and the longest key. */
+#define READ_HINT 512u
+/* Opening and compaction read the log in chunks this large. */
+#define SCAN_CHUNK (1u << 20)
+#define SCAN_BUF (SCAN_CHUNK + FKV_REC_MAX)
+#define COMPACT_SUFFIX ".compact"
+
+struct fkv_store {
+    pthread_mutex_t mu;
+    int fd;
+    int closed;
+    uint64_t fork_gen;      /* fork generation at open: differs in a child */
+    char *path;
+    fkv_index ix;
+    uint64_t end;           /* append offset: bytes of valid log */
+    uint64_t live_bytes;    /* header + records the index points to */
+    uint64_t n_ttl;         /* index entries whose record has a deadline */
+    uint64_t live_cache;    /* live keys, exact while now < cache_until */
+    uint64_t cache_until;
+    uint64_t max_file_size;
+    int durability;
+    uint64_t torn_dropped;
+    uint64_t compactions;
+    uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
+};
+
+/* ---- fork detection ------------------------------------------------------ */
+
+/* Bumped in every forked child, so a store opened before the fork sees a
+ * different generation there. Cheaper than getpid() on every call. */
+static uint64_t fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) { fork_generation++; }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+static inline int in_forked_child(const fkv_store *s)
+{
+    return s->fork_gen != __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+}
+
+/* Take the mutex for a call; checks fork first (a fork may copy it locked). */
+static inline int enter(fkv_store *s)
+{
+    if (FKV_UNLIKELY(in_forked_child(s)))
+        return FKV_EFORKED;
+    pthread_mutex_lock(&s->mu);
+    if (FKV_UNLIKELY(s->closed)) {
+        pthread_mutex_unlock(&s->mu);
+        return FKV_ECLOSED;
+    }
+    return FKV_OK;
+}
+
+static inline void leave(fkv_store *s) { pthread_mutex_unlock(&s->mu); }
+
+/* ---- small I/O helpers --------------------------------------------------- */
+
+static int io_error(void)
+{
+    fkv_set_errno(errno);
+    return FKV_EIO;
+}
+
+static int corrupt_at(uint64_t off)
+{
+    fkv_set_offset(off);
+    return FKV_ECORRUPT;
+}
+
+/* Read up to len bytes at off; *got < len only at end of file. */
+static int read_at(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return io_error();
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return FKV_OK;
+}
+
+static int write_at(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return io_error();
+        }
+        done += (size_t)w;
+    }
+    return FKV_OK;
+}
+
+static int sync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n == 0) {
+        dir[0] = slash ? '/' : '.';
+        n = 1;
+    } else if (n >= sizeof dir) {
+        return FKV_OK; /* cannot name it; the rename itself already happened */
+    } else {
+        memcpy(dir, path, n);
+    }
+    dir[n] = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return io_error();
+    int rc = fsync(dfd) == 0 ? FKV_OK : io_error();
+    close(dfd);
+    return rc;
+}
+
+/* Append one encoded record at the end of the log. On failure the file is
+ * cut back, so no partial record is ever visible after a reopen. */
+static int append(fkv_store *s, const uint8_t *rec, size_t len)
+{
+    int rc = write_at(s->fd, rec, len, s->end);
+    if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC && fkv_fdatasync(s->fd) != 0)
+        rc = io_error();
+    if (rc != FKV_OK) {
+        int saved = fkv_last_errno();
+        while (ftruncate(s->fd, (off_t)s->end) != 0 && errno == EINTR) {
+        }
+        fkv_set_errno(saved);
+        return rc;
+    }
+    s->end += len;
+    return FKV_OK;
+}
+
+static inline int is_expired(const fkv_rec_header *h, uint64_t now)
+{
+    return h->deadline_ms != 0 && h->deadline_ms <= now;
+}
+
+/* ---- lookup -------------------------------------------------------------- */
+
+typedef struct found {
+    uint64_t pos;  /* slot */
+    uint64_t off;  /* record offset */
+    size_t got;    /* bytes of the record now in the buffer */
+    fkv_rec_header h;
+} found;
+
+/* Find key's entry. buf (buflen >= 16 + FKV_KEY_MAX_BYTES) receives the first
+ * bytes of its record. A hash hit counts only when the key read back from
+ * disk is the same. FKV_OK, FKV_ENOTFOUND, FKV_ECORRUPT or FKV_EIO. */
+static int lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                  size_t buflen, found *f)
+{
+    const fkv_index *ix = &s->ix;
+    for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
+        fkv_slot slot = ix->slots[pos];
+        if (slot.loc == FKV_LOC_EMPTY)
+            return FKV_ENOTFOUND;
+        if (slot.hash != hash || !FKV_LOC_IS_ENTRY(slot.loc))
+            continue;
+        uint64_t off = FKV_LOC_OFFSET(slot.loc);
+        if (off >= s->end)
+            return corrupt_at(off);
+        size_t want = buflen;
+        if (off + want > s->end)
+            want = (size_t)(s->end - off);
+        size_t got;
+        int rc = read_at(s->fd, buf, want, off, &got);
+        if (rc != FKV_OK)
+            return rc;
+        if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(buf, &f->h) != FKV_OK ||
+            f->h.kind != FKV_KIND_PUT || got < FKV_REC_HEADER_SIZE + f->h.klen ||
+            off + fkv_record_size(&f->h) > s->end)
+            return corrupt_at(off);
+        if (f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
+            f->pos = pos;
+            f->off = off;
+            f->got = got;
+            return FKV_OK;
+        }
+    }
+}
+
+/* ---- live-key count ------------------------------------------------------ */
+
+/* Live keys at `now`. Exact and free while no deadline has passed since the
+ * last count; otherwise reads the header of each entry that has a deadline. */
+static int count_live(fkv_store *s, uint64_t now, uint64_t *out)
+{
+    if (s->n_ttl == 0) {
+        s->live_cache = s->ix.live;
+        s->cache_until = UINT64_MAX;
+    } else if (now >= s->cache_until) {
+        uint64_t live = 0, next = UINT64_MAX;
+        uint8_t hdr[FKV_REC_HEADER_SIZE];
+        for (uint64_t pos = 0; pos < s->ix.cap; pos++) {
+            uint32_t loc = s->ix.slots[pos].loc;
+            if (!FKV_LOC_IS_ENTRY(loc))
+                continue;
+            if (!(loc & FKV_LOC_TTL)) {
+                live++;
+                continue;
+            }
+            size_t got;
+            fkv_rec_header h;
+            int rc = read_at(s->fd, hdr, sizeof hdr, FKV_LOC_OFFSET(loc), &got);
+            if (rc != FKV_OK)
+                return rc;
+            if (got < sizeof hdr || fkv_record_header_decode(hdr, &h) != FKV_OK)
+                return corrupt_at(FKV_LOC_OFFSET(loc));
+            if (!is_expired(&h, now)) {
+                live++;
+                if (h.deadline_ms && h.deadline_ms < next)
+                    next = h.deadline_ms;
+            }
+        }
+        s->live_cache = live;
+        s->cache_until = next;
+    }
+    *out = s->live_cache;
+    return FKV_OK;
+}
+
+/* ---- compaction ---------------------------------------------------------- */
+
+/* Make sure the window [*wstart, *wstart + *wlen) of the file covers
+ * [off, off + n); reads a fresh window starting at off if not. */
+static int window_cover(int fd, uint8_t *win, uint64_t limit, uint64_t off, size_t n,
+                        uint64_t *wstart, size_t *wlen)
+{
+    if (off >= *wstart && off + n <= *wstart + *wlen)
+        return FKV_OK;
+    size_t want = SCAN_BUF;
+    if (off + want > limit)
+        want = (size_t)(limit - off);
+    int rc = read_at(fd, win, want, off, wlen);
+    *wstart = off;
+    if (rc != FKV_OK)
+        return rc;
+    return *wlen >= n ? FKV_OK : FKV_ENOTFOUND; /* ENOTFOUND: file ends first */
+}
+
+/* Slot of the entry pointing at the record at off, or UINT64_MAX. */
+static uint64_t slot_of_offset(const fkv_index *ix, uint32_t hash, uint64_t off)
+{
+    for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
+        fkv_slot slot = ix->slots[pos];
+        if (slot.loc == FKV_LOC_EMPTY)
+            return UINT64_MAX;
+        if (FKV_LOC_IS_ENTRY(slot.loc) && slot.hash == hash && FKV_LOC_OFFSET(slot.loc) == off)
+            return pos;
+    }
+}
+
+/* Copy the live records into a new file, then rename it over the data file.
+ * The entry in slot skip_pos (or none: UINT64_MAX) is left out, which is how
+ * a delete at the size cap needs no tombstone. Expired records are dropped.
+ * The new file is locked before the rename, so no other opener gets in; a
+ * crash leaves either the old file or the new one whole. */
+static int compact_locked(fkv_store *s, uint64_t skip_pos)
+{
+    int rc = FKV_OK, tfd = -1;
+    size_t plen = strlen(s->path);
+    char *tmp = (char *)malloc(plen + sizeof COMPACT_SUFFIX);
+    uint32_t *newloc = (uint32_t *)calloc(s->ix.cap, sizeof(uint32_t));
+    uint8_t *win = (uint8_t *)malloc(SCAN_BUF);
+    uint8_t *out = (uint8_t *)malloc(SCAN_BUF);
+    if (!tmp || !newloc || !win || !out) {
+        rc = FKV_ENOMEM;
+        goto done;
+    }
+    memcpy(tmp, s->path, plen);
+    memcpy(tmp + plen, COMPACT_SUFFIX, sizeof COMPACT_SUFFIX);
+
+    struct stat st;
+    if (fstat(s->fd, &st) != 0) {
+        rc = io_error();
+        goto done;
+    }
+    tfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
+    if (tfd < 0) {
+        rc = io_error();
+        goto done;
+    }
+    if (flock(tfd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? FKV_ELOCKED : io_error();
+        goto fail;
+    }
+
+    uint64_t now = fkv_now_ms();
+    fkv_file_header_encode(out, now);
+    size_t olen = FKV_FILE_HEADER_SIZE; /* bytes buffered in out */
+    uint64_t oflushed = 0;              /* bytes already in the new file */
+    uint64_t wstart = 0, off = FKV_FILE_HEADER_SIZE;
+    size_t wlen = 0;
+    while (off < s->end) {
+        fkv_rec_header h;
+        rc = window_cover(s->fd, win, s->end, off, FKV_REC_HEADER_SIZE, &wstart, &wlen);
+        if (rc == FKV_OK && fkv_record_header_decode(win + (off - wstart), &h) != FKV_OK)
+            rc = FKV_ECORRUPT;
+        if (rc == FKV_OK)
+            rc = window_cover(s->fd, win, s->end, off, fkv_record_size(&h), &wstart, &wlen);
+        if (rc != FKV_OK) {
+            if (rc != FKV_EIO)
+                rc = corrupt_at(off);
+            goto fail;
+        }
+        const uint8_t *rec = win + (off - wstart);
+        size_t rl = fkv_record_size(&h);
+        if (h.kind == FKV_KIND_PUT) {
+            uint32_t hash = fkv_hash(rec + FKV_REC_HEADER_SIZE, h.klen);
+            uint64_t pos = slot_of_offset(&s->ix, hash, off);
+            if (pos != UINT64_MAX && pos != skip_pos && !is_expired(&h, now)) {
+                if (!fkv_record_checksum_ok(rec, &h)) {
+                    rc = corrupt_at(off);
+                    goto fail;
+                }
+                if (olen + rl > SCAN_BUF) {
+                    rc = write_at(tfd, out, olen, oflushed);
+                    if (rc != FKV_OK)
+                        goto fail;
+                    oflushed += olen;
+                    olen = 0;
+                }
+                memcpy(out + olen, rec, rl);
+                newloc[pos] = (uint32_t)(oflushed + olen) | (s->ix.slots[pos].loc & FKV_LOC_TTL);
+                olen += rl;
+            }
+        }
+        off += rl;
+    }
+    if ((rc = write_at(tfd, out, olen, oflushed)) != FKV_OK)
+        goto fail;
+    uint64_t new_end = oflushed + olen;
+    if (fkv_fdatasync(tfd) != 0) {
+        rc = io_error();
+        goto fail;
+    }
+    if (rename(tmp, s->path) != 0) {
+        rc = io_error();
+        goto fail;
+    }
+    /* The rename is done: from here on the new file is the store. A failed
+     * directory sync only weakens the rename against power loss. */
+    (void)sync_dir_of(s->path);
+
+    uint64_t n_ttl = 0;
+    for (uint64_t pos = 0; pos < s->ix.cap; pos++) {
+        if (!FKV_LOC_IS_ENTRY(s->ix.slots[pos].loc))
+            continue;
+        if (newloc[pos]) {
+            s->ix.slots[pos].loc = newloc[pos];
+            n_ttl += (newloc[pos] & FKV_LOC_TTL) != 0;
+        } else {
+            fkv_index_remove(&s->ix, pos);
+        }
+    }
+    /* Wake anyone waiting on the old file: they see it was replaced and retry. */
+    flock(s->fd, LOCK_UN);
+    close(s->fd);
+    s->fd = tfd;
+    tfd = -1;
+    s->end = new_end;
+    s->live_bytes = new_end;
+    s->n_ttl = n_ttl;
+    s->cache_until = 0;
+    s->compactions++;
+    rc = FKV_OK;
+    goto done;
+
+fail:
+    close(tfd);
+    tfd = -1;
+    unlink(tmp);
+done:
+    free(tmp);
+    free(newloc);
+    free(win);
+    free(out);
+    return rc;
+}
+
+/* Room for need more bytes under the cap, compacting if that can make it. */
+static int make_room(fkv_store *s, size_t need, uint64_t now)
+{
+    uint64_t live;
+    int rc = count_live(s, now, &live);
+    if (rc != FKV_OK)
+        return rc;
+    int has_expired = live < s->ix.live;
+    if (!has_expired && s->live_bytes + need > s->max_file_size)
+        return FKV_EFULL; /* compaction could not free enough */
+    rc = compact_locked(s, UINT64_MAX);
+    if (rc != FKV_OK)
+        return rc;
+    return s->end + need <= s->max_file_size ? FKV_OK : FKV_EFULL;
+}
+
+/* ---- open ---------------------------------------------------------------- */
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Open path and take its exclusive lock, waiting up to timeout_ms. */
+static int open_locked(const char *path, uint64_t timeout_ms, int *out_fd)
+{
+    uint64_t start = monotonic_ms();
+    for (;;) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return errno == EISDIR ? FKV_EISDIR : io_error();
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            int rc = io_error();
+            close(fd);
+            return rc;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            close(fd);
+            return S_ISDIR(st.st_mode) ? FKV_EISDIR : FKV_ENOTSTORE;
+        }
+        while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EWOULDBLOCK) {
+                int rc = io_error();
+                close(fd);
+                return rc;
+            }
+            if (monotonic_ms() - start >= timeout_ms) {
+                close(fd);
+                return FKV_ELOCKED;
+            }
+            struct timespec pause = {0, 5 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+        /* A compaction by the previous holder renames a new file over the
+         * path; a lock won on the old, unlinked file guards nothing. */
+        struct stat now_at_path;
+        if (stat(path, &now_at_path) == 0 && now_at_path.st_ino == st.st_ino &&
+            now_at_path.st_dev == st.st_dev) {
+            *out_fd = fd;
+            return FKV_OK;
+        }
+        flock(fd, LOCK_UN);
+        close(fd);
+    }
+}
+
+/* Is there a record that fully checks out anywhere in (from, size)? Tells a
+ * torn tail (nothing intact after the damage) from damage mid-file. */
+static int intact_record_after(const uint8_t *buf, uint64_t from, uint64_t size)
+{
+    for (uint64_t p = from + 1; p + FKV_REC_HEADER_SIZE <= size; p++) {
+        fkv_rec_header h;
+        const uint8_t *rec = buf + (p - from);
+        if (fkv_record_header_decode(rec, &h) != FKV_OK || p + fkv_record_size(&h) > size)
+            continue;
+        if (fkv_record_checksum_ok(rec, &h))
+            return 1;
+    }
+    return 0;
+}
+
+/* Apply one intact record to the index while scanning. */
+static int scan_apply(fkv_store *s, const uint8_t *rec, const fkv_rec_header *h, uint64_t off)
+{
+    const char *key = (const char *)rec + FKV_REC_HEADER_SIZE;
+    uint32_t hash = fkv_hash(key, h->klen);
+    int rc = fkv_index_reserve(&s->ix, 1);
+    if (rc != FKV_OK)
+        return rc;
+    uint8_t buf[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
+    found f;
+    rc = lookup(s, key, h->klen, hash, buf, sizeof buf, &f);
+    if (rc != FKV_OK && rc != FKV_ENOTFOUND)
+        return rc;
+    if (rc == FKV_OK) {
+        s->live_bytes -= fkv_record_size(&f.h);
+        if (s->ix.slots[f.pos].loc & FKV_LOC_TTL)
+            s->n_ttl--;
+    }
+    if (h->kind == FKV_KIND_PUT) {
+        uint32_t loc = (uint32_t)off | (h->deadline_ms ? FKV_LOC_TTL : 0);
+        if (rc == FKV_OK)
+            s->ix.slots[f.pos].loc = loc;
+        else
+            fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), hash, loc);
+        s->live_bytes += fkv_record_size(h);
+        s->n_ttl += h->deadline_ms != 0;
+    } else if (rc == FKV_OK) {
+        fkv_index_remove(&s->ix, f.pos);
+    }
+    return FKV_OK;
+}
+
+/* Rebuild the index from the log; cut a torn tail. */
+static int scan(fkv_store *s, uint64_t size)
+{
+    uint8_t *win = (uint8_t *)malloc(SCAN_BUF);
+    if (!win)
+        return FKV_ENOMEM;
+    uint64_t wstart = 0, off = FKV_FILE_HEADER_SIZE;
+    size_t wlen = 0;
+    int rc = FKV_OK;
+    s->end = off;
+    while (off < size) {
+        fkv_rec_header h;
+        int damaged = 0;
+        rc = window_cover(s->fd, win, size, off, FKV_REC_HEADER_SIZE, &wstart, &wlen);
+        if (rc == FKV_ENOTFOUND)
+            damaged = 1;
+        else if (rc != FKV_OK)
+            break;
+        else if (fkv_record_header_decode(win + (off - wstart), &h) != FKV_OK ||
+                 off + fkv_record_size(&h) > size)
+            damaged = 1;
+        else if ((rc = window_cover(s->fd, win, size, off, fkv_record_size(&h), &wstart,
+                                    &wlen)) != FKV_OK)
+            break;
+        else if (!fkv_record_checksum_ok(win + (off - wstart), &h))
+            damaged = 1;
+        if (damaged) {
+            /* A crash mid-append leaves at most one record's bytes, and no
+             * intact record after them: only that is a torn tail. */
+            rc = FKV_OK;
+            if (size - off > FKV_REC_MAX)
+                rc = corrupt_at(off);
+            else if ((rc = window_cover(s->fd, win, size, off, (size_t)(size - off), &wstart,
+                                        &wlen)) == FKV_OK &&
+                     intact_record_after(win + (off - wstart), off, size))
+                rc = corrupt_at(off);
+            if (rc != FKV_OK)
+                break;
+            if (ftruncate(s->fd, (off_t)off) != 0) {
+                rc = io_error();
+                break;
+            }
+            s->torn_dropped = size - off;
+            break;
+        }
+        rc = scan_apply(s, win + (off - wstart), &h, off);
+        if (rc != FKV_OK)
+            break;
+        off += fkv_record_size(&h);
+        s->end = off;
+    }
+    free(win);
+    return rc;
+}
+
+int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
+{
+    *out = NULL;
+    if (opt->max_file_size < FKV_MIN_FILE_SIZE || opt->max_file_size > FKV_MAX_FILE_SIZE)
+        return FKV_ECONFIG;
+    if (opt->durability != FKV_DURABLE_PROCESS && opt->durability != FKV_DURABLE_FSYNC)
+        return FKV_ECONFIG;
+    pthread_once(&atfork_once, register_atfork);
+
+    fkv_store *s = (fkv_store *)calloc(1, sizeof *s);
+    if (!s)
+        return FKV_ENOMEM;
+    s->fd = -1;
+    s->path = strdup(path);
+    if (!s->path || pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s->path);
+        free(s);
+        return FKV_ENOMEM;
+    }
+    s->max_file_size = opt->max_file_size;
+    s->durability = opt->durability;
+    s->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+
+    int rc = open_locked(path, opt->lock_timeout_ms, &s->fd);
+    if (rc != FKV_OK)
+        goto fail;
+    {
+        /* We hold the lock, so no compaction is running: a leftover is junk. */
+        size_t plen = strlen(path);
+        char *tmp = (char *)malloc(plen + sizeof COMPACT_SUFFIX);
+        if (tmp) {
+            memcpy(tmp, path, plen);
+            memcpy(tmp + plen, COMPACT_SUFFIX, sizeof COMPACT_SUFFIX);
+            unlink(tmp);
+            free(tmp);
+        }
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) != 0) {
+        rc = io_error();
+        goto fail;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    uint8_t header[FKV_FILE_HEADER_SIZE];
+    if (size == 0) {
+        fkv_file_header_encode(header, fkv_now_ms());
+        rc = write_at(s->fd, header, sizeof header, 0);
+        if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC && fkv_fdatasync(s->fd) != 0)
+            rc = io_error();
+        if (rc != FKV_OK)
+            goto fail;
+        size = FKV_FILE_HEADER_SIZE;
+    } else {
+        size_t got;
+        if (size < FKV_FILE_HEADER_SIZE) {
+            rc = FKV_ENOTSTORE;
+            goto fail;
+        }
+        if ((rc = read_at(s->fd, header, sizeof header, 0, &got)) != FKV_OK)
+            goto fail;
+        if (got < sizeof header) {
+            rc = FKV_ENOTSTORE;
+            goto fail;
+        }
+        if ((rc = fkv_file_header_check(header)) != FKV_OK) {
+            if (rc == FKV_ECORRUPT)
+                fkv_set_offset(0);
+            goto fail;
+        }
+        if (size > FKV_MAX_FILE_SIZE) { /* offsets would not fit the index */
+            rc = corrupt_at(FKV_MAX_FILE_SIZE);
+            goto fail;
+        }
+    }
+    if ((rc = fkv_index_init(&s->ix, 0)) != FKV_OK)
+        goto fail;
+    s->live_bytes = FKV_FILE_HEADER_SIZE;
+    if ((rc = scan(s, size)) != FKV_OK)
+        goto fail;
+    *out = s;
+    return FKV_OK;
+
+fail:
+    if (s->fd >= 0) {
+        flock(s->fd, LOCK_UN);
+        close(s->fd);
+    }
+    fkv_index_free(&s->ix);
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+    return rc;
+}
+
+/* ---- close --------------------------------------------------------------- */
+
+int fkv_close(fkv_store *s)
+{
+    if (in_forked_child(s)) {
+        /* Only our copy of the descriptor goes; the parent keeps its lock. */
+        if (s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        s->closed = 1;
+        return FKV_OK;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!s->closed) {
+        s->closed = 1;
+        /* Explicit unlock: a forked child may still hold a copy of the fd. */
+        flock(s->fd, LOCK_UN);
+        close(s->fd);
+        s->fd = -1;
+        fkv_index_free(&s->ix);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return FKV_OK;
+}
+
+void fkv_free(fkv_store *s)
+{
+    if (!s)
+        return;
+    fkv_close(s);
+    if (!in_forked_child(s)) /* a child's copy of the mutex may be locked */
+        pthread_mutex_destroy(&s->mu);
+    fkv_index_free(&s->ix);
+    free(s->path);
+    free(s);
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                         size_t vlen, uint64_t ttl_s)
+{
+    uint8_t buf[READ_HINT];
+    uint32_t hash = fkv_hash(key, klen);
+    /* Grow the index before writing: after the write nothing may fail. */
+    int rc = fkv_index_reserve(&s->ix, 1);
+    if (rc != FKV_OK)
+        return rc;
+    uint64_t now = fkv_now_ms();
+    found f;
+    rc = lookup(s, key, klen, hash, buf, sizeof buf, &f);
+    if (rc == FKV_OK && !is_expired(&f.h, now))
+        return FKV_EEXISTS;
+    if (rc != FKV_OK && rc != FKV_ENOTFOUND)
+        return rc;
+    size_t need = FKV_REC_HEADER_SIZE + klen + vlen;
+    if (s->end + need > s->max_file_size) {
+        if ((rc = make_room(s, need, now)) != FKV_OK)
+            return rc;
+        /* Compaction dropped expired records and moved the rest. */
+        rc = lookup(s, key, klen, hash, buf, sizeof buf, &f);
+        if (rc != FKV_OK && rc != FKV_ENOTFOUND)
+            return rc;
+    }
+    int replacing = rc == FKV_OK;
+    uint64_t deadline = ttl_s ? now + ttl_s * 1000u : 0;
+    size_t n = fkv_record_encode(s->wbuf, FKV_KIND_PUT, key, klen, val, vlen, deadline);
+    if ((rc = append(s, s->wbuf, n)) != FKV_OK)
+        return rc;
+    uint32_t loc = (uint32_t)(s->end - n) | (deadline ? FKV_LOC_TTL : 0);
+    if (replacing) {
+        s->live_bytes -= fkv_record_size(&f.h);
+        s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
+        s->ix.slots[f.pos].loc = loc;
+    } else {
+        fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), hash, loc);
+    }
+    s->live_bytes += n;
+    /* An expired entry being replaced was not in the count, so +1 either way. */
+    s->live_cache++;
+    if (deadline) {
+        s->n_ttl++;
+        if (deadline < s->cache_until)
+            s->cache_until = deadline;
+    }
+    return FKV_OK;
+}
+
+int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+               uint64_t ttl_s)
+{
+    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
+        return FKV_EKEY;
+    if (vlen > FKV_VALUE_MAX)
+        return FKV_EVALUE;
+    if (ttl_s > FKV_TTL_MAX_S)
+        return FKV_ETTL;
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = create_locked(s, key, klen, val, vlen, ttl_s);
+    leave(s);
+    return rc;
+}
+
+static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+                       size_t *vlen)
+{
+    found f;
+    int rc = lookup(s, key, klen, fkv_hash(key, klen), buf, READ_HINT, &f);
+    if (rc != FKV_OK)
+        return rc;
+    if (is_expired(&f.h, fkv_now_ms()))
+        return FKV_EEXPIRED;
+    size_t total = fkv_record_size(&f.h);
+    if (f.got < total) {
+        size_t got;
+        rc = read_at(s->fd, buf + f.got, total - f.got, f.off + f.got, &got);
+        if (rc != FKV_OK)
+            return rc;
+        if (got < total - f.got)
+            return corrupt_at(f.off);
+    }
+    if (!fkv_record_checksum_ok(buf, &f.h))
+        return corrupt_at(f.off);
+    *voff = FKV_REC_HEADER_SIZE + klen;
+    *vlen = f.h.vlen;
+    return FKV_OK;
+}
+
+int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+             size_t *vlen)
+{
+    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
+        return FKV_EKEY;
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = read_locked(s, key, klen, buf, voff, vlen);
+    leave(s);
+    return rc;
+}
+
+static int delete_locked(fkv_store *s, const char *key, size_t klen)
+{
+    uint8_t buf[READ_HINT];
+    found f;
+    int rc = lookup(s, key, klen, fkv_hash(key, klen), buf, sizeof buf, &f);
+    if (rc != FKV_OK)
+        return rc;
+    if (is_expired(&f.h, fkv_now_ms()))
+        return FKV_EEXPIRED;
+    size_t n = FKV_REC_HEADER_SIZE + klen;
+    if (s->end + n > s->max_file_size) {
+        /* No room for a tombstone at the cap: rewrite the file without the
+         * key instead, which always fits because it only shrinks. */
+        return compact_locked(s, f.pos);
+    }
+    n = fkv_record_encode(s->wbuf, FKV_KIND_DEL, key, klen, NULL, 0, 0);
+    if ((rc = append(s, s->wbuf, n)) != FKV_OK)
+        return rc;
+    s->live_bytes -= fkv_record_size(&f.h);
+    s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
+    fkv_index_remove(&s->ix, f.pos);
+    s->live_cache--;
+    return FKV_OK;
+}
+
+int fkv_delete(fkv_store *s, const char *key, size_t klen)
+{
+    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
+        return FKV_EKEY;
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = delete_locked(s, key, klen);
+    leave(s);
+    return rc;
+}
+
+int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
+{
+    *found_out = 0;
+    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
+        return FKV_OK;
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    uint8_t buf[READ_HINT];
+    found f;
+    rc = lookup(s, key, klen, fkv_hash(key, klen), buf, sizeof buf, &f);
+    if (rc == FKV_OK)
+        *found_out = !is_expired(&f.h, fkv_now_ms());
+    else if (rc == FKV_ENOTFOUND)
+        rc = FKV_OK;
+    leave(s);
+    return rc;
+}
+
+int fkv_count(fkv_store *s, uint64_t *n)
+{
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = count_live(s, fkv_now_ms(), n);
+    leave(s);
+    return rc;
+}
+
+int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf, size_t bufsize,
+                  size_t *used, size_t *nkeys)
+{
+    *used = 0;
+    *nkeys = 0;
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    if (*gen == UINT64_MAX) {
+        *gen = s->ix.gen;
+    } else if (*gen != s->ix.gen) {
+        leave(s);
+        return FKV_ECHANGED;
+    }
+    uint64_t now = fkv_now_ms();
+    uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
+    uint64_t p = *pos;
+    size_t u = 0, k = 0;
+    for (; p < s->ix.cap && u + 1 + FKV_KEY_MAX_BYTES <= bufsize; p++) {
+        uint32_t loc = s->ix.slots[p].loc;
+        if (!FKV_LOC_IS_ENTRY(loc))
+            continue;
+        uint64_t off = FKV_LOC_OFFSET(loc);
+        size_t want = sizeof rec, got;
+        fkv_rec_header h;
+        if (off + want > s->end)
+            want = (size_t)(s->end - off);
+        if ((rc = read_at(s->fd, rec, want, off, &got)) != FKV_OK)
+            break;
+        if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(rec, &h) != FKV_OK ||
+            got < FKV_REC_HEADER_SIZE + h.klen) {
+            rc = corrupt_at(off);
+            break;
+        }
+        if (is_expired(&h, now))
+            continue;
+        buf[u] = h.klen;
+        memcpy(buf + u + 1, rec + FKV_REC_HEADER_SIZE, h.klen);
+        u += 1 + (size_t)h.klen;
+        k++;
+    }
+    *pos = p;
+    *used = u;
+    *nkeys = k;
+    leave(s);
+    return rc;
+}
+
+int fkv_compact(fkv_store *s)
+{
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = compact_locked(s, UINT64_MAX);
+    leave(s);
+    return rc;
+}
+
+int fkv_sync(fkv_store *s)
+{
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    if (fkv_fdatasync(s->fd) != 0)
+        rc = io_error();
+    leave(s);
+    return rc;
+}
+
+int fkv_get_stats(fkv_store *s, fkv_stats *st)
+{
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = count_live(s, fkv_now_ms(), &st->live_keys);
+    st->held_keys = s->ix.live;
+    st->file_bytes = s->end;
+    st->live_bytes = s->live_bytes;
+    st->dead_bytes = s->end - s->live_bytes;
+    st->index_bytes = fkv_index_bytes(&s->ix);
+    st->index_slots = s->ix.cap;
+    st->max_file_size = s->max_file_size;
+    st->torn_bytes_dropped = s->torn_dropped;
+    st->compactions = s->compactions;
+    leave(s);
+    return rc;
+}
+
+int fkv_debug_hold(fkv_store *s, uint64_t ms)
+{
+    int rc = enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    struct timespec pause = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+    leave(s);
+    return FKV_OK;
+}

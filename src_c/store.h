@@ -1,0 +1,108 @@
+/*
+ * store.h - one open data file: its lock, its index, and the operations.
+ *
+ * Layout on disk: see record.h. The file is an append-only log; the index
+ * (hash_index.h) maps each held key to its newest record. Opening scans the
+ * log in large chunks to rebuild the index and drops a torn tail (a last
+ * record cut short or failing its checksum, as a crash mid-append leaves).
+ *
+ * Locking rules:
+ *  - Between processes and openers: flock(LOCK_EX | LOCK_NB) on an O_CLOEXEC
+ *    descriptor for as long as the store is open. flock locks belong to the
+ *    open file description, so a second open in the same process is refused
+ *    too (fcntl locks would not be, and vanish when any descriptor closes).
+ *  - Between threads: one pthread mutex per store, taken by every entry point
+ *    below. It is a leaf lock: nothing else is taken while it is held, and
+ *    the core never calls Python, so callers release the GIL around each call.
+ *  - After fork: every call in the child returns FKV_EFORKED without taking
+ *    the mutex (the fork may have copied it locked), and the child never
+ *    unlocks the file (LOCK_UN would drop the parent's lock).
+ *
+ * Every entry point returns FKV_OK or a negative status (status.h), and on
+ * failure leaves the file and the index as they were.
+ */
+#ifndef FKV_STORE_H
+#define FKV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+#define FKV_MAX_FILE_SIZE (1ull << 30)  /* 1 GiB: default and ceiling */
+#define FKV_MIN_FILE_SIZE 4096ull
+#define FKV_TTL_MAX_S 315360000ull      /* ten years */
+#define FKV_DURABLE_PROCESS 0           /* survives kill -9 of the process */
+#define FKV_DURABLE_FSYNC 1             /* survives power loss */
+
+typedef struct fkv_store fkv_store;
+
+typedef struct fkv_options {
+    uint64_t max_file_size;  /* FKV_MIN_FILE_SIZE..FKV_MAX_FILE_SIZE */
+    int durability;          /* FKV_DURABLE_PROCESS or FKV_DURABLE_FSYNC */
+    uint64_t lock_timeout_ms; /* 0: refuse at once if locked */
+} fkv_options;
+
+typedef struct fkv_stats {
+    uint64_t live_keys;      /* held and not expired */
+    uint64_t held_keys;      /* in the index, expired ones included */
+    uint64_t file_bytes;     /* bytes of the data file */
+    uint64_t live_bytes;     /* header plus records the index points to */
+    uint64_t dead_bytes;     /* reclaimable by compaction (not counting expiry) */
+    uint64_t index_bytes;    /* memory of the hash table */
+    uint64_t index_slots;
+    uint64_t max_file_size;
+    uint64_t torn_bytes_dropped; /* cut from the tail when opened */
+    uint64_t compactions;    /* since open */
+} fkv_stats;
+
+/* Open or create the store at path (absolute). Blocks up to
+ * opt->lock_timeout_ms for the lock. On success *out is a store to pass to
+ * fkv_close and then fkv_free. */
+int fkv_open(const char *path, const fkv_options *opt, fkv_store **out);
+
+/* Unlock and close the file and drop the index; waits for calls in flight
+ * (takes the mutex). Later calls return FKV_ECLOSED. Idempotent. */
+int fkv_close(fkv_store *s);
+
+/* Release the store's memory. Call once, when no thread can use it. */
+void fkv_free(fkv_store *s);
+
+/* Append a record for a key that is not live. ttl_s 0 means no deadline. */
+int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+               uint64_t ttl_s);
+
+/* Read a live key's value into buf (room for FKV_REC_MAX bytes). The value
+ * is buf[*voff .. *voff + *vlen). Checksum verified before returning. */
+int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+             size_t *vlen);
+
+/* Delete a live key (appends a tombstone). */
+int fkv_delete(fkv_store *s, const char *key, size_t klen);
+
+/* *found = 1 if key is live. */
+int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found);
+
+/* Number of live keys. */
+int fkv_count(fkv_store *s, uint64_t *n);
+
+/* Fill buf with live keys as [u8 length][bytes] entries, resuming at slot
+ * *pos (start at 0) and stopping when buf is full; *nkeys = 0 means done.
+ * *gen holds the index generation from the first call (pass UINT64_MAX
+ * then); FKV_ECHANGED if the index was rebuilt since. */
+int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf, size_t bufsize,
+                  size_t *used, size_t *nkeys);
+
+/* Rewrite the file with live records only. */
+int fkv_compact(fkv_store *s);
+
+/* Flush written data to stable storage. */
+int fkv_sync(fkv_store *s);
+
+int fkv_get_stats(fkv_store *s, fkv_stats *st);
+
+/* Hold the store's mutex for ms milliseconds. For tests that show callers
+ * wait for the mutex without holding the GIL. */
+int fkv_debug_hold(fkv_store *s, uint64_t ms);
+
+#endif /* FKV_STORE_H */
