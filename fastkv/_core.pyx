@@ -190,7 +190,7 @@ cdef int _check(object v, int depth, object key) except -1:
                 f"value for {_show(key)} holds {v!r}; JSON has no NaN or infinity")
         return 0
     if isinstance(v, dict) or isinstance(v, (list, tuple)):
-        if depth >= _MAX_DEPTH:
+        if depth > _MAX_DEPTH:
             raise InvalidValueError(
                 f"value for {_show(key)} nests deeper than {_MAX_DEPTH} levels")
         if isinstance(v, dict):
