@@ -1,0 +1,198 @@
+"""Many threads on one store: nothing lost, the GIL released, close() racing."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import fastkv
+from fastkv import DataStore, _core
+
+N_THREADS = 8
+
+
+def test_mixed_operations_from_8_threads_lose_nothing(store_path: Path) -> None:
+    db = DataStore(store_path)
+    shared = {f"shared{i}": {"i": i} for i in range(50)}
+    for k, v in shared.items():
+        db.create(k, v)
+    models: list[dict[str, dict]] = [{} for _ in range(N_THREADS)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(N_THREADS)
+
+    def worker(t: int) -> None:
+        rng = random.Random(t)
+        model = models[t]
+        barrier.wait()
+        try:
+            for n in range(1500):
+                key = f"t{t}:{rng.randrange(120)}"
+                op = rng.random()
+                if op < 0.4:
+                    if key in model:
+                        with pytest.raises(fastkv.KeyExistsError):
+                            db.create(key, {"x": 0})
+                    else:
+                        model[key] = {"t": t, "n": n, "pad": "z" * rng.randrange(200)}
+                        db.create(key, model[key])
+                elif op < 0.7:
+                    if key in model:
+                        db.delete(key)
+                        del model[key]
+                    else:
+                        with pytest.raises(fastkv.KeyNotFoundError):
+                            db.delete(key)
+                elif op < 0.9:
+                    if key in model:
+                        assert db.read(key) == model[key]
+                    else:
+                        with pytest.raises(fastkv.KeyNotFoundError):
+                            db.read(key)
+                else:
+                    s = f"shared{rng.randrange(50)}"
+                    assert db.read(s) == shared[s]
+                    assert (key in db) == (key in model)
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(N_THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors[0]
+    expected = dict(shared)
+    for m in models:
+        expected.update(m)
+    assert len(db) == len(expected)
+    assert {k: db.read(k) for k in db} == expected
+    db.close()
+    with DataStore(store_path) as again:
+        assert {k: again.read(k) for k in again} == expected
+
+
+def test_threads_creating_the_same_keys_only_one_wins(db: DataStore) -> None:
+    wins = [0] * N_THREADS
+    barrier = threading.Barrier(N_THREADS)
+
+    def worker(t: int) -> None:
+        barrier.wait()
+        for i in range(300):
+            try:
+                db.create(f"k{i}", {"by": t})
+                wins[t] += 1
+            except fastkv.KeyExistsError:
+                pass
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(N_THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(wins) == 300 and len(db) == 300
+
+
+def test_gil_is_released_while_a_call_waits_in_c(db: DataStore) -> None:
+    """A thread parked in the C core must not hold the GIL: while one thread
+    holds the store's mutex (in C, no GIL) and another waits for it inside
+    read(), this thread keeps running Python code."""
+    db.create("k", {"v": 1})
+    holder = threading.Thread(target=_core._debug_hold, args=(db, 0.6))
+    holder.start()
+    time.sleep(0.1)  # the holder now has the mutex
+    got = []
+    reader = threading.Thread(target=lambda: got.append(db.read("k")))
+    reader.start()
+    time.sleep(0.05)  # the reader is now blocked inside fkv_read
+    assert reader.is_alive()
+    spins = 0
+    end = time.monotonic() + 0.2
+    while time.monotonic() < end:
+        spins += 1
+    assert reader.is_alive() and not got  # still waiting in C ...
+    assert spins > 1000  # ... while this thread ran freely
+    holder.join()
+    reader.join()
+    assert got == [{"v": 1}]
+
+
+def test_gil_released_during_file_io(store_path: Path) -> None:
+    """With a long switch interval the interpreter only changes threads when
+    the running one lets go of the GIL; a counting thread still gets time
+    while another thread does nothing but reads, so each read lets go."""
+    with DataStore(store_path) as db:
+        for i in range(200):
+            db.create(f"k{i}", {"pad": "x" * 8000})
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(5.0)
+        try:
+            counter = [0]
+            stop = threading.Event()
+
+            def count() -> None:
+                while not stop.is_set():
+                    counter[0] += 1
+                    time.sleep(0)  # let the reader back in promptly
+
+            def read_loop() -> None:
+                for _ in range(20):
+                    for i in range(200):
+                        db.read(f"k{i}")
+                stop.set()
+
+            reader = threading.Thread(target=read_loop)
+            counter_t = threading.Thread(target=count)
+            counter_t.start()
+            reader.start()
+            reader.join(timeout=60)
+            stop.set()
+            counter_t.join(timeout=60)
+        finally:
+            sys.setswitchinterval(old)
+        assert counter[0] > 100
+
+
+def test_close_racing_threads_in_flight(store_path: Path) -> None:
+    db = DataStore(store_path)
+    for i in range(100):
+        db.create(f"k{i}", {"i": i})
+    acknowledged: list[list[str]] = [[] for _ in range(N_THREADS)]
+    unexpected: list[BaseException] = []
+    started = threading.Barrier(N_THREADS + 1)
+
+    def worker(t: int) -> None:
+        started.wait()
+        n = 0
+        while True:
+            key = f"w{t}:{n}"
+            try:
+                db.create(key, {"t": t})
+                acknowledged[t].append(key)
+                db.read(f"k{n % 100}")
+                len(db)
+            except fastkv.StoreClosedError:
+                return
+            except BaseException as e:
+                unexpected.append(e)
+                return
+            n += 1
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(N_THREADS)]
+    for th in threads:
+        th.start()
+    started.wait()
+    time.sleep(0.3)
+    db.close()
+    for th in threads:
+        th.join(timeout=60)
+    assert not unexpected, unexpected[0]
+    with DataStore(store_path) as again:
+        for keys in acknowledged:
+            for key in keys:
+                assert key in again
+        assert len(again) == 100 + sum(map(len, acknowledged))
