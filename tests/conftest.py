@@ -16,6 +16,13 @@ import fastkv
 from fastkv import _core
 
 
+@pytest.fixture(autouse=True)
+def _outside_the_source_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test from its temp dir, so that child interpreters (which put
+    their working directory on sys.path) import the installed fastkv too."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store.fkv"
