@@ -516,3 +516,14 @@ def _debug_hold(Store store, double seconds):
         rc = fkv_debug_hold(store._s, ms)
     if rc != FKV_OK:
         _raise(store, rc, None)
+
+
+cdef extern from "hash_index.h" nogil:
+    unsigned int fkv_hash(const void *key, size_t len)
+
+
+def _key_hash(key):
+    """The index's 32-bit hash of a key. Tests only (to build collisions)."""
+    cdef Py_ssize_t n
+    cdef const char *k = _key_utf8(key, &n)
+    return fkv_hash(k, <size_t>n)

@@ -80,3 +80,38 @@ def test_similar_keys_are_distinct(db: DataStore) -> None:
         db.create(k, {"i": i})
     for i, k in enumerate(keys):
         assert db.read(k) == {"i": i}
+
+
+def find_hash_collision() -> tuple[str, str]:
+    from fastkv import _core
+
+    seen: dict[int, str] = {}
+    i = 0
+    while True:
+        key = f"collide:{i}"
+        h = _core._key_hash(key)
+        if h in seen:
+            return seen[h], key
+        seen[h] = key
+        i += 1
+
+
+def test_keys_with_the_same_hash_are_told_apart_by_the_key_on_disk(store_path) -> None:
+    a, b = find_hash_collision()
+    from fastkv import _core
+
+    assert a != b and _core._key_hash(a) == _core._key_hash(b)
+    with DataStore(store_path) as db:
+        db.create(a, {"k": a})
+        assert b not in db
+        with pytest.raises(fastkv.KeyNotFoundError):
+            db.read(b)
+        db.create(b, {"k": b})
+        assert db.read(a) == {"k": a} and db.read(b) == {"k": b}
+        db.delete(a)
+        assert db.read(b) == {"k": b} and a not in db
+        db.create(a, {"k": "again"})
+    with DataStore(store_path) as db:
+        assert db.read(a) == {"k": "again"} and db.read(b) == {"k": b}
+        db.compact()
+        assert sorted(db) == sorted([a, b])

@@ -210,3 +210,37 @@ def test_damage_after_open_is_reported_by_read_not_returned(store_path: Path) ->
         assert db.read("b") == {"secret": "bbbb"}
     finally:
         db.close()
+
+
+FSIZE_CHILD = r"""
+import errno, os, resource, signal, sys, fastkv
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of a signal
+path = sys.argv[1]
+db = fastkv.DataStore(path)
+db.create("a", {"x": 1})
+size = os.path.getsize(path)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, size + 100))
+try:
+    db.create("b", {"pad": "x" * 500})
+    print("no error")
+except fastkv.StoreIOError as e:
+    assert isinstance(e, OSError) and e.errno == errno.EFBIG, e
+    assert str(path) in str(e)
+    print("refused")
+assert os.path.getsize(path) == size, "a partial record was left behind"
+assert "b" not in db and db.read("a") == {"x": 1}
+db.create("c", {"s": 1})  # a small record still fits under the limit
+db.close()
+print("ok")
+"""
+
+
+def test_failed_write_raises_store_io_error_and_leaves_no_partial_record(
+    store_path: Path, run_python
+) -> None:
+    res = run_python(FSIZE_CHILD, str(store_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["refused", "ok"]
+    with DataStore(store_path) as db:
+        assert sorted(db) == ["a", "c"]
+        assert db.stats()["torn_bytes_dropped"] == 0
