@@ -35,6 +35,7 @@ from fastkv.errors import (
 )
 from fastkv import _core
 from fastkv.datastore import DataStore, default_path, _close_default, _default
+from fastkv.recovery import repair, verify
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,8 @@ __all__ = [
     "read",
     "delete",
     "default_path",
+    "verify",
+    "repair",
     "FastKVError",
     "InvalidKeyError",
     "InvalidValueError",

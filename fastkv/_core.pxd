@@ -70,6 +70,21 @@ cdef extern from "store.h" nogil:
         uint64_t torn_bytes_dropped
         uint64_t compactions
 
+    ctypedef struct fkv_verify_report:
+        uint64_t file_bytes
+        int header_ok
+        uint64_t intact_records
+        uint64_t puts
+        uint64_t tombstones
+        uint64_t damaged_regions
+        uint64_t damaged_bytes
+        uint64_t first_damage_offset
+        uint64_t torn_tail_bytes
+        uint64_t live_keys
+        uint64_t salvaged_keys
+
+    int fkv_verify(const char *path, fkv_verify_report *rep)
+    int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep)
     int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
     int fkv_close(fkv_store *s)
     void fkv_free(fkv_store *s)

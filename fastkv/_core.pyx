@@ -496,6 +496,63 @@ cdef class _KeyIterator:
         return key
 
 
+# ---- verify and repair -------------------------------------------------------
+
+cdef dict _report(fkv_verify_report *rep):
+    return {
+        "ok": bool(rep.header_ok) and rep.damaged_regions == 0,
+        "file_bytes": rep.file_bytes,
+        "header_ok": bool(rep.header_ok),
+        "intact_records": rep.intact_records,
+        "puts": rep.puts,
+        "tombstones": rep.tombstones,
+        "damaged_regions": rep.damaged_regions,
+        "damaged_bytes": rep.damaged_bytes,
+        "first_damage_offset": (None if rep.first_damage_offset == <uint64_t>-1
+                                else rep.first_damage_offset),
+        "torn_tail_bytes": rep.torn_tail_bytes,
+        "live_keys": rep.live_keys,
+    }
+
+
+cdef int _raise_path(int rc, str path) except -1:
+    cdef Store where = Store.__new__(Store)
+    where._where = path
+    return _raise(where, rc, None)
+
+
+def verify(str path):
+    """Report on every record of the store file at path (see fastkv.verify)."""
+    cdef fkv_verify_report rep
+    cdef int rc
+    encoded = _os.fsencode(path)
+    cdef const char *p = encoded
+    with nogil:
+        rc = fkv_verify(p, &rep)
+    if rc != FKV_OK:
+        _raise_path(rc, path)
+    return _report(&rep)
+
+
+def repair(str path, backup):
+    """Salvage the intact records of path into a fresh store (see fastkv.repair)."""
+    cdef fkv_verify_report rep
+    cdef int rc
+    encoded = _os.fsencode(path)
+    encoded_backup = _os.fsencode(backup) if backup is not None else None
+    cdef const char *p = encoded
+    cdef const char *b = NULL
+    if encoded_backup is not None:
+        b = encoded_backup
+    with nogil:
+        rc = fkv_repair(p, b, &rep)
+    if rc != FKV_OK:
+        _raise_path(rc, path)
+    report = _report(&rep)
+    report["salvaged_keys"] = rep.salvaged_keys
+    return report
+
+
 # ---- test hooks --------------------------------------------------------------
 
 def _set_clock(ms):

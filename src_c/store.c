@@ -21,6 +21,7 @@
 #define SCAN_CHUNK (1u << 20)
 #define SCAN_BUF (SCAN_CHUNK + FKV_REC_MAX)
 #define COMPACT_SUFFIX ".compact"
+#define AUTO_COMPACT_MIN (4u << 20)
 
 struct fkv_store {
     pthread_mutex_t mu;
@@ -38,6 +39,7 @@ struct fkv_store {
     int durability;
     uint64_t torn_dropped;
     uint64_t compactions;
+    uint64_t auto_retry_at;  /* after a failed automatic compaction: file size to retry at */
     uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
 };
 
@@ -139,6 +141,18 @@ static int sync_dir_of(const char *path)
     int rc = fsync(dfd) == 0 ? FKV_OK : io_error();
     close(dfd);
     return rc;
+}
+
+/* path + suffix in fresh memory, or NULL. */
+static char *path_with_suffix(const char *path, const char *suffix)
+{
+    size_t plen = strlen(path), slen = strlen(suffix);
+    char *p = (char *)malloc(plen + slen + 1);
+    if (p) {
+        memcpy(p, path, plen);
+        memcpy(p + plen, suffix, slen + 1);
+    }
+    return p;
 }
 
 /* Append one encoded record at the end of the log. On failure the file is
@@ -288,8 +302,7 @@ static uint64_t slot_of_offset(const fkv_index *ix, uint32_t hash, uint64_t off)
 static int compact_locked(fkv_store *s, uint64_t skip_pos)
 {
     int rc = FKV_OK, tfd = -1;
-    size_t plen = strlen(s->path);
-    char *tmp = (char *)malloc(plen + sizeof COMPACT_SUFFIX);
+    char *tmp = path_with_suffix(s->path, COMPACT_SUFFIX);
     uint32_t *newloc = (uint32_t *)calloc(s->ix.cap, sizeof(uint32_t));
     uint8_t *win = (uint8_t *)malloc(SCAN_BUF);
     uint8_t *out = (uint8_t *)malloc(SCAN_BUF);
@@ -297,8 +310,6 @@ static int compact_locked(fkv_store *s, uint64_t skip_pos)
         rc = FKV_ENOMEM;
         goto done;
     }
-    memcpy(tmp, s->path, plen);
-    memcpy(tmp + plen, COMPACT_SUFFIX, sizeof COMPACT_SUFFIX);
 
     struct stat st;
     if (fstat(s->fd, &st) != 0) {
@@ -424,6 +435,21 @@ static int make_room(fkv_store *s, size_t need, uint64_t now)
     return s->end + need <= s->max_file_size ? FKV_OK : FKV_EFULL;
 }
 
+/* Compact on its own once dead records are over half of a file of at least
+ * AUTO_COMPACT_MIN bytes (half the cap, if that is smaller). Rewriting costs
+ * about as much as the writes that left the dead bytes, so the cost per
+ * write stays bounded. A failure is not the caller's: its write is done. */
+static void maybe_compact(fkv_store *s)
+{
+    uint64_t floor = AUTO_COMPACT_MIN;
+    if (floor > s->max_file_size / 2)
+        floor = s->max_file_size / 2;
+    if (s->end < floor || (s->end - s->live_bytes) * 2 <= s->end || s->end < s->auto_retry_at)
+        return;
+    if (compact_locked(s, UINT64_MAX) != FKV_OK)
+        s->auto_retry_at = s->end + floor; /* do not retry on every write */
+}
+
 /* ---- open ---------------------------------------------------------------- */
 
 static uint64_t monotonic_ms(void)
@@ -434,11 +460,11 @@ static uint64_t monotonic_ms(void)
 }
 
 /* Open path and take its exclusive lock, waiting up to timeout_ms. */
-static int open_locked(const char *path, uint64_t timeout_ms, int *out_fd)
+static int open_locked(const char *path, int create, uint64_t timeout_ms, int *out_fd)
 {
     uint64_t start = monotonic_ms();
     for (;;) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
         if (fd < 0)
             return errno == EISDIR ? FKV_EISDIR : io_error();
         struct stat st;
@@ -479,19 +505,41 @@ static int open_locked(const char *path, uint64_t timeout_ms, int *out_fd)
     }
 }
 
-/* Is there a record that fully checks out anywhere in (from, size)? Tells a
- * torn tail (nothing intact after the damage) from damage mid-file. */
-static int intact_record_after(const uint8_t *buf, uint64_t from, uint64_t size)
+/* 1 if an intact record (header in range, checksum right) starts at off,
+ * 0 if not, or a negative status. Fills h. */
+static int intact_at(int fd, uint8_t *win, uint64_t size, uint64_t off, uint64_t *wstart,
+                     size_t *wlen, fkv_rec_header *h)
 {
-    for (uint64_t p = from + 1; p + FKV_REC_HEADER_SIZE <= size; p++) {
+    int rc = window_cover(fd, win, size, off, FKV_REC_HEADER_SIZE, wstart, wlen);
+    if (rc != FKV_OK)
+        return rc == FKV_ENOTFOUND ? 0 : rc;
+    if (fkv_record_header_decode(win + (off - *wstart), h) != FKV_OK ||
+        off + fkv_record_size(h) > size)
+        return 0;
+    rc = window_cover(fd, win, size, off, fkv_record_size(h), wstart, wlen);
+    if (rc != FKV_OK)
+        return rc == FKV_ENOTFOUND ? 0 : rc;
+    return fkv_record_checksum_ok(win + (off - *wstart), h);
+}
+
+/* The first offset after off where an intact record starts, or size. The
+ * window holds SCAN_CHUNK + FKV_REC_MAX bytes, so it is refilled about once
+ * per SCAN_CHUNK of offsets tried. */
+static int next_intact(int fd, uint8_t *win, uint64_t size, uint64_t off, uint64_t *wstart,
+                       size_t *wlen, uint64_t *next)
+{
+    for (uint64_t p = off + 1; p + FKV_REC_HEADER_SIZE <= size; p++) {
         fkv_rec_header h;
-        const uint8_t *rec = buf + (p - from);
-        if (fkv_record_header_decode(rec, &h) != FKV_OK || p + fkv_record_size(&h) > size)
-            continue;
-        if (fkv_record_checksum_ok(rec, &h))
-            return 1;
+        int r = intact_at(fd, win, size, p, wstart, wlen, &h);
+        if (r < 0)
+            return r;
+        if (r) {
+            *next = p;
+            return FKV_OK;
+        }
     }
-    return 0;
+    *next = size;
+    return FKV_OK;
 }
 
 /* Apply one intact record to the index while scanning. */
@@ -526,8 +574,10 @@ static int scan_apply(fkv_store *s, const uint8_t *rec, const fkv_rec_header *h,
     return FKV_OK;
 }
 
-/* Rebuild the index from the log; cut a torn tail. */
-static int scan(fkv_store *s, uint64_t size)
+/* Rebuild the index from the log. Opening (rep == NULL) cuts a torn tail
+ * and refuses any other damage; salvaging (rep != NULL) writes nothing,
+ * skips damaged bytes to the next intact record and counts everything. */
+static int scan(fkv_store *s, uint64_t size, fkv_verify_report *rep)
 {
     uint8_t *win = (uint8_t *)malloc(SCAN_BUF);
     if (!win)
@@ -538,42 +588,51 @@ static int scan(fkv_store *s, uint64_t size)
     s->end = off;
     while (off < size) {
         fkv_rec_header h;
-        int damaged = 0;
-        rc = window_cover(s->fd, win, size, off, FKV_REC_HEADER_SIZE, &wstart, &wlen);
-        if (rc == FKV_ENOTFOUND)
-            damaged = 1;
-        else if (rc != FKV_OK)
+        int r = intact_at(s->fd, win, size, off, &wstart, &wlen, &h);
+        if (r < 0) {
+            rc = r;
             break;
-        else if (fkv_record_header_decode(win + (off - wstart), &h) != FKV_OK ||
-                 off + fkv_record_size(&h) > size)
-            damaged = 1;
-        else if ((rc = window_cover(s->fd, win, size, off, fkv_record_size(&h), &wstart,
-                                    &wlen)) != FKV_OK)
-            break;
-        else if (!fkv_record_checksum_ok(win + (off - wstart), &h))
-            damaged = 1;
-        if (damaged) {
-            /* A crash mid-append leaves at most one record's bytes, and no
+        }
+        if (r == 0) {
+            /* A crash mid-append leaves at most one record's bytes, with no
              * intact record after them: only that is a torn tail. */
-            rc = FKV_OK;
-            if (size - off > FKV_REC_MAX)
-                rc = corrupt_at(off);
-            else if ((rc = window_cover(s->fd, win, size, off, (size_t)(size - off), &wstart,
-                                        &wlen)) == FKV_OK &&
-                     intact_record_after(win + (off - wstart), off, size))
-                rc = corrupt_at(off);
-            if (rc != FKV_OK)
+            uint64_t next = size;
+            if ((rep || size - off <= FKV_REC_MAX) &&
+                (rc = next_intact(s->fd, win, size, off, &wstart, &wlen, &next)) != FKV_OK)
                 break;
-            if (ftruncate(s->fd, (off_t)off) != 0) {
-                rc = io_error();
+            if (next == size && size - off <= FKV_REC_MAX) {
+                if (rep) {
+                    rep->torn_tail_bytes = size - off;
+                } else {
+                    if (ftruncate(s->fd, (off_t)off) != 0) {
+                        rc = io_error();
+                        break;
+                    }
+                    s->torn_dropped = size - off;
+                }
                 break;
             }
-            s->torn_dropped = size - off;
-            break;
+            if (!rep) {
+                rc = corrupt_at(off);
+                break;
+            }
+            if (rep->damaged_regions++ == 0)
+                rep->first_damage_offset = off;
+            rep->damaged_bytes += next - off;
+            off = next;
+            s->end = off;
+            continue;
         }
         rc = scan_apply(s, win + (off - wstart), &h, off);
         if (rc != FKV_OK)
             break;
+        if (rep) {
+            rep->intact_records++;
+            if (h.kind == FKV_KIND_PUT)
+                rep->puts++;
+            else
+                rep->tombstones++;
+        }
         off += fkv_record_size(&h);
         s->end = off;
     }
@@ -581,7 +640,12 @@ static int scan(fkv_store *s, uint64_t size)
     return rc;
 }
 
-int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
+/* Open a store. With rep == NULL: the normal open (create if missing,
+ * initialise an empty file, drop a torn tail, refuse damage). With rep:
+ * salvage mode for verify/repair, which never writes to the file, reads
+ * past a damaged header checksum and damaged records, and reports. */
+static int open_store(const char *path, const fkv_options *opt, fkv_verify_report *rep,
+                      fkv_store **out)
 {
     *out = NULL;
     if (opt->max_file_size < FKV_MIN_FILE_SIZE || opt->max_file_size > FKV_MAX_FILE_SIZE)
@@ -604,19 +668,15 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
     s->durability = opt->durability;
     s->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
 
-    int rc = open_locked(path, opt->lock_timeout_ms, &s->fd);
+    int rc = open_locked(path, rep == NULL, opt->lock_timeout_ms, &s->fd);
     if (rc != FKV_OK)
         goto fail;
-    {
+    if (!rep) {
         /* We hold the lock, so no compaction is running: a leftover is junk. */
-        size_t plen = strlen(path);
-        char *tmp = (char *)malloc(plen + sizeof COMPACT_SUFFIX);
-        if (tmp) {
-            memcpy(tmp, path, plen);
-            memcpy(tmp + plen, COMPACT_SUFFIX, sizeof COMPACT_SUFFIX);
+        char *tmp = path_with_suffix(path, COMPACT_SUFFIX);
+        if (tmp)
             unlink(tmp);
-            free(tmp);
-        }
+        free(tmp);
     }
     struct stat st;
     if (fstat(s->fd, &st) != 0) {
@@ -625,7 +685,9 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
     }
     uint64_t size = (uint64_t)st.st_size;
     uint8_t header[FKV_FILE_HEADER_SIZE];
-    if (size == 0) {
+    if (rep)
+        rep->file_bytes = size;
+    if (size == 0 && !rep) {
         fkv_file_header_encode(header, fkv_now_ms());
         rc = write_at(s->fd, header, sizeof header, 0);
         if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC && fkv_fdatasync(s->fd) != 0)
@@ -633,7 +695,7 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
         if (rc != FKV_OK)
             goto fail;
         size = FKV_FILE_HEADER_SIZE;
-    } else {
+    } else if (size > 0) {
         size_t got;
         if (size < FKV_FILE_HEADER_SIZE) {
             rc = FKV_ENOTSTORE;
@@ -645,7 +707,12 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
             rc = FKV_ENOTSTORE;
             goto fail;
         }
-        if ((rc = fkv_file_header_check(header)) != FKV_OK) {
+        rc = fkv_file_header_check(header);
+        if (rc == FKV_ECORRUPT && rep) {
+            rep->header_ok = 0; /* the magic is ours: salvage what follows */
+            rc = FKV_OK;
+        }
+        if (rc != FKV_OK) {
             if (rc == FKV_ECORRUPT)
                 fkv_set_offset(0);
             goto fail;
@@ -658,7 +725,7 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
     if ((rc = fkv_index_init(&s->ix, 0)) != FKV_OK)
         goto fail;
     s->live_bytes = FKV_FILE_HEADER_SIZE;
-    if ((rc = scan(s, size)) != FKV_OK)
+    if (size > 0 && (rc = scan(s, size, rep)) != FKV_OK)
         goto fail;
     *out = s;
     return FKV_OK;
@@ -672,6 +739,145 @@ fail:
     pthread_mutex_destroy(&s->mu);
     free(s->path);
     free(s);
+    return rc;
+}
+
+int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
+{
+    return open_store(path, opt, NULL, out);
+}
+
+/* ---- verify and repair --------------------------------------------------- */
+
+static int salvage_open(const char *path, fkv_verify_report *rep, fkv_store **out)
+{
+    fkv_options opt = {FKV_MAX_FILE_SIZE, FKV_DURABLE_PROCESS, 0};
+    memset(rep, 0, sizeof *rep);
+    rep->header_ok = 1;
+    rep->first_damage_offset = UINT64_MAX;
+    int rc = open_store(path, &opt, rep, out);
+    if (rc == FKV_OK && (rc = count_live(*out, fkv_now_ms(), &rep->live_keys)) != FKV_OK) {
+        fkv_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int fkv_verify(const char *path, fkv_verify_report *rep)
+{
+    fkv_store *s;
+    int rc = salvage_open(path, rep, &s);
+    if (rc == FKV_OK)
+        fkv_free(s);
+    return rc;
+}
+
+/* Write every live record the index of s points to into the open file tfd,
+ * as a complete store. */
+static int write_live_records(fkv_store *s, int tfd, uint64_t *written)
+{
+    uint8_t *out = (uint8_t *)malloc(SCAN_BUF);
+    uint8_t *rec = (uint8_t *)malloc(FKV_REC_MAX);
+    int rc = FKV_OK;
+    if (!out || !rec) {
+        rc = FKV_ENOMEM;
+        goto done;
+    }
+    uint64_t now = fkv_now_ms(), flushed = 0;
+    size_t olen = FKV_FILE_HEADER_SIZE;
+    fkv_file_header_encode(out, now);
+    *written = 0;
+    for (uint64_t pos = 0; pos < s->ix.cap; pos++) {
+        uint32_t loc = s->ix.slots[pos].loc;
+        if (!FKV_LOC_IS_ENTRY(loc))
+            continue;
+        uint64_t off = FKV_LOC_OFFSET(loc);
+        fkv_rec_header h;
+        size_t got;
+        if ((rc = read_at(s->fd, rec, FKV_REC_HEADER_SIZE, off, &got)) != FKV_OK)
+            goto done;
+        if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(rec, &h) != FKV_OK) {
+            rc = corrupt_at(off);
+            goto done;
+        }
+        size_t rl = fkv_record_size(&h);
+        if ((rc = read_at(s->fd, rec, rl, off, &got)) != FKV_OK)
+            goto done;
+        if (got < rl || !fkv_record_checksum_ok(rec, &h)) {
+            rc = corrupt_at(off);
+            goto done;
+        }
+        if (is_expired(&h, now))
+            continue;
+        if (olen + rl > SCAN_BUF) {
+            if ((rc = write_at(tfd, out, olen, flushed)) != FKV_OK)
+                goto done;
+            flushed += olen;
+            olen = 0;
+        }
+        memcpy(out + olen, rec, rl);
+        olen += rl;
+        (*written)++;
+    }
+    if ((rc = write_at(tfd, out, olen, flushed)) == FKV_OK && fkv_fdatasync(tfd) != 0)
+        rc = io_error();
+done:
+    free(out);
+    free(rec);
+    return rc;
+}
+
+int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep)
+{
+    fkv_store *s;
+    int rc = salvage_open(path, rep, &s);
+    if (rc != FKV_OK)
+        return rc;
+    char *tmp = path_with_suffix(path, ".repair");
+    int tfd = -1;
+    struct stat st;
+    if (!tmp) {
+        rc = FKV_ENOMEM;
+        goto done;
+    }
+    if (fstat(s->fd, &st) != 0) {
+        rc = io_error();
+        goto done;
+    }
+    tfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
+    if (tfd < 0) {
+        rc = io_error();
+        goto done;
+    }
+    /* Locked before it takes the store's name, like a compacted file. */
+    if (flock(tfd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? FKV_ELOCKED : io_error();
+        goto done;
+    }
+    if ((rc = write_live_records(s, tfd, &rep->salvaged_keys)) != FKV_OK)
+        goto done;
+    /* A hard link keeps the damaged file under the store's name until the
+     * rename swaps the new one in: no opener ever finds the name missing. */
+    if (backup_path && link(path, backup_path) != 0) {
+        rc = io_error();
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = io_error();
+        if (backup_path)
+            unlink(backup_path);
+        goto done;
+    }
+    (void)sync_dir_of(path);
+done:
+    if (tfd >= 0) {
+        if (rc != FKV_OK)
+            unlink(tmp);
+        flock(tfd, LOCK_UN);
+        close(tfd);
+    }
+    free(tmp);
+    fkv_free(s);
     return rc;
 }
 
@@ -760,6 +966,7 @@ static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8
         if (deadline < s->cache_until)
             s->cache_until = deadline;
     }
+    maybe_compact(s);
     return FKV_OK;
 }
 
@@ -840,6 +1047,7 @@ static int delete_locked(fkv_store *s, const char *key, size_t klen)
     s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
     fkv_index_remove(&s->ix, f.pos);
     s->live_cache--;
+    maybe_compact(s);
     return FKV_OK;
 }
 

@@ -56,10 +56,35 @@ typedef struct fkv_stats {
     uint64_t compactions;    /* since open */
 } fkv_stats;
 
+/* What verify/repair found in a file, record by record. */
+typedef struct fkv_verify_report {
+    uint64_t file_bytes;
+    int header_ok;              /* 0: the file header's checksum failed */
+    uint64_t intact_records;    /* records whose checksum holds */
+    uint64_t puts;
+    uint64_t tombstones;
+    uint64_t damaged_regions;   /* runs of bytes before the tail that are not intact records */
+    uint64_t damaged_bytes;
+    uint64_t first_damage_offset; /* UINT64_MAX if none */
+    uint64_t torn_tail_bytes;   /* what a normal open drops as a torn tail */
+    uint64_t live_keys;         /* live after replaying the intact records */
+    uint64_t salvaged_keys;     /* written into the new file by fkv_repair */
+} fkv_verify_report;
+
 /* Open or create the store at path (absolute). Blocks up to
  * opt->lock_timeout_ms for the lock. On success *out is a store to pass to
  * fkv_close and then fkv_free. */
 int fkv_open(const char *path, const fkv_options *opt, fkv_store **out);
+
+/* Read the whole file at path (which must exist), taking its lock, and
+ * report intact, damaged and torn records. Never writes to the file. */
+int fkv_verify(const char *path, fkv_verify_report *rep);
+
+/* Salvage every intact record of the file at path into a fresh store that
+ * replaces it (renamed into place, locked first). The damaged file is kept
+ * as backup_path (a hard link) unless that is NULL. Holds the lock on path
+ * throughout. A deleted key whose tombstone was damaged comes back. */
+int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep);
 
 /* Unlock and close the file and drop the index; waits for calls in flight
  * (takes the mutex). Later calls return FKV_ECLOSED. Idempotent. */

@@ -1,0 +1,88 @@
+"""Checking and salvaging a store file: fastkv.verify() and fastkv.repair().
+
+Opening a store already drops a torn tail (the last record cut short by a
+crash) and refuses any other damage with CorruptionError. These two
+functions are for that case. Neither runs on its own: repair is always the
+user's explicit choice, because it gives up the damaged records.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from fastkv import _core
+from fastkv.errors import InvalidPathError
+
+__all__ = ["verify", "repair"]
+
+PathArg = Union[str, "os.PathLike[str]"]
+
+
+def _existing(path: PathArg) -> Path:
+    try:
+        p = Path(os.path.expanduser(os.fsdecode(os.fspath(path)))).resolve()
+    except TypeError:
+        raise InvalidPathError(
+            f"path must be a str or os.PathLike, not {type(path).__name__}"
+        ) from None
+    if p.is_dir():
+        raise InvalidPathError(f"{p} is a directory, not a store file")
+    if not p.is_file():
+        raise InvalidPathError(f"no store file at {p}")
+    return p
+
+
+def verify(path: PathArg) -> dict[str, Any]:
+    """Read every record of a store file and report what is intact.
+
+    Takes the store's lock (so the store must not be open elsewhere) and
+    never writes. The report: ``ok`` (header and every record before the
+    tail intact), ``intact_records``, ``puts``, ``tombstones``,
+    ``damaged_regions`` and ``damaged_bytes`` (bytes that are not intact
+    records, before the tail), ``first_damage_offset``, ``torn_tail_bytes``
+    (what opening would drop), ``live_keys``, ``header_ok``, ``file_bytes``.
+
+    Raises:
+        InvalidPathError: no file at path, or it is a directory.
+        CorruptionError: the file is not a fastkv store at all.
+        StoreLockedError: the store is open elsewhere.
+    """
+    p = _existing(path)
+    report: dict[str, Any] = _core.verify(str(p))
+    report["path"] = str(p)
+    return report
+
+
+def repair(path: PathArg, *, backup: bool = True) -> dict[str, Any]:
+    """Salvage every intact record of a damaged store into a fresh file that
+    takes its place.
+
+    Records are replayed in log order, skipping damaged bytes, and the live
+    keys are written to a new file that is renamed over the old one while
+    the lock is held. With ``backup`` (the default) the damaged file is kept
+    beside it as ``<name>.damaged-<time>``. A key whose delete record was
+    damaged comes back with its earlier value; a key whose newest record was
+    damaged is lost or comes back older. Returns verify()'s report plus
+    ``salvaged_keys`` and ``backup_path``.
+
+    Raises:
+        InvalidPathError: no file at path, or it is a directory.
+        CorruptionError: the file is not a fastkv store at all.
+        StoreLockedError: the store is open elsewhere.
+        StoreIOError: the new file could not be written.
+    """
+    p = _existing(path)
+    backup_path: Optional[Path] = None
+    if backup:
+        backup_path = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while backup_path.exists():
+            backup_path = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+            n += 1
+    report: dict[str, Any] = _core.repair(str(p), None if backup_path is None else str(backup_path))
+    report["path"] = str(p)
+    report["backup_path"] = None if backup_path is None else str(backup_path)
+    return report
