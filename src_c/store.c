@@ -184,6 +184,7 @@ typedef struct found {
     uint64_t pos;  /* slot */
     uint64_t off;  /* record offset */
     size_t got;    /* bytes of the record now in the buffer */
+    int verified;  /* checksum already checked */
     fkv_rec_header h;
 } found;
 
@@ -215,6 +216,11 @@ static int lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uin
             off + fkv_record_size(&f->h) > s->end)
             return corrupt_at(off);
         if (f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
+            /* Small records are whole in buf: check them here, so no caller
+             * acts on a damaged deadline. read() checks larger ones. */
+            f->verified = got >= fkv_record_size(&f->h);
+            if (f->verified && !fkv_record_checksum_ok(buf, &f->h))
+                return corrupt_at(off);
             f->pos = pos;
             f->off = off;
             f->got = got;
@@ -994,8 +1000,6 @@ static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
     int rc = lookup(s, key, klen, fkv_hash(key, klen), buf, READ_HINT, &f);
     if (rc != FKV_OK)
         return rc;
-    if (is_expired(&f.h, fkv_now_ms()))
-        return FKV_EEXPIRED;
     size_t total = fkv_record_size(&f.h);
     if (f.got < total) {
         size_t got;
@@ -1005,8 +1009,11 @@ static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
         if (got < total - f.got)
             return corrupt_at(f.off);
     }
-    if (!fkv_record_checksum_ok(buf, &f.h))
+    /* Checksum before the deadline: the deadline is part of what it guards. */
+    if (!f.verified && !fkv_record_checksum_ok(buf, &f.h))
         return corrupt_at(f.off);
+    if (is_expired(&f.h, fkv_now_ms()))
+        return FKV_EEXPIRED;
     *voff = FKV_REC_HEADER_SIZE + klen;
     *vlen = f.h.vlen;
     return FKV_OK;

@@ -1,0 +1,254 @@
+"""Damaged files: reported, never returned as data; verify() and repair();
+a fuzz run of the file parser."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastkv
+from fastkv import DataStore
+
+
+def build_store(path: Path, seed: int = 3) -> tuple[dict[str, dict], dict[str, list[dict]], list[int]]:
+    """A store with creates, deletes and TTLs. Returns the live model, every
+    value each key ever had, and the file size after each operation."""
+    rng = random.Random(seed)
+    live: dict[str, dict] = {}
+    history: dict[str, list[dict]] = {}
+    ends = []
+    with DataStore(path) as db:
+        for i in range(300):
+            key = f"k{rng.randrange(120)}"
+            if key in live and rng.random() < 0.5:
+                db.delete(key)
+                del live[key]
+            elif key not in live:
+                value = {"key": key, "i": i, "pad": "v" * rng.randrange(80)}
+                db.create(key, value, ttl=rng.choice([None, 10**6]))
+                live[key] = value
+                history.setdefault(key, []).append(value)
+            ends.append(db.stats()["file_bytes"])
+    return live, history, ends
+
+
+def test_verify_a_healthy_store(store_path: Path) -> None:
+    live, _, ends = build_store(store_path)
+    report = fastkv.verify(store_path)
+    assert report["ok"] and report["header_ok"]
+    assert report["damaged_regions"] == 0 and report["first_damage_offset"] is None
+    assert report["torn_tail_bytes"] == 0
+    assert report["live_keys"] == len(live)
+    assert report["file_bytes"] == ends[-1]
+    assert report["intact_records"] == report["puts"] + report["tombstones"]
+
+
+def test_verify_never_writes_and_reports_a_torn_tail(store_path: Path) -> None:
+    build_store(store_path)
+    with open(store_path, "ab") as f:
+        f.write(b"\x01\x02\x03")
+    before = store_path.read_bytes()
+    report = fastkv.verify(store_path)
+    assert report["ok"] and report["torn_tail_bytes"] == 3
+    assert store_path.read_bytes() == before
+
+
+def test_verify_refuses_an_open_store(db: DataStore) -> None:
+    with pytest.raises(fastkv.StoreLockedError):
+        fastkv.verify(db.path)
+
+
+def test_verify_and_repair_refuse_missing_and_foreign_files(tmp_path: Path) -> None:
+    with pytest.raises(fastkv.InvalidPathError):
+        fastkv.verify(tmp_path / "nope.fkv")
+    with pytest.raises(fastkv.InvalidPathError):
+        fastkv.repair(tmp_path)
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("not a store")
+    with pytest.raises(fastkv.CorruptionError):
+        fastkv.verify(foreign)
+    with pytest.raises(fastkv.CorruptionError):
+        fastkv.repair(foreign)
+    assert foreign.read_text() == "not a store"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_repair_salvages_everything_but_the_damaged_record(tmp_path: Path) -> None:
+    path = tmp_path / "s.fkv"
+    live, history, ends = build_store(path)
+    data = bytearray(path.read_bytes())
+    # damage one record in the middle: find a put of a live key
+    victim = next(k for k in live)
+    pos = data.index(f'"key":"{victim}"'.encode(), 32)
+    data[pos + 2] ^= 0x20
+    path.write_bytes(bytes(data))
+    with pytest.raises(fastkv.CorruptionError):
+        DataStore(path)
+    report = fastkv.verify(path)
+    assert not report["ok"] and report["damaged_regions"] == 1
+    assert report["first_damage_offset"] < pos
+    result = fastkv.repair(path)
+    assert Path(result["backup_path"]).read_bytes() == bytes(data)
+    with DataStore(path) as db:
+        got = {k: db.read(k) for k in db}
+    assert victim not in got
+    assert got == {k: v for k, v in live.items() if k != victim}
+    assert result["salvaged_keys"] == len(got)
+    assert fastkv.verify(path)["ok"]
+
+
+def test_repair_without_backup_and_of_a_damaged_header(tmp_path: Path) -> None:
+    path = tmp_path / "s.fkv"
+    live, _, _ = build_store(path)
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF  # creation time, covered by the header checksum
+    path.write_bytes(bytes(data))
+    with pytest.raises(fastkv.CorruptionError, match="offset 0"):
+        DataStore(path)
+    assert fastkv.verify(path)["header_ok"] is False
+    result = fastkv.repair(path, backup=False)
+    assert result["backup_path"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.fkv"]
+    with DataStore(path) as db:
+        assert {k: db.read(k) for k in db} == live
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bit_flips_mid_file_are_reported_never_returned(tmp_path: Path, seed: int) -> None:
+    master = tmp_path / "master.fkv"
+    live, history, ends = build_store(master)
+    data = master.read_bytes()
+    rng = random.Random(seed)
+    # a flip in the last record looks exactly like a torn write: leave it out
+    last_start = max(e for e in ends if e < ends[-1])
+    for trial in range(40):
+        flipped = bytearray(data)
+        pos = rng.randrange(0, last_start)
+        flipped[pos] ^= 1 << rng.randrange(8)
+        path = tmp_path / f"f{seed}-{trial}.fkv"
+        path.write_bytes(bytes(flipped))
+        try:
+            db = DataStore(path)
+        except fastkv.CorruptionError:
+            pass
+        else:  # the flip changed nothing a checksum covers
+            with db:
+                for key in db:
+                    assert db.read(key) == live[key]
+            continue
+        report = fastkv.verify(path)
+        assert not report["ok"], pos
+        fastkv.repair(path, backup=False)
+        with DataStore(path) as db:
+            got = {k: db.read(k) for k in db}
+        # every salvaged value is one the key really had: never other data
+        for key, value in got.items():
+            assert value in history[key], (pos, key)
+        lost = set(live) - set(got)
+        assert len(lost) <= 1, (pos, lost)
+        path.unlink()
+
+
+def test_damage_after_open_reported_by_read(store_path: Path) -> None:
+    db = DataStore(store_path)
+    try:
+        db.create("a", {"x": "aaaa"})
+        with open(store_path, "r+b") as f:
+            f.seek(40)
+            f.write(b"\xff")
+        with pytest.raises(fastkv.CorruptionError):
+            db.read("a")
+    finally:
+        db.close()
+
+
+FUZZ = r"""
+import os, random, sys
+import fastkv
+from fastkv import DataStore
+
+workdir, seed, cases = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+base = os.path.join(workdir, "base.fkv")
+with DataStore(base) as db:
+    for i in range(200):
+        db.create(f"k{i}", {"i": i, "s": "x" * rng.randrange(60)}, ttl=rng.choice([None, 99]))
+        if i % 5 == 0:
+            db.delete(f"k{i // 2}") if f"k{i // 2}" in db else None
+good = open(base, "rb").read()
+header = good[:32]
+
+def mutate():
+    kind = rng.randrange(6)
+    if kind == 0:  # random bytes after a valid header
+        return header + os.urandom(rng.randrange(0, 3000))
+    data = bytearray(good)
+    if kind == 1:  # overwrite random bytes
+        for _ in range(rng.randrange(1, 20)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    elif kind == 2:  # insert bytes
+        p = rng.randrange(32, len(data))
+        data[p:p] = os.urandom(rng.randrange(1, 50))
+    elif kind == 3:  # delete bytes
+        p = rng.randrange(32, len(data))
+        del data[p:p + rng.randrange(1, 50)]
+    elif kind == 4:  # truncate
+        del data[rng.randrange(len(data)):]
+    else:  # plausible headers with huge lengths
+        p = rng.randrange(32, len(data) - 16)
+        data[p + 4] = rng.choice([1, 2, 0, 255])
+        data[p + 5] = rng.choice([0, 1, 128, 129, 255])
+        data[p + 6:p + 8] = rng.choice([b"\xff\xff", b"\x00\x40", b"\x01\x40", b"\x00\x00"])
+    return bytes(data)
+
+outcomes = {"opened": 0, "refused": 0}
+for case in range(cases):
+    path = os.path.join(workdir, f"case{case % 4}.fkv")
+    with open(path, "wb") as f:
+        f.write(mutate())
+    try:
+        with DataStore(path) as db:
+            for key in list(db):
+                try:
+                    db.read(key)
+                except fastkv.KeyNotFoundError:
+                    pass
+            len(db)
+            db.create("fuzz-new", {"ok": True})
+            db.compact()
+            assert db.read("fuzz-new") == {"ok": True}
+        outcomes["opened"] += 1
+    except fastkv.FastKVError:
+        outcomes["refused"] += 1
+    try:
+        fastkv.verify(path)
+        fastkv.repair(path, backup=False)
+        with DataStore(path) as db:
+            for key in db:
+                db.read(key)
+    except fastkv.FastKVError:
+        pass
+    os.unlink(path)
+print(outcomes["opened"], outcomes["refused"])
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fuzzed_files_never_crash_or_hang(tmp_path: Path, seed: int) -> None:
+    cases = int(os.environ.get("FASTKV_FUZZ_CASES", "300"))
+    res = subprocess.run(
+        [sys.executable, "-c", FUZZ, str(tmp_path), str(seed), str(cases)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, f"seed {seed}: exit {res.returncode}\n{res.stderr[-3000:]}"
+    opened, refused = map(int, res.stdout.split())
+    assert opened + refused == cases
+    assert opened > 0 and refused > 0
