@@ -21,6 +21,7 @@
 #define SCAN_CHUNK (1u << 20)
 #define SCAN_BUF (SCAN_CHUNK + FKV_REC_MAX)
 #define COMPACT_SUFFIX ".compact"
+#define REPAIR_SUFFIX ".repair"
 #define AUTO_COMPACT_MIN (4u << 20)
 
 struct fkv_store {
@@ -679,10 +680,13 @@ static int open_store(const char *path, const fkv_options *opt, fkv_verify_repor
         goto fail;
     if (!rep) {
         /* We hold the lock, so no compaction is running: a leftover is junk. */
-        char *tmp = path_with_suffix(path, COMPACT_SUFFIX);
-        if (tmp)
-            unlink(tmp);
-        free(tmp);
+        static const char *const leftovers[] = {COMPACT_SUFFIX, REPAIR_SUFFIX};
+        for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++) {
+            char *tmp = path_with_suffix(path, leftovers[i]);
+            if (tmp)
+                unlink(tmp);
+            free(tmp);
+        }
     }
     struct stat st;
     if (fstat(s->fd, &st) != 0) {
@@ -839,7 +843,7 @@ int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep
     int rc = salvage_open(path, rep, &s);
     if (rc != FKV_OK)
         return rc;
-    char *tmp = path_with_suffix(path, ".repair");
+    char *tmp = path_with_suffix(path, REPAIR_SUFFIX);
     int tfd = -1;
     struct stat st;
     if (!tmp) {

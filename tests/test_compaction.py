@@ -87,11 +87,12 @@ def test_no_automatic_compaction_while_mostly_live(store_path: Path) -> None:
 def test_leftover_temporary_file_is_removed_on_open(store_path: Path) -> None:
     with DataStore(store_path) as db:
         db.create("k", {"v": 1})
-    leftover = Path(str(store_path) + ".compact")
-    leftover.write_bytes(b"half-written compaction output")
+    leftovers = [Path(str(store_path) + s) for s in (".compact", ".repair")]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half-written output of a killed compaction or repair")
     with DataStore(store_path) as db:
         assert db.read("k") == {"v": 1}
-    assert not leftover.exists()
+    assert not any(p.exists() for p in leftovers)
 
 
 COMPACTOR = r"""
