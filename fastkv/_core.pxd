@@ -23,6 +23,7 @@ cdef extern from "status.h" nogil:
         FKV_EISDIR
         FKV_ECONFIG
         FKV_ECHANGED
+        FKV_EAGAIN
     const char *fkv_strerror(int status)
     int fkv_last_errno()
     uint64_t fkv_last_offset()
@@ -92,6 +93,9 @@ cdef extern from "store.h" nogil:
                    size_t vlen, uint64_t ttl_s)
     int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
                  size_t *voff, size_t *vlen)
+    int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
+                     size_t *voff, size_t *vlen)
+    int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found)
     int fkv_delete(fkv_store *s, const char *key, size_t klen)
     int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found)
     int fkv_count(fkv_store *s, uint64_t *n)

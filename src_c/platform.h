@@ -18,9 +18,12 @@
 #define _GNU_SOURCE
 #endif
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -51,6 +54,31 @@ static inline int fkv_fdatasync(int fd)
     return fsync(fd);
 #endif
 }
+
+/* A pread that fails with EAGAIN instead of waiting for the disk: Linux's
+ * preadv2 with RWF_NOWAIT answers from the page cache or not at all. Where
+ * the kernel cannot tell, it always fails, and callers take the path that
+ * may wait. */
+static inline ssize_t fkv_pread_nowait(int fd, void *buf, size_t len, off_t off)
+{
+#if defined(__linux__) && defined(RWF_NOWAIT)
+    struct iovec iov;
+    iov.iov_base = buf;
+    iov.iov_len = len;
+    return preadv2(fd, &iov, 1, off, RWF_NOWAIT);
+#else
+    (void)fd; (void)buf; (void)len; (void)off;
+    errno = EAGAIN;
+    return -1;
+#endif
+}
+
+/* Open flags that skip updating the access time on reads, where allowed. */
+#if defined(O_NOATIME)
+#define FKV_O_NOATIME O_NOATIME
+#else
+#define FKV_O_NOATIME 0
+#endif
 
 static inline uint16_t fkv_load16(const uint8_t *p)
 {

@@ -107,6 +107,17 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off, size_t *got)
     return FKV_OK;
 }
 
+/* read_at that never waits for the disk: FKV_EAGAIN unless all len bytes
+ * are in the page cache. */
+static int read_at_nowait(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    ssize_t r = fkv_pread_nowait(fd, buf, len, (off_t)off);
+    if (r < 0 || (size_t)r < len)
+        return FKV_EAGAIN; /* not cached, or a kernel that cannot tell */
+    *got = (size_t)r;
+    return FKV_OK;
+}
+
 static int write_at(int fd, const void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
@@ -179,6 +190,12 @@ static inline int is_expired(const fkv_rec_header *h, uint64_t now)
     return h->deadline_ms != 0 && h->deadline_ms <= now;
 }
 
+/* is_expired at the current time; reads the clock only for deadlines. */
+static inline int expired_now(const fkv_rec_header *h)
+{
+    return h->deadline_ms != 0 && h->deadline_ms <= fkv_now_ms();
+}
+
 /* ---- lookup -------------------------------------------------------------- */
 
 typedef struct found {
@@ -192,8 +209,8 @@ typedef struct found {
 /* Find key's entry. buf (buflen >= 16 + FKV_KEY_MAX_BYTES) receives the first
  * bytes of its record. A hash hit counts only when the key read back from
  * disk is the same. FKV_OK, FKV_ENOTFOUND, FKV_ECORRUPT or FKV_EIO. */
-static int lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
-                  size_t buflen, found *f)
+static int lookup_ex(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                     size_t buflen, int nowait, found *f)
 {
     const fkv_index *ix = &s->ix;
     for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
@@ -209,7 +226,8 @@ static int lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uin
         if (off + want > s->end)
             want = (size_t)(s->end - off);
         size_t got;
-        int rc = read_at(s->fd, buf, want, off, &got);
+        int rc = nowait ? read_at_nowait(s->fd, buf, want, off, &got)
+                        : read_at(s->fd, buf, want, off, &got);
         if (rc != FKV_OK)
             return rc;
         if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(buf, &f->h) != FKV_OK ||
@@ -228,6 +246,12 @@ static int lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uin
             return FKV_OK;
         }
     }
+}
+
+static inline int lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash,
+                         uint8_t *buf, size_t buflen, found *f)
+{
+    return lookup_ex(s, key, klen, hash, buf, buflen, 0, f);
 }
 
 /* ---- live-key count ------------------------------------------------------ */
@@ -471,7 +495,10 @@ static int open_locked(const char *path, int create, uint64_t timeout_ms, int *o
 {
     uint64_t start = monotonic_ms();
     for (;;) {
-        int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+        int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+        int fd = open(path, flags | FKV_O_NOATIME, 0644);
+        if (fd < 0 && errno == EPERM && FKV_O_NOATIME) /* only the owner may skip atime */
+            fd = open(path, flags, 0644);
         if (fd < 0)
             return errno == EISDIR ? FKV_EISDIR : io_error();
         struct stat st;
@@ -998,25 +1025,26 @@ int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, s
 }
 
 static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
-                       size_t *vlen)
+                       size_t *vlen, int nowait)
 {
     found f;
-    int rc = lookup(s, key, klen, fkv_hash(key, klen), buf, READ_HINT, &f);
+    int rc = lookup_ex(s, key, klen, fkv_hash(key, klen), buf, READ_HINT, nowait, &f);
     if (rc != FKV_OK)
         return rc;
     size_t total = fkv_record_size(&f.h);
     if (f.got < total) {
-        size_t got;
-        rc = read_at(s->fd, buf + f.got, total - f.got, f.off + f.got, &got);
+        size_t got, rest = total - f.got;
+        rc = nowait ? read_at_nowait(s->fd, buf + f.got, rest, f.off + f.got, &got)
+                    : read_at(s->fd, buf + f.got, rest, f.off + f.got, &got);
         if (rc != FKV_OK)
             return rc;
-        if (got < total - f.got)
+        if (got < rest)
             return corrupt_at(f.off);
     }
     /* Checksum before the deadline: the deadline is part of what it guards. */
     if (!f.verified && !fkv_record_checksum_ok(buf, &f.h))
         return corrupt_at(f.off);
-    if (is_expired(&f.h, fkv_now_ms()))
+    if (expired_now(&f.h))
         return FKV_EEXPIRED;
     *voff = FKV_REC_HEADER_SIZE + klen;
     *vlen = f.h.vlen;
@@ -1031,7 +1059,34 @@ int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *v
     int rc = enter(s);
     if (rc != FKV_OK)
         return rc;
-    rc = read_locked(s, key, klen, buf, voff, vlen);
+    rc = read_locked(s, key, klen, buf, voff, vlen, 0);
+    leave(s);
+    return rc;
+}
+
+/* enter() that gives up instead of waiting for the mutex. */
+static inline int try_enter(fkv_store *s)
+{
+    if (FKV_UNLIKELY(in_forked_child(s)))
+        return FKV_EFORKED;
+    if (pthread_mutex_trylock(&s->mu) != 0)
+        return FKV_EAGAIN;
+    if (FKV_UNLIKELY(s->closed)) {
+        pthread_mutex_unlock(&s->mu);
+        return FKV_ECLOSED;
+    }
+    return FKV_OK;
+}
+
+int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+                 size_t *vlen)
+{
+    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
+        return FKV_EKEY;
+    int rc = try_enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = read_locked(s, key, klen, buf, voff, vlen, 1);
     leave(s);
     return rc;
 }
@@ -1043,7 +1098,7 @@ static int delete_locked(fkv_store *s, const char *key, size_t klen)
     int rc = lookup(s, key, klen, fkv_hash(key, klen), buf, sizeof buf, &f);
     if (rc != FKV_OK)
         return rc;
-    if (is_expired(&f.h, fkv_now_ms()))
+    if (expired_now(&f.h))
         return FKV_EEXPIRED;
     size_t n = FKV_REC_HEADER_SIZE + klen;
     if (s->end + n > s->max_file_size) {
@@ -1074,6 +1129,19 @@ int fkv_delete(fkv_store *s, const char *key, size_t klen)
     return rc;
 }
 
+static int contains_locked(fkv_store *s, const char *key, size_t klen, int nowait,
+                           int *found_out)
+{
+    uint8_t buf[READ_HINT];
+    found f;
+    int rc = lookup_ex(s, key, klen, fkv_hash(key, klen), buf, sizeof buf, nowait, &f);
+    if (rc == FKV_OK)
+        *found_out = !expired_now(&f.h);
+    else if (rc == FKV_ENOTFOUND)
+        rc = FKV_OK;
+    return rc;
+}
+
 int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 {
     *found_out = 0;
@@ -1082,13 +1150,20 @@ int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
     int rc = enter(s);
     if (rc != FKV_OK)
         return rc;
-    uint8_t buf[READ_HINT];
-    found f;
-    rc = lookup(s, key, klen, fkv_hash(key, klen), buf, sizeof buf, &f);
-    if (rc == FKV_OK)
-        *found_out = !is_expired(&f.h, fkv_now_ms());
-    else if (rc == FKV_ENOTFOUND)
-        rc = FKV_OK;
+    rc = contains_locked(s, key, klen, 0, found_out);
+    leave(s);
+    return rc;
+}
+
+int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
+{
+    *found_out = 0;
+    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
+        return FKV_OK;
+    int rc = try_enter(s);
+    if (rc != FKV_OK)
+        return rc;
+    rc = contains_locked(s, key, klen, 1, found_out);
     leave(s);
     return rc;
 }

@@ -102,6 +102,15 @@ int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, s
 int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
              size_t *vlen);
 
+/* fkv_read and fkv_contains that never wait: FKV_EAGAIN when the mutex is
+ * held or the record is not in the page cache. A caller holding a lock of
+ * its own (Python's GIL) tries these first and releases its lock only for
+ * the waiting versions: a read served from memory takes about a
+ * microsecond, less than handing such a lock to another thread and back. */
+int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+                 size_t *vlen);
+int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found);
+
 /* Delete a live key (appends a tombstone). */
 int fkv_delete(fkv_store *s, const char *key, size_t klen);
 

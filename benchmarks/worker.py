@@ -1,0 +1,198 @@
+"""Runs every phase of the benchmark for one store, in its own process.
+
+    python benchmarks/worker.py STORE DIR KEYS VALUE_BYTES SEED OUT.json
+
+Called by run.py; STORE is a name from stores.ALL, or "floor" for the
+hardware floor probe (bare os.pread / os.pwrite and orjson on the same
+records). Writes one JSON object of results to OUT.json.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stores import ALL  # noqa: E402
+
+TTL_SECONDS = 3600
+
+
+def proc_status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def timed(fn: Callable[[Any], Any], items: Iterable[Any], expect_keyerror: bool = False) -> dict:
+    """Run fn over items; per-call latencies and overall throughput."""
+    perf = time.perf_counter_ns
+    lat = []
+    append = lat.append
+    gc.disable()
+    start = perf()
+    if expect_keyerror:
+        for item in items:
+            t = perf()
+            try:
+                fn(item)
+            except KeyError:
+                pass
+            else:
+                raise AssertionError(f"{item!r} was found")
+            append(perf() - t)
+    else:
+        for item in items:
+            t = perf()
+            fn(item)
+            append(perf() - t)
+    total = perf() - start
+    gc.enable()
+    return summarize(lat, total)
+
+
+def summarize(lat: list[int], total_ns: int) -> dict:
+    lat.sort()
+    n = len(lat)
+    return {
+        "ops": n,
+        "ops_per_s": n / (total_ns / 1e9),
+        "p50_us": lat[n // 2] / 1000,
+        "p99_us": lat[min(n - 1, int(n * 0.99))] / 1000,
+    }
+
+
+def dir_bytes(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def run_store(name: str, path: str, n: int, value: dict, rng: random.Random) -> dict:
+    cls = ALL[name]
+    keys = [f"user:{i:012d}" for i in range(n)]
+    ttls = [TTL_SECONDS if i % 2 else None for i in range(n)]  # half the keys expire
+    order = list(range(n))
+    rng.shuffle(order)
+    misses = [f"miss:{i:012d}" for i in range(n)]
+    res: dict[str, Any] = {"store": name, "keys": n}
+    gc.collect()
+    anon0, rss0 = proc_status("RssAnon"), proc_status("VmRSS")
+
+    store = cls(path)
+    store.open()
+    create = store.create
+    res["create"] = timed(lambda i: create(keys[i], value, ttls[i]), order)
+    gc.collect()
+    res["rss_anon_bytes_per_key"] = (proc_status("RssAnon") - anon0) / n
+    res["rss_bytes_per_key"] = (proc_status("VmRSS") - rss0) / n
+    res["file_bytes_per_key"] = dir_bytes(path) / n
+
+    rng.shuffle(order)
+    read = store.read
+    shuffled = [keys[i] for i in order]
+    res["read"] = timed(read, shuffled)
+    res["read_missing"] = timed(read, misses, expect_keyerror=True)
+
+    if cls.threads_ok:
+        halves = [shuffled[: n // 2], shuffled[n // 2:]]
+        readers = [store.reader(), store.reader()]
+        results: list[Any] = [None, None]
+        barrier = threading.Barrier(3)
+
+        def work(t: int) -> None:
+            fn = readers[t]
+            perf = time.perf_counter_ns
+            lat = []
+            barrier.wait()
+            for key in halves[t]:
+                s = perf()
+                fn(key)
+                lat.append(perf() - s)
+            results[t] = lat
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+        for th in threads:
+            th.start()
+        barrier.wait()
+        start = time.perf_counter_ns()
+        for th in threads:
+            th.join()
+        total = time.perf_counter_ns() - start
+        res["read_2_threads"] = summarize(results[0] + results[1], total)
+
+    store.close()
+    first_key = shuffled[0]
+    start = time.perf_counter_ns()
+    store = cls(path)
+    store.open()
+    store.read(first_key)
+    res["reopen_ms"] = (time.perf_counter_ns() - start) / 1e6
+
+    rng.shuffle(order)
+    delete = store.delete
+    res["delete"] = timed(delete, [keys[i] for i in order])
+    store.close()
+    res["peak_rss_bytes"] = proc_status("VmHWM")
+    return res
+
+
+def run_floor(path: str, n: int, value: dict, rng: random.Random) -> dict:
+    """What the hardware and the JSON library cost, with no store at all."""
+    data = orjson.dumps(value)
+    key = b"user:000000000000"
+    record = bytes(16) + key + data  # the size of a fastkv record
+    size = len(record)
+    file = os.path.join(path, "floor.bin")
+    with open(file, "wb") as f:
+        for _ in range(n):
+            f.write(record)
+    fd = os.open(file, os.O_RDWR)
+    offsets = [i * size for i in range(n)]
+    rng.shuffle(offsets)
+    pread, pwrite, loads, dumps = os.pread, os.pwrite, orjson.loads, orjson.dumps
+    res: dict[str, Any] = {"store": "floor", "keys": n, "record_bytes": size}
+    res["pread"] = timed(lambda off: pread(fd, size, off), offsets)
+    res["pread_loads"] = timed(lambda off: loads(pread(fd, size, off)[16 + len(key):]), offsets)
+    end = n * size
+    appends = [end + i * size for i in range(n)]
+    res["pwrite"] = timed(lambda off: pwrite(fd, record, off), appends)
+    res["dumps_pwrite"] = timed(lambda off: pwrite(fd, dumps(value), off), appends)
+    res["loads"] = timed(lambda _: loads(data), range(n))
+    res["dumps"] = timed(lambda _: dumps(value), range(n))
+    os.close(fd)
+    return res
+
+
+def main() -> None:
+    name, path, n, vbytes, seed, out = sys.argv[1:7]
+    n_keys, value_bytes = int(n), int(vbytes)
+    value = {"v": "x" * (value_bytes - len('{"v":""}'))}
+    assert len(orjson.dumps(value)) == value_bytes
+    rng = random.Random(int(seed))
+    if name == "floor":
+        res = run_floor(path, n_keys, value, rng)
+    else:
+        res = run_store(name, path, n_keys, value, rng)
+    res["value_bytes"] = value_bytes
+    Path(out).write_text(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
