@@ -30,10 +30,12 @@
 #define FKV_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FKV_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define FKV_THREAD_LOCAL __thread
+#define FKV_PREFETCH(addr) __builtin_prefetch((addr), 1, 1)
 #else
 #define FKV_LIKELY(x) (x)
 #define FKV_UNLIKELY(x) (x)
 #define FKV_THREAD_LOCAL _Thread_local
+#define FKV_PREFETCH(addr) ((void)(addr))
 #endif
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
