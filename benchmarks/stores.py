@@ -223,8 +223,8 @@ class DBM(Store):
 
 
 if DBM.backend() == "dbm.dumb":
-    DBM.max_keys = 20_000
-    DBM.note = "dbm.dumb (the only dbm this interpreter has): pure Python, run at 20,000 keys at most"
+    DBM.max_keys = 5_000
+    DBM.note = "dbm.dumb (the only dbm this interpreter has): pure Python (its delete rewrites its index file), run at 5,000 keys at most"
 
 
 class DiskCache(Store):

@@ -38,7 +38,7 @@ uint32_t fkv_hash(const void *key, size_t len)
             tail |= (uint64_t)p[i] << (8 * i);
         h = rotl64(h ^ (tail * 0x4cf5ad432745937fULL), 29) * 0x9e3779b97f4a7c15ULL;
     }
-    return (uint32_t)mix64(h);
+    return (uint32_t)mix64(h) & FKV_HASH_MASK;
 }
 
 static uint64_t cap_for(uint64_t entries)
@@ -90,7 +90,7 @@ int fkv_index_reserve(fkv_index *ix, uint64_t extra)
         fkv_slot s = ix->slots[i];
         if (!FKV_LOC_IS_ENTRY(s.loc))
             continue;
-        uint64_t pos = s.hash & mask;
+        uint64_t pos = FKV_SLOT_HASH(s.hash) & mask;
         while (fresh[pos].loc != FKV_LOC_EMPTY)
             pos = (pos + 1) & mask;
         fresh[pos] = s;
@@ -111,11 +111,11 @@ uint64_t fkv_index_free_slot(const fkv_index *ix, uint32_t hash)
     return pos;
 }
 
-void fkv_index_put(fkv_index *ix, uint64_t pos, uint32_t hash, uint32_t loc)
+void fkv_index_put(fkv_index *ix, uint64_t pos, uint32_t word, uint32_t loc)
 {
     if (ix->slots[pos].loc == FKV_LOC_DELETED)
         ix->deleted--;
-    ix->slots[pos].hash = hash;
+    ix->slots[pos].hash = word;
     ix->slots[pos].loc = loc;
     ix->live++;
 }

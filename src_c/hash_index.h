@@ -1,12 +1,15 @@
 /*
  * hash_index.h - the in-memory index: key hash -> record offset.
  *
- * An open-addressing table with linear probing. Each slot is 8 bytes: the
- * key's 32-bit hash and a "loc" word (bit 31: the record carries a deadline;
- * bits 0..30: the record's file offset). No key or value bytes are kept: a
- * hash hit is confirmed by the caller, which reads the key from disk, and a
- * miss is almost always answered without I/O because the full 32-bit hash is
- * compared first.
+ * An open-addressing table with linear probing. Each slot is 8 bytes:
+ *   - "hash": bits 0..27 the key's 28-bit hash, bits 28..31 the record's
+ *     size class, so a read fetches the whole record in one pread
+ *     (fkv_class_bytes: at most 1.42 times its size);
+ *   - "loc": bit 31 set if the record carries a deadline, bits 0..30 its
+ *     file offset.
+ * No key or value bytes are kept: a hash hit is confirmed by the caller,
+ * which reads the key from disk, and a miss is almost always answered
+ * without I/O because the 28-bit hash is compared first.
  *
  * Memory: the table is a power of two, rebuilt to at most half full and kept
  * at most three quarters full, so it costs 8 / load bytes per live key:
@@ -31,9 +34,37 @@
 #define FKV_LOC_OFFSET_MASK 0x7fffffffu
 #define FKV_LOC_OFFSET(loc) ((uint64_t)((loc) & FKV_LOC_OFFSET_MASK))
 #define FKV_LOC_IS_ENTRY(loc) ((loc) > FKV_LOC_DELETED)
+#define FKV_HASH_BITS 28
+#define FKV_HASH_MASK ((1u << FKV_HASH_BITS) - 1)
+#define FKV_SLOT_HASH(word) ((word) & FKV_HASH_MASK)
+#define FKV_SLOT_CLASS(word) ((word) >> FKV_HASH_BITS)
+
+/* Size classes: 128 bytes times powers of the square root of two, so class
+ * 15 (23,170 bytes) holds the largest record. */
+static inline uint32_t fkv_class_bytes(uint32_t c)
+{
+    static const uint32_t bytes[16] = {128,  181,  256,  362,  512,   724,   1024,  1448,
+                                       2048, 2896, 4096, 5793, 8192, 11585, 16384, 23170};
+    return bytes[c & 15];
+}
+
+/* The smallest class whose bytes hold a record of `size` bytes. */
+static inline uint32_t fkv_size_class(size_t size)
+{
+    uint32_t c = 0;
+    while (c < 15 && fkv_class_bytes(c) < size)
+        c++;
+    return c;
+}
+
+/* The slot's first word: a key hash with the record's size class. */
+static inline uint32_t fkv_slot_word(uint32_t hash, size_t record_size)
+{
+    return (hash & FKV_HASH_MASK) | (fkv_size_class(record_size) << FKV_HASH_BITS);
+}
 
 typedef struct fkv_slot {
-    uint32_t hash;
+    uint32_t hash; /* FKV_SLOT_HASH and FKV_SLOT_CLASS */
     uint32_t loc;
 } fkv_slot;
 
@@ -45,7 +76,7 @@ typedef struct fkv_index {
     uint64_t gen;     /* bumped whenever entries move to other slots */
 } fkv_index;
 
-/* Hash of a key's bytes. */
+/* 28-bit hash of a key's bytes. */
 uint32_t fkv_hash(const void *key, size_t len);
 
 /* FKV_OK or FKV_ENOMEM. */
@@ -69,8 +100,9 @@ static inline uint64_t fkv_index_next(const fkv_index *ix, uint64_t pos)
 /* First empty or deleted slot on hash's probe path: where a new entry goes. */
 uint64_t fkv_index_free_slot(const fkv_index *ix, uint32_t hash);
 
-/* Fill a slot returned by fkv_index_free_slot (after fkv_index_reserve). */
-void fkv_index_put(fkv_index *ix, uint64_t pos, uint32_t hash, uint32_t loc);
+/* Fill a slot returned by fkv_index_free_slot (after fkv_index_reserve);
+ * word comes from fkv_slot_word. */
+void fkv_index_put(fkv_index *ix, uint64_t pos, uint32_t word, uint32_t loc);
 
 /* Turn an entry's slot into a deleted marker. */
 void fkv_index_remove(fkv_index *ix, uint64_t pos);

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* First pread of a record: whole for most records, and always enough for
- * the header and the longest key. */
+/* Stack buffer of lookups that need only a record's header and key
+ * (create, delete, contains); records this small are checksummed whole. */
 #define READ_HINT 512u
 /* Opening and compaction read the log in chunks this large. */
 #define SCAN_CHUNK (1u << 20)
@@ -217,12 +217,15 @@ static int lookup_ex(fkv_store *s, const char *key, size_t klen, uint32_t hash, 
         fkv_slot slot = ix->slots[pos];
         if (slot.loc == FKV_LOC_EMPTY)
             return FKV_ENOTFOUND;
-        if (slot.hash != hash || !FKV_LOC_IS_ENTRY(slot.loc))
+        if (FKV_SLOT_HASH(slot.hash) != hash || !FKV_LOC_IS_ENTRY(slot.loc))
             continue;
         uint64_t off = FKV_LOC_OFFSET(slot.loc);
         if (off >= s->end)
             return corrupt_at(off);
-        size_t want = buflen;
+        /* The size class covers the whole record: one pread fetches it. */
+        size_t want = fkv_class_bytes(FKV_SLOT_CLASS(slot.hash));
+        if (want > buflen)
+            want = buflen;
         if (off + want > s->end)
             want = (size_t)(s->end - off);
         size_t got;
@@ -320,7 +323,8 @@ static uint64_t slot_of_offset(const fkv_index *ix, uint32_t hash, uint64_t off)
         fkv_slot slot = ix->slots[pos];
         if (slot.loc == FKV_LOC_EMPTY)
             return UINT64_MAX;
-        if (FKV_LOC_IS_ENTRY(slot.loc) && slot.hash == hash && FKV_LOC_OFFSET(slot.loc) == off)
+        if (FKV_LOC_IS_ENTRY(slot.loc) && FKV_SLOT_HASH(slot.hash) == hash &&
+            FKV_LOC_OFFSET(slot.loc) == off)
             return pos;
     }
 }
@@ -596,10 +600,13 @@ static int scan_apply(fkv_store *s, const uint8_t *rec, const fkv_rec_header *h,
     }
     if (h->kind == FKV_KIND_PUT) {
         uint32_t loc = (uint32_t)off | (h->deadline_ms ? FKV_LOC_TTL : 0);
-        if (rc == FKV_OK)
+        uint32_t word = fkv_slot_word(hash, fkv_record_size(h));
+        if (rc == FKV_OK) {
+            s->ix.slots[f.pos].hash = word;
             s->ix.slots[f.pos].loc = loc;
-        else
-            fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), hash, loc);
+        } else {
+            fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), word, loc);
+        }
         s->live_bytes += fkv_record_size(h);
         s->n_ttl += h->deadline_ms != 0;
     } else if (rc == FKV_OK) {
@@ -1032,12 +1039,14 @@ static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8
     if ((rc = append(s, s->wbuf, n)) != FKV_OK)
         return rc;
     uint32_t loc = (uint32_t)(s->end - n) | (deadline ? FKV_LOC_TTL : 0);
+    uint32_t word = fkv_slot_word(hash, n);
     if (replacing) {
         s->live_bytes -= fkv_record_size(&f.h);
         s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
+        s->ix.slots[f.pos].hash = word;
         s->ix.slots[f.pos].loc = loc;
     } else {
-        fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), hash, loc);
+        fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), word, loc);
     }
     s->live_bytes += n;
     /* An expired entry being replaced was not in the count, so +1 either way. */
@@ -1072,7 +1081,7 @@ static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
                        size_t *vlen, int nowait)
 {
     found f;
-    int rc = lookup_ex(s, key, klen, fkv_hash(key, klen), buf, READ_HINT, nowait, &f);
+    int rc = lookup_ex(s, key, klen, fkv_hash(key, klen), buf, FKV_REC_MAX, nowait, &f);
     if (rc != FKV_OK)
         return rc;
     size_t total = fkv_record_size(&f.h);
