@@ -80,13 +80,14 @@ cdef str _show(object key):
 cdef int _raise(Store store, int rc, object key) except -1:
     """Raise the SPEC's exception for a C status. One table for all calls."""
     cdef str where = store._where if store is not None else "?"
-    cdef str k = _show(key)
+    # (key, path): the message is formatted only when printed (errors.py)
     if rc == FKV_ENOTFOUND:
-        raise KeyNotFoundError(f"key {k} not found in {where}")
+        raise KeyNotFoundError(key, where)
     if rc == FKV_EEXPIRED:
-        raise KeyExpiredError(f"key {k} has expired (its ttl has passed) in {where}")
+        raise KeyExpiredError(key, where)
     if rc == FKV_EEXISTS:
-        raise KeyExistsError(f"key {k} already exists in {where}; delete it first")
+        raise KeyExistsError(key, where)
+    cdef str k = _show(key)
     if rc == FKV_EFULL:
         raise StoreFullError(
             f"store {where} is full: writing {k} would pass max_file_size "
@@ -343,6 +344,8 @@ cdef class Store:
             with nogil:
                 rc = fkv_read(self._s, k, <size_t>n, buf, &voff, &vlen)
         if rc != FKV_OK:
+            if rc == FKV_ENOTFOUND:  # raised here: one traceback level less on a miss
+                raise KeyNotFoundError(key, self._where)
             _raise(self, rc, key)
         return _loads(PyBytes_FromStringAndSize(<char *>buf + voff, <Py_ssize_t>vlen))
 

@@ -35,11 +35,27 @@ class FastKVError(Exception):
     """Base class of every error fastkv raises."""
 
 
-class _PlainMessage:
-    """KeyError shows repr(message); fastkv's messages read better as text."""
+def _show(key: object) -> str:
+    """repr of a key for a message, cut short if it is long."""
+    text = repr(key)
+    return text if len(text) <= 44 else text[:40] + "..."
+
+
+class _KeyMessage:
+    """str() of a KeyError is the repr of its argument; fastkv's messages read
+    better as plain text. The core raises these with (key, path), as a dict
+    raises KeyError(key): the message is only formatted if someone asks,
+    so a miss in a hot loop costs no string formatting."""
+
+    _template = "{key}: {path}"
 
     def __str__(self) -> str:
-        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+        args = self.args
+        if len(args) == 2 and isinstance(args[1], str):
+            return self._template.format(key=_show(args[0]), path=args[1])
+        if len(args) == 1:
+            return str(args[0])
+        return super().__str__()
 
 
 class InvalidKeyError(FastKVError, ValueError):
@@ -58,16 +74,23 @@ class InvalidTTLError(FastKVError, ValueError):
     """The ttl is not an int of 1 to 315,360,000 seconds (a bool is refused)."""
 
 
-class KeyExistsError(_PlainMessage, FastKVError, KeyError):
-    """create() was given a key that is live."""
+class KeyExistsError(_KeyMessage, FastKVError, KeyError):
+    """create() was given a key that is live. ``args[0]`` is the key."""
+
+    _template = "key {key} already exists in {path}; delete it first"
 
 
-class KeyNotFoundError(_PlainMessage, FastKVError, KeyError):
-    """read() or delete() was given a key that is not in the store."""
+class KeyNotFoundError(_KeyMessage, FastKVError, KeyError):
+    """read() or delete() was given a key that is not in the store.
+    ``args[0]`` is the key."""
+
+    _template = "key {key} not found in {path}"
 
 
 class KeyExpiredError(KeyNotFoundError):
     """read() or delete() was given a key whose time-to-live has passed."""
+
+    _template = "key {key} has expired (its ttl has passed) in {path}"
 
 
 class StoreFullError(FastKVError, OSError):
