@@ -14,7 +14,9 @@ enums become strings, ints up to 2**64 pass).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBUF_READ
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.math cimport isfinite
@@ -347,7 +349,16 @@ cdef class Store:
             if rc == FKV_ENOTFOUND:  # raised here: one traceback level less on a miss
                 raise KeyNotFoundError(key, self._where)
             _raise(self, rc, key)
-        return _loads(PyBytes_FromStringAndSize(<char *>buf + voff, <Py_ssize_t>vlen))
+        # orjson parses straight from the stack buffer, without a copy into a
+        # bytes. The view must not outlive this call: orjson keeps no
+        # reference to it, and a decode error (only a crafted file can hold
+        # invalid JSON under a valid checksum) is replaced below, outside the
+        # except block, so that nothing chains the failed input along.
+        try:
+            return _loads(PyMemoryView_FromMemory(<char *>buf + voff, <Py_ssize_t>vlen, PyBUF_READ))
+        except _JSONDecodeError:
+            pass
+        raise CorruptionError(f"store {self._where}: the value of {_show(key)} is not valid JSON")
 
     def delete(self, key):
         """Remove key.

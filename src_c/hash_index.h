@@ -2,14 +2,15 @@
  * hash_index.h - the in-memory index: key hash -> record offset.
  *
  * An open-addressing table with linear probing. Each slot is 8 bytes:
- *   - "hash": bits 0..27 the key's 28-bit hash, bits 28..31 the record's
+ *   - "hash": bits 0..26 the key's 27-bit hash, bits 27..31 the record's
  *     size class, so a read fetches the whole record in one pread
- *     (fkv_class_bytes: at most 1.42 times its size);
+ *     (fkv_class_bytes: at most 1.19 times its size);
  *   - "loc": bit 31 set if the record carries a deadline, bits 0..30 its
  *     file offset.
  * No key or value bytes are kept: a hash hit is confirmed by the caller,
  * which reads the key from disk, and a miss is almost always answered
- * without I/O because the 28-bit hash is compared first.
+ * without I/O because the 27-bit hash is compared first (2^27 slots is
+ * also more than a 1 GiB file of the smallest records needs).
  *
  * Memory: the table is a power of two, rebuilt to at most half full and kept
  * at most three quarters full, so it costs 8 / load bytes per live key:
@@ -34,25 +35,27 @@
 #define FKV_LOC_OFFSET_MASK 0x7fffffffu
 #define FKV_LOC_OFFSET(loc) ((uint64_t)((loc) & FKV_LOC_OFFSET_MASK))
 #define FKV_LOC_IS_ENTRY(loc) ((loc) > FKV_LOC_DELETED)
-#define FKV_HASH_BITS 28
+#define FKV_HASH_BITS 27
 #define FKV_HASH_MASK ((1u << FKV_HASH_BITS) - 1)
 #define FKV_SLOT_HASH(word) ((word) & FKV_HASH_MASK)
 #define FKV_SLOT_CLASS(word) ((word) >> FKV_HASH_BITS)
 
-/* Size classes: 128 bytes times powers of the square root of two, so class
- * 15 (23,170 bytes) holds the largest record. */
+/* Size classes: 128 bytes times powers of 2^(1/4), so a read fetches at
+ * most 19% more than the record; class 31 (27,554 bytes) holds the largest. */
 static inline uint32_t fkv_class_bytes(uint32_t c)
 {
-    static const uint32_t bytes[16] = {128,  181,  256,  362,  512,   724,   1024,  1448,
-                                       2048, 2896, 4096, 5793, 8192, 11585, 16384, 23170};
-    return bytes[c & 15];
+    static const uint32_t bytes[32] = {
+        128,  152,  181,  215,  256,  304,  362,  430,  512,   608,   724,
+        861,  1024, 1217, 1448, 1722, 2048, 2435, 2896, 3444,  4096,  4870,
+        5793, 6889, 8192, 9742, 11585, 13777, 16384, 19484, 23170, 27554};
+    return bytes[c & 31];
 }
 
 /* The smallest class whose bytes hold a record of `size` bytes. */
 static inline uint32_t fkv_size_class(size_t size)
 {
     uint32_t c = 0;
-    while (c < 15 && fkv_class_bytes(c) < size)
+    while (c < 31 && fkv_class_bytes(c) < size)
         c++;
     return c;
 }
@@ -76,7 +79,7 @@ typedef struct fkv_index {
     uint64_t gen;     /* bumped whenever entries move to other slots */
 } fkv_index;
 
-/* 28-bit hash of a key's bytes. */
+/* 27-bit hash of a key's bytes. */
 uint32_t fkv_hash(const void *key, size_t len);
 
 /* FKV_OK or FKV_ENOMEM. */

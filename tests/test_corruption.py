@@ -252,3 +252,33 @@ def test_fuzzed_files_never_crash_or_hang(tmp_path: Path, seed: int) -> None:
     opened, refused = map(int, res.stdout.split())
     assert opened + refused == cases
     assert opened > 0 and refused > 0
+
+
+def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path) -> None:
+    """Only a crafted file has this; it must not crash or return garbage."""
+    import struct
+
+    with DataStore(store_path) as db:
+        db.create("k", {"v": "abcd"})
+    data = bytearray(store_path.read_bytes())
+    pos = data.index(b'{"v":"abcd"}')
+    data[pos : pos + 4] = b"{{{{"
+    rec_start = 32  # the only record; give it a checksum that matches again
+    body = bytes(data[rec_start + 4 :])
+    crc = _crc32c(body)
+    data[rec_start : rec_start + 4] = struct.pack("<I", crc)
+    store_path.write_bytes(bytes(data))
+    with DataStore(store_path) as db:
+        with pytest.raises(fastkv.CorruptionError, match="not valid JSON") as info:
+            db.read("k")
+        assert info.value.__context__ is None
+
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C, bit by bit (the stdlib has none)."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
