@@ -28,10 +28,15 @@ def main() -> None:
     stores = list(results)
     width = 0.8 / len(stores)
     fig, ax = plt.subplots(figsize=(11, 5))
+    # fastkv in red; the peers in colours that are never red
+    others = iter(["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
+                   "tab:pink", "tab:gray", "tab:olive", "tab:cyan"])
     for i, name in enumerate(stores):
         vals = [results[name].get(ph, {}).get("ops_per_s", 0) for ph in PHASES]
         xs = [p + i * width for p in range(len(PHASES))]
-        ax.bar(xs, vals, width, label=name, color="tab:red" if name == "fastkv" else None)
+        n = results[name]["keys"]
+        label = name if n == data["keys"] else f"{name} (N={n:,})"
+        ax.bar(xs, vals, width, label=label, color="tab:red" if name == "fastkv" else next(others))
     ax.set_xticks([p + width * (len(stores) - 1) / 2 for p in range(len(PHASES))])
     ax.set_xticklabels([ph.replace("_", " ") for ph in PHASES])
     ax.set_yscale("log")
