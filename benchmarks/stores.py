@@ -186,7 +186,31 @@ class LMDB(Store):
             txn.delete(k)
 
 
-class DBM(Store):
+class _BytesKV(Store):
+    """Stores with a plain get/put/delete on bytes keys and no TTL of their
+    own: the deadline header and the create/read/delete rules live here."""
+
+    def _get(self, k: bytes) -> Optional[bytes]: ...
+    def _put(self, k: bytes, v: bytes) -> None: ...
+    def _drop(self, k: bytes) -> None: ...
+
+    def create(self, key: str, value: Any, ttl: Optional[int]) -> None:
+        k = key.encode()
+        if _live(self._get(k)):
+            raise KeyError(key)
+        self._put(k, _wrap(value, ttl))
+
+    def read(self, key: str) -> Any:
+        return _unwrap(self._get(key.encode()), key)
+
+    def delete(self, key: str) -> None:
+        k = key.encode()
+        if not _live(self._get(k)):
+            raise KeyError(key)
+        self._drop(k)
+
+
+class DBM(_BytesKV):
     name = "dbm"
     module = "dbm"
     threads_ok = False
@@ -202,24 +226,10 @@ class DBM(Store):
         import dbm
 
         self.db = dbm.open(os.path.join(self.path, "store.dbm"), "c")
+        self._get, self._put, self._drop = self.db.get, self.db.__setitem__, self.db.__delitem__
 
     def close(self) -> None:
         self.db.close()
-
-    def create(self, key: str, value: Any, ttl: Optional[int]) -> None:
-        k = key.encode()
-        if _live(self.db.get(k)):
-            raise KeyError(key)
-        self.db[k] = _wrap(value, ttl)
-
-    def read(self, key: str) -> Any:
-        return _unwrap(self.db.get(key.encode()), key)
-
-    def delete(self, key: str) -> None:
-        k = key.encode()
-        if not _live(self.db.get(k)):
-            raise KeyError(key)
-        del self.db[k]
 
 
 if DBM.backend() == "dbm.dumb":
@@ -254,7 +264,7 @@ class DiskCache(Store):
             raise KeyError(key)
 
 
-class RocksDict(Store):
+class RocksDict(_BytesKV):
     name = "rocksdict"
     module = "rocksdict"
 
@@ -263,27 +273,13 @@ class RocksDict(Store):
 
         opts = rocksdict.Options(raw_mode=True)
         self.db = rocksdict.Rdict(os.path.join(self.path, "rocks"), options=opts)
+        self._get, self._put, self._drop = self.db.get, self.db.__setitem__, self.db.__delitem__
 
     def close(self) -> None:
         self.db.close()
 
-    def create(self, key: str, value: Any, ttl: Optional[int]) -> None:
-        k = key.encode()
-        if _live(self.db.get(k)):
-            raise KeyError(key)
-        self.db[k] = _wrap(value, ttl)
 
-    def read(self, key: str) -> Any:
-        return _unwrap(self.db.get(key.encode()), key)
-
-    def delete(self, key: str) -> None:
-        k = key.encode()
-        if not _live(self.db.get(k)):
-            raise KeyError(key)
-        del self.db[k]
-
-
-class Plyvel(Store):
+class Plyvel(_BytesKV):
     name = "plyvel"
     module = "plyvel"
 
@@ -291,24 +287,10 @@ class Plyvel(Store):
         import plyvel
 
         self.db = plyvel.DB(os.path.join(self.path, "level"), create_if_missing=True)
+        self._get, self._put, self._drop = self.db.get, self.db.put, self.db.delete
 
     def close(self) -> None:
         self.db.close()
-
-    def create(self, key: str, value: Any, ttl: Optional[int]) -> None:
-        k = key.encode()
-        if _live(self.db.get(k)):
-            raise KeyError(key)
-        self.db.put(k, _wrap(value, ttl))
-
-    def read(self, key: str) -> Any:
-        return _unwrap(self.db.get(key.encode()), key)
-
-    def delete(self, key: str) -> None:
-        k = key.encode()
-        if not _live(self.db.get(k)):
-            raise KeyError(key)
-        self.db.delete(k)
 
 
 class NaiveJSON(Store):
