@@ -44,6 +44,7 @@ from fastkv.errors import (
     StoreIOError,
     StoreLockedError,
     ValueTooLargeError,
+    _show,
 )
 
 _dumps = _orjson.dumps
@@ -72,13 +73,6 @@ _LONG_DIGITS_BYTES = _re.compile(rb"\d{20}")
 
 # ---- messages ----------------------------------------------------------------
 
-cdef str _show(object key):
-    """repr of a key for a message, cut short if it is long."""
-    if isinstance(key, str) and len(<str>key) > 40:
-        return repr((<str>key)[:40]) + "..."
-    return repr(key)
-
-
 cdef int _raise(Store store, int rc, object key) except -1:
     """Raise the SPEC's exception for a C status. One table for all calls."""
     cdef str where = store._where if store is not None else "?"
@@ -89,7 +83,7 @@ cdef int _raise(Store store, int rc, object key) except -1:
         raise KeyExpiredError(key, where)
     if rc == FKV_EEXISTS:
         raise KeyExistsError(key, where)
-    cdef str k = _show(key)
+    k = _show(key)
     if rc == FKV_EFULL:
         raise StoreFullError(
             f"store {where} is full: writing {k} would pass max_file_size "

@@ -585,9 +585,7 @@ static int scan_apply(fkv_store *s, const uint8_t *rec, const fkv_rec_header *h,
                       uint32_t hash)
 {
     const char *key = (const char *)rec + FKV_REC_HEADER_SIZE;
-    int rc = fkv_index_reserve(&s->ix, 1);
-    if (rc != FKV_OK)
-        return rc;
+    int rc; /* room in the index was reserved by scan() for the whole batch */
     uint8_t buf[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
     found f;
     rc = lookup(s, key, h->klen, hash, buf, sizeof buf, &f);
@@ -1104,19 +1102,6 @@ static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
     return FKV_OK;
 }
 
-int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
-             size_t *vlen)
-{
-    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
-        return FKV_EKEY;
-    int rc = enter(s);
-    if (rc != FKV_OK)
-        return rc;
-    rc = read_locked(s, key, klen, buf, voff, vlen, 0);
-    leave(s);
-    return rc;
-}
-
 /* enter() that gives up instead of waiting for the mutex. */
 static inline int try_enter(fkv_store *s)
 {
@@ -1131,17 +1116,29 @@ static inline int try_enter(fkv_store *s)
     return FKV_OK;
 }
 
-int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
-                 size_t *vlen)
+static int read_entry(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+                      size_t *vlen, int nowait)
 {
     if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
         return FKV_EKEY;
-    int rc = try_enter(s);
+    int rc = nowait ? try_enter(s) : enter(s);
     if (rc != FKV_OK)
         return rc;
-    rc = read_locked(s, key, klen, buf, voff, vlen, 1);
+    rc = read_locked(s, key, klen, buf, voff, vlen, nowait);
     leave(s);
     return rc;
+}
+
+int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+             size_t *vlen)
+{
+    return read_entry(s, key, klen, buf, voff, vlen, 0);
+}
+
+int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+                 size_t *vlen)
+{
+    return read_entry(s, key, klen, buf, voff, vlen, 1);
 }
 
 static int delete_locked(fkv_store *s, const char *key, size_t klen)
@@ -1195,30 +1192,28 @@ static int contains_locked(fkv_store *s, const char *key, size_t klen, int nowai
     return rc;
 }
 
-int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
+static int contains_entry(fkv_store *s, const char *key, size_t klen, int *found_out,
+                          int nowait)
 {
     *found_out = 0;
     if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
         return FKV_OK;
-    int rc = enter(s);
+    int rc = nowait ? try_enter(s) : enter(s);
     if (rc != FKV_OK)
         return rc;
-    rc = contains_locked(s, key, klen, 0, found_out);
+    rc = contains_locked(s, key, klen, nowait, found_out);
     leave(s);
     return rc;
 }
 
+int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
+{
+    return contains_entry(s, key, klen, found_out, 0);
+}
+
 int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 {
-    *found_out = 0;
-    if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
-        return FKV_OK;
-    int rc = try_enter(s);
-    if (rc != FKV_OK)
-        return rc;
-    rc = contains_locked(s, key, klen, 1, found_out);
-    leave(s);
-    return rc;
+    return contains_entry(s, key, klen, found_out, 1);
 }
 
 int fkv_count(fkv_store *s, uint64_t *n)
