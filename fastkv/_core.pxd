@@ -37,6 +37,11 @@ cdef extern from "record.h" nogil:
         FKV_REC_MAX
         FKV_REC_HEADER_SIZE
 
+    ctypedef struct fkv_rec_header:
+        uint64_t deadline_ms
+
+    int fkv_record_header_decode(const uint8_t *buf, fkv_rec_header *h)
+
 
 cdef extern from "clock.h" nogil:
     uint64_t fkv_now_ms()
@@ -84,13 +89,21 @@ cdef extern from "store.h" nogil:
         uint64_t live_keys
         uint64_t salvaged_keys
 
-    int fkv_verify(const char *path, fkv_verify_report *rep)
-    int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep)
+    ctypedef struct fkv_progress:
+        uint64_t done
+        uint64_t total
+
+    void fkv_progress_read(const fkv_progress *p, uint64_t *done, uint64_t *total)
+    int fkv_verify(const char *path, fkv_verify_report *rep, fkv_progress *progress)
+    int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep,
+                   fkv_progress *progress)
     int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
     int fkv_close(fkv_store *s)
     void fkv_free(fkv_store *s)
     int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
                    size_t vlen, uint64_t ttl_s)
+    int fkv_create_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                         size_t vlen, uint64_t deadline_ms)
     int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
                  size_t *voff, size_t *vlen)
     int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
@@ -101,7 +114,7 @@ cdef extern from "store.h" nogil:
     int fkv_count(fkv_store *s, uint64_t *n)
     int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf,
                       size_t bufsize, size_t *used, size_t *nkeys)
-    int fkv_compact(fkv_store *s)
+    int fkv_compact(fkv_store *s, fkv_progress *progress)
     int fkv_sync(fkv_store *s)
     int fkv_get_stats(fkv_store *s, fkv_stats *st)
     int fkv_debug_hold(fkv_store *s, uint64_t ms)

@@ -306,18 +306,35 @@ cdef class Store:
             InvalidTTLError, KeyExistsError, StoreFullError, StoreClosedError,
             StoreIOError.
         """
+        self._append(key, value, <uint64_t>_ttl_seconds(ttl, key), True)
+
+    def _create_until(self, key, value, deadline_ms):
+        """create() with an absolute deadline in ms since the epoch (None or
+        0: none), so that an import keeps expiry to the millisecond.
+        KeyExpiredError if the deadline has passed."""
+        if deadline_ms is None:
+            deadline_ms = 0
+        if type(deadline_ms) is not int or not 0 <= deadline_ms < 2 ** 63:
+            raise InvalidTTLError(f"deadline for {_show(key)} must be ms since the epoch, "
+                                  f"not {deadline_ms!r}")
+        self._append(key, value, <uint64_t>deadline_ms, False)
+
+    cdef int _append(self, key, value, uint64_t t, bint relative) except -1:
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
-        cdef int64_t ttl_s = _ttl_seconds(ttl, key)
         cdef bytes data = _encode(value, key)
         cdef const uint8_t *v = <const uint8_t *>PyBytes_AS_STRING(data)
         cdef size_t vlen = <size_t>PyBytes_GET_SIZE(data)
         cdef int rc
         self._live()
         with nogil:
-            rc = fkv_create(self._s, k, <size_t>n, v, vlen, <uint64_t>ttl_s)
+            if relative:
+                rc = fkv_create(self._s, k, <size_t>n, v, vlen, t)
+            else:
+                rc = fkv_create_until(self._s, k, <size_t>n, v, vlen, t)
         if rc != FKV_OK:
             _raise(self, rc, key)
+        return 0
 
     def read(self, key):
         """Return the value stored under key, as a new dict.
@@ -330,19 +347,41 @@ cdef class Store:
         cdef const char *k = _key_utf8(key, &n)
         cdef uint8_t buf[FKV_REC_MAX]
         cdef size_t voff = 0, vlen = 0
-        cdef int rc
         self._live()
+        cdef int rc = self._fetch(k, n, buf, &voff, &vlen)
+        if rc != FKV_OK:
+            # raised here, not in a helper: one traceback level less on a miss
+            if rc == FKV_ENOTFOUND:
+                raise KeyNotFoundError(key, self._where)
+            _raise(self, rc, key)
+        return self._parse(key, buf, voff, vlen)
+
+    def _read_with_deadline(self, key):
+        """(value, deadline in ms since the epoch or None): what an export keeps."""
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef uint8_t buf[FKV_REC_MAX]
+        cdef size_t voff = 0, vlen = 0
+        cdef fkv_rec_header h
+        self._live()
+        cdef int rc = self._fetch(k, n, buf, &voff, &vlen)
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+        fkv_record_header_decode(buf, &h)  # checked by the read already
+        return self._parse(key, buf, voff, vlen), (h.deadline_ms or None)
+
+    cdef inline int _fetch(self, const char *k, Py_ssize_t n, uint8_t *buf, size_t *voff,
+                           size_t *vlen) noexcept:
         # From memory with the GIL held, if the record is cached and no other
         # thread holds the store: cheaper than two GIL hand-offs. Else wait
         # (for the mutex or the disk) without the GIL.
-        rc = fkv_try_read(self._s, k, <size_t>n, buf, &voff, &vlen)
+        cdef int rc = fkv_try_read(self._s, k, <size_t>n, buf, voff, vlen)
         if rc == FKV_EAGAIN:
             with nogil:
-                rc = fkv_read(self._s, k, <size_t>n, buf, &voff, &vlen)
-        if rc != FKV_OK:
-            if rc == FKV_ENOTFOUND:  # raised here: one traceback level less on a miss
-                raise KeyNotFoundError(key, self._where)
-            _raise(self, rc, key)
+                rc = fkv_read(self._s, k, <size_t>n, buf, voff, vlen)
+        return rc
+
+    cdef inline object _parse(self, key, uint8_t *buf, size_t voff, size_t vlen):
         # orjson parses straight from the stack buffer, without a copy into a
         # bytes. The view must not outlive this call: orjson keeps no
         # reference to it, and a decode error (only a crafted file can hold
@@ -405,16 +444,18 @@ cdef class Store:
         """An iterator over the live keys (see __iter__)."""
         return iter(self)
 
-    def compact(self):
-        """Rewrite the data file with only the live records.
+    def compact(self, Progress progress=None):
+        """Rewrite the data file with only the live records. A Progress,
+        if given, counts the bytes read so far (poll it from another thread).
 
         Raises:
             StoreClosedError, StoreIOError, CorruptionError.
         """
         cdef int rc
+        cdef fkv_progress *p = NULL if progress is None else &progress._p
         self._live()
         with nogil:
-            rc = fkv_compact(self._s)
+            rc = fkv_compact(self._s, p)
         if rc != FKV_OK:
             _raise(self, rc, None)
 
@@ -515,6 +556,25 @@ cdef class _KeyIterator:
 
 # ---- verify and repair -------------------------------------------------------
 
+cdef class Progress:
+    """Bytes done of a compact, verify or repair that is running in another
+    thread; the C core updates it without the GIL, readers poll it."""
+
+    cdef fkv_progress _p
+
+    @property
+    def done(self):
+        cdef uint64_t done, total
+        fkv_progress_read(&self._p, &done, &total)
+        return done
+
+    @property
+    def total(self):
+        cdef uint64_t done, total
+        fkv_progress_read(&self._p, &done, &total)
+        return total
+
+
 cdef dict _report(fkv_verify_report *rep):
     return {
         "ok": bool(rep.header_ok) and rep.damaged_regions == 0,
@@ -538,23 +598,25 @@ cdef int _raise_path(int rc, str path) except -1:
     return _raise(where, rc, None)
 
 
-def verify(str path):
+def verify(str path, Progress progress=None):
     """Report on every record of the store file at path (see fastkv.verify)."""
     cdef fkv_verify_report rep
     cdef int rc
+    cdef fkv_progress *pr = NULL if progress is None else &progress._p
     encoded = _os.fsencode(path)
     cdef const char *p = encoded
     with nogil:
-        rc = fkv_verify(p, &rep)
+        rc = fkv_verify(p, &rep, pr)
     if rc != FKV_OK:
         _raise_path(rc, path)
     return _report(&rep)
 
 
-def repair(str path, backup):
+def repair(str path, backup, Progress progress=None):
     """Salvage the intact records of path into a fresh store (see fastkv.repair)."""
     cdef fkv_verify_report rep
     cdef int rc
+    cdef fkv_progress *pr = NULL if progress is None else &progress._p
     encoded = _os.fsencode(path)
     encoded_backup = _os.fsencode(backup) if backup is not None else None
     cdef const char *p = encoded
@@ -562,7 +624,7 @@ def repair(str path, backup):
     if encoded_backup is not None:
         b = encoded_backup
     with nogil:
-        rc = fkv_repair(p, b, &rep)
+        rc = fkv_repair(p, b, &rep, pr)
     if rc != FKV_OK:
         _raise_path(rc, path)
     report = _report(&rep)
@@ -601,3 +663,12 @@ def _key_hash(key):
     cdef Py_ssize_t n
     cdef const char *k = _key_utf8(key, &n)
     return fkv_hash(k, <size_t>n)
+
+
+cdef extern from "crc32c.h" nogil:
+    unsigned int fkv_crc32c(unsigned int crc, const void *buf, size_t len)
+
+
+def _crc32c(const unsigned char[:] data, unsigned int crc=0):
+    """The core's CRC-32C of data. Tests only (the lanes must join right)."""
+    return fkv_crc32c(crc, &data[0] if data.shape[0] else NULL, <size_t>data.shape[0])

@@ -41,8 +41,30 @@ struct fkv_store {
     uint64_t torn_dropped;
     uint64_t compactions;
     uint64_t auto_retry_at;  /* after a failed automatic compaction: file size to retry at */
+    fkv_progress *progress;  /* set for the length of a compact/verify/repair call */
     uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
 };
+
+/* Polled by another thread without a lock: relaxed atomics, no tearing. */
+static inline void progress_total(fkv_store *s, uint64_t total)
+{
+    if (s->progress) {
+        __atomic_store_n(&s->progress->total, total, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->progress->done, 0, __ATOMIC_RELAXED);
+    }
+}
+
+static inline void progress_done(fkv_store *s, uint64_t done)
+{
+    if (s->progress)
+        __atomic_store_n(&s->progress->done, done, __ATOMIC_RELAXED);
+}
+
+void fkv_progress_read(const fkv_progress *p, uint64_t *done, uint64_t *total)
+{
+    *total = __atomic_load_n(&p->total, __ATOMIC_RELAXED);
+    *done = __atomic_load_n(&p->done, __ATOMIC_RELAXED);
+}
 
 /* ---- fork detection ------------------------------------------------------ */
 
@@ -367,8 +389,10 @@ static int compact_locked(fkv_store *s, uint64_t skip_pos)
     uint64_t oflushed = 0;              /* bytes already in the new file */
     uint64_t wstart = 0, off = FKV_FILE_HEADER_SIZE;
     size_t wlen = 0;
+    progress_total(s, s->end);
     while (off < s->end) {
         fkv_rec_header h;
+        progress_done(s, off);
         rc = window_cover(s->fd, win, s->end, off, FKV_REC_HEADER_SIZE, &wstart, &wlen);
         if (rc == FKV_OK && fkv_record_header_decode(win + (off - wstart), &h) != FKV_OK)
             rc = FKV_ECORRUPT;
@@ -405,6 +429,7 @@ static int compact_locked(fkv_store *s, uint64_t skip_pos)
     }
     if ((rc = write_at(tfd, out, olen, oflushed)) != FKV_OK)
         goto fail;
+    progress_done(s, s->end);
     uint64_t new_end = oflushed + olen;
     if (fkv_fdatasync(tfd) != 0) {
         rc = io_error();
@@ -649,8 +674,10 @@ static int scan(fkv_store *s, uint64_t size, fkv_verify_report *rep)
     size_t wlen = 0;
     int rc = FKV_OK;
     s->end = off;
+    progress_total(s, size);
     while (off < size) {
         fkv_rec_header h;
+        progress_done(s, off);
         int r = intact_at(s->fd, win, size, off, &wstart, &wlen, &h);
         if (r < 0) {
             rc = r;
@@ -720,6 +747,8 @@ static int scan(fkv_store *s, uint64_t size, fkv_verify_report *rep)
             break;
     }
     free(win);
+    if (rc == FKV_OK)
+        progress_done(s, size);
     return rc;
 }
 
@@ -728,7 +757,7 @@ static int scan(fkv_store *s, uint64_t size, fkv_verify_report *rep)
  * salvage mode for verify/repair, which never writes to the file, reads
  * past a damaged header checksum and damaged records, and reports. */
 static int open_store(const char *path, const fkv_options *opt, fkv_verify_report *rep,
-                      fkv_store **out)
+                      fkv_progress *progress, fkv_store **out)
 {
     *out = NULL;
     if (opt->max_file_size < FKV_MIN_FILE_SIZE || opt->max_file_size > FKV_MAX_FILE_SIZE)
@@ -749,6 +778,7 @@ static int open_store(const char *path, const fkv_options *opt, fkv_verify_repor
     }
     s->max_file_size = opt->max_file_size;
     s->durability = opt->durability;
+    s->progress = progress;
     s->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
 
     int rc = open_locked(path, rep == NULL, opt->lock_timeout_ms, &s->fd);
@@ -813,6 +843,7 @@ static int open_store(const char *path, const fkv_options *opt, fkv_verify_repor
     s->live_bytes = FKV_FILE_HEADER_SIZE;
     if (size > 0 && (rc = scan(s, size, rep)) != FKV_OK)
         goto fail;
+    s->progress = NULL;
     *out = s;
     return FKV_OK;
 
@@ -830,18 +861,19 @@ fail:
 
 int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
 {
-    return open_store(path, opt, NULL, out);
+    return open_store(path, opt, NULL, NULL, out);
 }
 
 /* ---- verify and repair --------------------------------------------------- */
 
-static int salvage_open(const char *path, fkv_verify_report *rep, fkv_store **out)
+static int salvage_open(const char *path, fkv_verify_report *rep, fkv_progress *progress,
+                        fkv_store **out)
 {
     fkv_options opt = {FKV_MAX_FILE_SIZE, FKV_DURABLE_PROCESS, 0};
     memset(rep, 0, sizeof *rep);
     rep->header_ok = 1;
     rep->first_damage_offset = UINT64_MAX;
-    int rc = open_store(path, &opt, rep, out);
+    int rc = open_store(path, &opt, rep, progress, out);
     if (rc == FKV_OK && (rc = count_live(*out, fkv_now_ms(), &rep->live_keys)) != FKV_OK) {
         fkv_free(*out);
         *out = NULL;
@@ -849,10 +881,10 @@ static int salvage_open(const char *path, fkv_verify_report *rep, fkv_store **ou
     return rc;
 }
 
-int fkv_verify(const char *path, fkv_verify_report *rep)
+int fkv_verify(const char *path, fkv_verify_report *rep, fkv_progress *progress)
 {
     fkv_store *s;
-    int rc = salvage_open(path, rep, &s);
+    int rc = salvage_open(path, rep, progress, &s);
     if (rc == FKV_OK)
         fkv_free(s);
     return rc;
@@ -913,10 +945,11 @@ done:
     return rc;
 }
 
-int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep)
+int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep,
+               fkv_progress *progress)
 {
     fkv_store *s;
-    int rc = salvage_open(path, rep, &s);
+    int rc = salvage_open(path, rep, progress, &s);
     if (rc != FKV_OK)
         return rc;
     char *tmp = path_with_suffix(path, REPAIR_SUFFIX);
@@ -1006,8 +1039,9 @@ void fkv_free(fkv_store *s)
 
 /* ---- operations ---------------------------------------------------------- */
 
+/* deadline_ms is absolute (0: none), or with relative set, seconds from now. */
 static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
-                         size_t vlen, uint64_t ttl_s)
+                         size_t vlen, uint64_t deadline_ms, int relative)
 {
     uint8_t buf[READ_HINT];
     uint32_t hash = fkv_hash(key, klen);
@@ -1016,6 +1050,13 @@ static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8
     if (rc != FKV_OK)
         return rc;
     uint64_t now = fkv_now_ms();
+    uint64_t deadline = relative && deadline_ms ? now + deadline_ms * 1000u : deadline_ms;
+    if (!relative && deadline) {
+        if (deadline <= now)
+            return FKV_EEXPIRED;
+        if (deadline - now > FKV_TTL_MAX_S * 1000u)
+            return FKV_ETTL;
+    }
     found f;
     rc = lookup(s, key, klen, hash, buf, sizeof buf, &f);
     if (rc == FKV_OK && !is_expired(&f.h, now))
@@ -1032,7 +1073,6 @@ static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8
             return rc;
     }
     int replacing = rc == FKV_OK;
-    uint64_t deadline = ttl_s ? now + ttl_s * 1000u : 0;
     size_t n = fkv_record_encode(s->wbuf, FKV_KIND_PUT, key, klen, val, vlen, deadline);
     if ((rc = append(s, s->wbuf, n)) != FKV_OK)
         return rc;
@@ -1058,21 +1098,33 @@ static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8
     return FKV_OK;
 }
 
-int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
-               uint64_t ttl_s)
+static int create_entry(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                        size_t vlen, uint64_t deadline_ms, int relative)
 {
     if (klen == 0 || klen > FKV_KEY_MAX_BYTES)
         return FKV_EKEY;
     if (vlen > FKV_VALUE_MAX)
         return FKV_EVALUE;
-    if (ttl_s > FKV_TTL_MAX_S)
+    if (relative && deadline_ms > FKV_TTL_MAX_S)
         return FKV_ETTL;
     int rc = enter(s);
     if (rc != FKV_OK)
         return rc;
-    rc = create_locked(s, key, klen, val, vlen, ttl_s);
+    rc = create_locked(s, key, klen, val, vlen, deadline_ms, relative);
     leave(s);
     return rc;
+}
+
+int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+               uint64_t ttl_s)
+{
+    return create_entry(s, key, klen, val, vlen, ttl_s, 1);
+}
+
+int fkv_create_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                     size_t vlen, uint64_t deadline_ms)
+{
+    return create_entry(s, key, klen, val, vlen, deadline_ms, 0);
 }
 
 static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
@@ -1274,12 +1326,14 @@ int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf, size
     return rc;
 }
 
-int fkv_compact(fkv_store *s)
+int fkv_compact(fkv_store *s, fkv_progress *progress)
 {
     int rc = enter(s);
     if (rc != FKV_OK)
         return rc;
+    s->progress = progress;
     rc = compact_locked(s, UINT64_MAX);
+    s->progress = NULL;
     leave(s);
     return rc;
 }

@@ -71,6 +71,17 @@ typedef struct fkv_verify_report {
     uint64_t salvaged_keys;     /* written into the new file by fkv_repair */
 } fkv_verify_report;
 
+/* How far a long call (compact, verify, repair) has got, in bytes of the
+ * file: the call stores into it with relaxed atomics while it runs, so
+ * another thread may poll it (a progress bar) without taking any lock. */
+typedef struct fkv_progress {
+    uint64_t done;
+    uint64_t total;
+} fkv_progress;
+
+/* A consistent-enough snapshot of p for another thread (no lock taken). */
+void fkv_progress_read(const fkv_progress *p, uint64_t *done, uint64_t *total);
+
 /* Open or create the store at path (absolute). Blocks up to
  * opt->lock_timeout_ms for the lock. On success *out is a store to pass to
  * fkv_close and then fkv_free. */
@@ -78,13 +89,14 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out);
 
 /* Read the whole file at path (which must exist), taking its lock, and
  * report intact, damaged and torn records. Never writes to the file. */
-int fkv_verify(const char *path, fkv_verify_report *rep);
+int fkv_verify(const char *path, fkv_verify_report *rep, fkv_progress *progress);
 
 /* Salvage every intact record of the file at path into a fresh store that
  * replaces it (renamed into place, locked first). The damaged file is kept
  * as backup_path (a hard link) unless that is NULL. Holds the lock on path
  * throughout. A deleted key whose tombstone was damaged comes back. */
-int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep);
+int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep,
+               fkv_progress *progress);
 
 /* Unlock and close the file and drop the index; waits for calls in flight
  * (takes the mutex). Later calls return FKV_ECLOSED. Idempotent. */
@@ -96,6 +108,12 @@ void fkv_free(fkv_store *s);
 /* Append a record for a key that is not live. ttl_s 0 means no deadline. */
 int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
                uint64_t ttl_s);
+
+/* fkv_create with an absolute deadline in ms since the epoch (0: none), as
+ * an import needs to keep expiry exact. FKV_EEXPIRED if it has passed,
+ * FKV_ETTL if it lies further ahead than FKV_TTL_MAX_S. */
+int fkv_create_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                     size_t vlen, uint64_t deadline_ms);
 
 /* Read a live key's value into buf (room for FKV_REC_MAX bytes). The value
  * is buf[*voff .. *voff + *vlen). Checksum verified before returning. */
@@ -127,8 +145,8 @@ int fkv_count(fkv_store *s, uint64_t *n);
 int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf, size_t bufsize,
                   size_t *used, size_t *nkeys);
 
-/* Rewrite the file with live records only. */
-int fkv_compact(fkv_store *s);
+/* Rewrite the file with live records only; progress may be NULL. */
+int fkv_compact(fkv_store *s, fkv_progress *progress);
 
 /* Flush written data to stable storage. */
 int fkv_sync(fkv_store *s);
