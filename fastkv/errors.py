@@ -11,6 +11,8 @@ without the compiled extension.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "FastKVError",
     "InvalidKeyError",
@@ -48,6 +50,7 @@ class _KeyMessage:
     so a miss in a hot loop costs no string formatting."""
 
     _template = "{key}: {path}"
+    args: tuple[Any, ...]  # from the exception class this is mixed into
 
     def __str__(self) -> str:
         args = self.args

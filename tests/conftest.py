@@ -54,8 +54,11 @@ def clock() -> Iterator[Clock]:
     _core._set_clock(None)
 
 
+RunPython = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
 @pytest.fixture
-def run_python() -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_python() -> RunPython:
     """Run a snippet in a fresh interpreter (the installed fastkv)."""
 
     def run(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

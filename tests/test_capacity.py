@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 from pathlib import Path
 
@@ -9,6 +11,9 @@ import pytest
 
 import fastkv
 from fastkv import DataStore
+
+if TYPE_CHECKING:
+    from conftest import Clock
 
 CAP = 8192
 
@@ -18,7 +23,7 @@ def record_bytes(key: str, value_json_len: int) -> int:
 
 
 def fill(db: DataStore, prefix: str = "k", pad: int = 200) -> list[str]:
-    keys = []
+    keys: list[str] = []
     i = 0
     while True:
         key = f"{prefix}{i}"
@@ -91,7 +96,7 @@ def test_create_at_the_cap_compacts_dead_space_on_its_own(store_path: Path) -> N
             assert db.read(k) == {"pad": "x" * 200}
 
 
-def test_expired_records_are_reclaimed_at_the_cap(store_path: Path, clock) -> None:
+def test_expired_records_are_reclaimed_at_the_cap(store_path: Path, clock: Clock) -> None:
     with DataStore(store_path, max_file_size=CAP) as db:
         n = 0
         while True:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import signal
 import subprocess
@@ -13,6 +15,9 @@ import pytest
 
 import fastkv
 from fastkv import DataStore
+
+if TYPE_CHECKING:
+    from conftest import Clock
 
 
 def test_compact_on_an_empty_store(db: DataStore) -> None:
@@ -30,7 +35,7 @@ def test_compact_twice_changes_nothing(db: DataStore) -> None:
     assert first[32:] == second[32:]  # only the header's creation time differs
 
 
-def test_compaction_keeps_ttl_deadlines(store_path: Path, clock) -> None:
+def test_compaction_keeps_ttl_deadlines(store_path: Path, clock: Clock) -> None:
     with DataStore(store_path) as db:
         db.create("t", {"v": 1}, ttl=100)
         db.create("p", {"v": 2})

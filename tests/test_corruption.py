@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,12 +17,12 @@ import fastkv
 from fastkv import DataStore
 
 
-def build_store(path: Path, seed: int = 3) -> tuple[dict[str, dict], dict[str, list[dict]], list[int]]:
+def build_store(path: Path, seed: int = 3) -> tuple[dict[str, Any], dict[str, list[Any]], list[int]]:
     """A store with creates, deletes and TTLs. Returns the live model, every
     value each key ever had, and the file size after each operation."""
     rng = random.Random(seed)
-    live: dict[str, dict] = {}
-    history: dict[str, list[dict]] = {}
+    live: dict[str, Any] = {}
+    history: dict[str, list[Any]] = {}
     ends = []
     with DataStore(path) as db:
         for i in range(300):

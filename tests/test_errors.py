@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,13 +92,13 @@ def test_long_keys_are_cut_short_in_messages(db: DataStore) -> None:
         {"lock_timeout": "1"},
     ],
 )
-def test_bad_options_raise_config_error(store_path, kwargs) -> None:
+def test_bad_options_raise_config_error(store_path: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(fastkv.ConfigError):
         DataStore(store_path, **kwargs)
     assert not store_path.exists()
 
 
-def test_option_bounds_accepted(store_path) -> None:
+def test_option_bounds_accepted(store_path: Path) -> None:
     with DataStore(store_path, max_file_size=4096, lock_timeout=0, durability="process"):
         pass
     with DataStore(store_path, max_file_size=2**30, lock_timeout=0.5):

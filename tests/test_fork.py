@@ -3,6 +3,8 @@ releases the parent's lock."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import os
 import sys
 from pathlib import Path
@@ -12,10 +14,13 @@ import pytest
 import fastkv
 from fastkv import DataStore
 
+if TYPE_CHECKING:
+    from conftest import RunPython
+
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
-def run_in_child(body) -> int:
+def run_in_child(body: Callable[[], int]) -> int:
     """Run body() in a forked child; returns its exit code (0 = all good)."""
     sys.stdout.flush()
     pid = os.fork()
@@ -35,7 +40,7 @@ def test_forked_child_is_refused(db: DataStore) -> None:
     db.create("k", {"v": 1})
 
     def child() -> int:
-        calls = [
+        calls: list[Callable[[], object]] = [
             lambda: db.read("k"),
             lambda: db.create("c", {}),
             lambda: db.delete("k"),
@@ -72,7 +77,7 @@ def test_child_cannot_open_the_parents_file(db: DataStore) -> None:
     assert run_in_child(child) == 0
 
 
-def test_child_close_keeps_the_parents_lock(db: DataStore, run_python) -> None:
+def test_child_close_keeps_the_parents_lock(db: DataStore, run_python: RunPython) -> None:
     db.create("k", {})
 
     def child() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import fastkv
@@ -49,7 +51,7 @@ def test_key_limit_counts_characters_not_bytes(db: DataStore) -> None:
         db.create("\U0001f600" * 33, {})
 
 
-def test_unicode_keys_round_trip_and_persist(store_path) -> None:
+def test_unicode_keys_round_trip_and_persist(store_path: Path) -> None:
     keys = ["café", "ключ", "键", "a\x00b", " ", "k\ud7ff"]
     with DataStore(store_path) as db:
         for i, k in enumerate(keys):
@@ -96,7 +98,7 @@ def find_hash_collision() -> tuple[str, str]:
         i += 1
 
 
-def test_keys_with_the_same_hash_are_told_apart_by_the_key_on_disk(store_path) -> None:
+def test_keys_with_the_same_hash_are_told_apart_by_the_key_on_disk(store_path: Path) -> None:
     a, b = find_hash_collision()
     from fastkv import _core
 

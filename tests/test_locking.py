@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import subprocess
 import sys
 import threading
@@ -12,6 +14,9 @@ import pytest
 
 import fastkv
 from fastkv import DataStore
+
+if TYPE_CHECKING:
+    from conftest import RunPython
 
 HOLDER = """
 import sys, time, fastkv
@@ -71,7 +76,7 @@ def test_same_file_through_another_path_refused(store_path: Path, tmp_path: Path
             DataStore(link)
 
 
-def test_another_process_is_refused_while_we_hold(store_path: Path, run_python) -> None:
+def test_another_process_is_refused_while_we_hold(store_path: Path, run_python: RunPython) -> None:
     with DataStore(store_path) as db:
         db.create("k", {})
         res = run_python(TRY_OPEN, str(store_path))

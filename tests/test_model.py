@@ -45,7 +45,7 @@ class StoreModel(RuleBasedStateMachine):
         return deadline is None or self.now < deadline
 
     @rule(key=KEYS, value=VALUES, ttl=TTLS)
-    def create(self, key: str, value: dict, ttl: Optional[int]) -> None:
+    def create(self, key: str, value: dict[str, Any], ttl: Optional[int]) -> None:
         if self.live(key):
             try:
                 self.db.create(key, value, ttl)

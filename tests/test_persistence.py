@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import os
 import random
 from pathlib import Path
@@ -11,12 +13,15 @@ import pytest
 import fastkv
 from fastkv import DataStore
 
+if TYPE_CHECKING:
+    from conftest import RunPython
+
 HEADER = 32
 
 
 def test_everything_survives_close_and_reopen(store_path: Path) -> None:
     rng = random.Random(7)
-    model = {}
+    model: dict[str, Any] = {}
     with DataStore(store_path) as db:
         for i in range(3000):
             key = f"k{rng.randrange(1000)}"
@@ -236,7 +241,7 @@ print("ok")
 
 
 def test_failed_write_raises_store_io_error_and_leaves_no_partial_record(
-    store_path: Path, run_python
+    store_path: Path, run_python: RunPython
 ) -> None:
     res = run_python(FSIZE_CHILD, str(store_path))
     assert res.returncode == 0, res.stderr

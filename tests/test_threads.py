@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_mixed_operations_from_8_threads_lose_nothing(store_path: Path) -> None:
     shared = {f"shared{i}": {"i": i} for i in range(50)}
     for k, v in shared.items():
         db.create(k, v)
-    models: list[dict[str, dict]] = [{} for _ in range(N_THREADS)]
+    models: list[dict[str, dict[str, Any]]] = [{} for _ in range(N_THREADS)]
     errors: list[BaseException] = []
     barrier = threading.Barrier(N_THREADS)
 

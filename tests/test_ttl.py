@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 from pathlib import Path
 
@@ -9,6 +11,9 @@ import pytest
 
 import fastkv
 from fastkv import DataStore
+
+if TYPE_CHECKING:
+    from conftest import Clock
 
 TEN_YEARS = 315_360_000
 
@@ -37,7 +42,7 @@ def test_ttl_bound_is_exported() -> None:
     assert fastkv.TTL_MAX_SECONDS == TEN_YEARS
 
 
-def test_key_is_gone_from_the_deadline_on(db: DataStore, clock) -> None:
+def test_key_is_gone_from_the_deadline_on(db: DataStore, clock: Clock) -> None:
     db.create("s", {"uid": 1}, ttl=10)
     db.create("forever", {"a": 1})
     clock.advance(9.999)
@@ -52,7 +57,7 @@ def test_key_is_gone_from_the_deadline_on(db: DataStore, clock) -> None:
         db.delete("s")
 
 
-def test_expired_error_is_a_key_not_found_error(db: DataStore, clock) -> None:
+def test_expired_error_is_a_key_not_found_error(db: DataStore, clock: Clock) -> None:
     db.create("s", {}, ttl=1)
     clock.advance(2)
     with pytest.raises(fastkv.KeyNotFoundError):
@@ -61,7 +66,7 @@ def test_expired_error_is_a_key_not_found_error(db: DataStore, clock) -> None:
         db.read("s")
 
 
-def test_create_may_reuse_an_expired_key(db: DataStore, clock) -> None:
+def test_create_may_reuse_an_expired_key(db: DataStore, clock: Clock) -> None:
     db.create("s", {"v": 1}, ttl=5)
     with pytest.raises(fastkv.KeyExistsError):
         db.create("s", {"v": 2})
@@ -72,7 +77,7 @@ def test_create_may_reuse_an_expired_key(db: DataStore, clock) -> None:
     assert db.read("s") == {"v": 2}  # the new record has no deadline
 
 
-def test_new_ttl_replaces_the_old_one(db: DataStore, clock) -> None:
+def test_new_ttl_replaces_the_old_one(db: DataStore, clock: Clock) -> None:
     db.create("s", {"v": 1}, ttl=5)
     clock.advance(6)
     db.create("s", {"v": 2}, ttl=100)
@@ -83,7 +88,7 @@ def test_new_ttl_replaces_the_old_one(db: DataStore, clock) -> None:
         db.read("s")
 
 
-def test_len_tracks_expiries_over_time(db: DataStore, clock) -> None:
+def test_len_tracks_expiries_over_time(db: DataStore, clock: Clock) -> None:
     for i in range(100):
         db.create(f"k{i}", {"i": i}, ttl=i + 1)
     for i in range(50):
@@ -95,7 +100,7 @@ def test_len_tracks_expiries_over_time(db: DataStore, clock) -> None:
     assert sorted(db) == sorted(f"p{i}" for i in range(50))
 
 
-def test_len_stays_right_across_creates_and_deletes_between_expiries(db: DataStore, clock) -> None:
+def test_len_stays_right_across_creates_and_deletes_between_expiries(db: DataStore, clock: Clock) -> None:
     db.create("a", {}, ttl=10)
     db.create("b", {}, ttl=20)
     assert len(db) == 2
@@ -110,7 +115,7 @@ def test_len_stays_right_across_creates_and_deletes_between_expiries(db: DataSto
     assert len(db) == 1
 
 
-def test_deadline_survives_a_reopen(store_path: Path, clock) -> None:
+def test_deadline_survives_a_reopen(store_path: Path, clock: Clock) -> None:
     with DataStore(store_path) as db:
         db.create("s", {"v": 1}, ttl=100)
         db.create("p", {"v": 2})
@@ -127,7 +132,7 @@ def test_deadline_survives_a_reopen(store_path: Path, clock) -> None:
         assert db.read("s") == {"v": 3}
 
 
-def test_compaction_drops_expired_records(db: DataStore, clock) -> None:
+def test_compaction_drops_expired_records(db: DataStore, clock: Clock) -> None:
     for i in range(100):
         db.create(f"k{i}", {"pad": "x" * 200}, ttl=10)
     db.create("keep", {"a": 1})

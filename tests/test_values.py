@@ -149,13 +149,13 @@ def test_non_json_types_refused(db: DataStore, bad: object) -> None:
 @pytest.mark.parametrize("key", [1, 1.5, None, True, ("t",)])
 def test_non_str_object_keys_refused(db: DataStore, key: object) -> None:
     with pytest.raises(fastkv.InvalidValueError, match="JSON object keys are str"):
-        db.create("k", {key: 1})
+        db.create("k", {key: 1})  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize("bad", [[1, 2], 42, 1.5, None, True, ("a",), Point(1)])
 def test_top_level_must_be_an_object(db: DataStore, bad: object) -> None:
     with pytest.raises(fastkv.InvalidValueError, match="must be a dict"):
-        db.create("k", bad)
+        db.create("k", bad)  # type: ignore[arg-type]
 
 
 def test_surrogate_in_a_string_refused(db: DataStore) -> None:
