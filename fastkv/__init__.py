@@ -37,7 +37,7 @@ from fastkv import _core
 from fastkv.datastore import DataStore, default_path, _close_default, _default
 from fastkv.recovery import repair, verify
 
-from fastkv._version import __version__
+from fastkv._version import __version__ as __version__
 
 KEY_MAX_CHARS: int = _core.KEY_MAX_CHARS
 VALUE_MAX_BYTES: int = _core.VALUE_MAX_BYTES

@@ -15,6 +15,7 @@ DURABILITY_MODES: dict[str, int]
 _JSONInput = Union[dict[str, Any], str, bytes, bytearray]
 
 def encode_value(value: _JSONInput, key: object = ...) -> bytes: ...
+def check_key(key: object) -> None: ...
 
 @disjoint_base
 class Progress:

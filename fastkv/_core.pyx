@@ -254,6 +254,12 @@ def encode_value(value, key="value"):
     return _encode(value, key)
 
 
+def check_key(key):
+    """Raise InvalidKeyError unless create() would accept key."""
+    cdef Py_ssize_t n
+    _key_utf8(key, &n)
+
+
 # ---- the store ---------------------------------------------------------------
 
 cdef class Store:

@@ -35,7 +35,7 @@ def _existing(path: PathArg) -> Path:
     return p
 
 
-def verify(path: PathArg) -> dict[str, Any]:
+def verify(path: PathArg, *, progress: Optional[_core.Progress] = None) -> dict[str, Any]:
     """Read every record of a store file and report what is intact.
 
     Takes the store's lock (so the store must not be open elsewhere) and
@@ -44,6 +44,8 @@ def verify(path: PathArg) -> dict[str, Any]:
     ``damaged_regions`` and ``damaged_bytes`` (bytes that are not intact
     records, before the tail), ``first_damage_offset``, ``torn_tail_bytes``
     (what opening would drop), ``live_keys``, ``header_ok``, ``file_bytes``.
+    A ``fastkv._core.Progress`` passed as progress counts the bytes read,
+    for another thread to show.
 
     Raises:
         InvalidPathError: no file at path, or it is a directory.
@@ -51,12 +53,14 @@ def verify(path: PathArg) -> dict[str, Any]:
         StoreLockedError: the store is open elsewhere.
     """
     p = _existing(path)
-    report: dict[str, Any] = _core.verify(str(p))
+    report: dict[str, Any] = _core.verify(str(p), progress)
     report["path"] = str(p)
     return report
 
 
-def repair(path: PathArg, *, backup: bool = True) -> dict[str, Any]:
+def repair(
+    path: PathArg, *, backup: bool = True, progress: Optional[_core.Progress] = None
+) -> dict[str, Any]:
     """Salvage every intact record of a damaged store into a fresh file that
     takes its place.
 
@@ -66,7 +70,7 @@ def repair(path: PathArg, *, backup: bool = True) -> dict[str, Any]:
     beside it as ``<name>.damaged-<time>``. A key whose delete record was
     damaged comes back with its earlier value; a key whose newest record was
     damaged is lost or comes back older. Returns verify()'s report plus
-    ``salvaged_keys`` and ``backup_path``.
+    ``salvaged_keys`` and ``backup_path``. progress: as for verify().
 
     Raises:
         InvalidPathError: no file at path, or it is a directory.
@@ -82,7 +86,9 @@ def repair(path: PathArg, *, backup: bool = True) -> dict[str, Any]:
         while backup_path.exists():
             backup_path = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
             n += 1
-    report: dict[str, Any] = _core.repair(str(p), None if backup_path is None else str(backup_path))
+    report: dict[str, Any] = _core.repair(
+        str(p), None if backup_path is None else str(backup_path), progress
+    )
     report["path"] = str(p)
     report["backup_path"] = None if backup_path is None else str(backup_path)
     return report

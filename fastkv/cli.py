@@ -1,0 +1,387 @@
+"""The ``fastkv`` command (also ``python -m fastkv``): look into and move a store.
+
+Exit codes: 0 done; 1 the store said no (a key not found or already there,
+a bad value, the store locked by another process, damage found); 2 the
+command line itself is wrong. Errors are one line on stderr, never a
+traceback; with ``--json`` they are a JSON object there instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Callable, NoReturn, Optional, Sequence, TypeVar
+
+from fastkv import _core, recovery, transfer
+from fastkv._version import __version__
+from fastkv.datastore import DataStore, default_path
+from fastkv.errors import FastKVError, InvalidPathError, StoreIOError
+from fastkv.progress import ProgressBar
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+T = TypeVar("T")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and the caller chooses the exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fastkv",
+        description="Look into, change and move a fastkv store.",
+        parents=[_common_options(argparse.SUPPRESS)],
+        epilog="Exit codes: 0 done, 1 refused or not found, 2 bad command line.",
+    )
+    parser.set_defaults(path=None, json=False, wait=0.0)
+    parser.add_argument("--version", action="version", version=f"fastkv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help: str, aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help,
+                              parents=[_common_options(argparse.SUPPRESS)], aliases=list(aliases))
+
+    command("info", "counters of the store: keys, file and index bytes", aliases=["stats"])
+    p = command("read", "print the value of KEY")
+    p.add_argument("key", metavar="KEY")
+    p = command("create", "store JSON (an object; '-' reads it from stdin) under KEY")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("value", metavar="JSON")
+    p.add_argument("--ttl", type=int, metavar="SECONDS", help="expire after this many seconds")
+    p = command("delete", "remove KEY")
+    p.add_argument("key", metavar="KEY")
+    p = command("keys", "list the live keys, sorted")
+    p.add_argument("--prefix", default="", help="only keys that start with this")
+    command("compact", "rewrite the file with only the live records")
+    command("verify", "check every record's checksum; exit 1 if any damage is found")
+    p = command("repair", "salvage the intact records of a damaged store")
+    p.add_argument("--no-backup", action="store_true",
+                   help="do not keep the damaged file beside the repaired one")
+    p = command("export", "write every live key as JSON Lines, with absolute expiry deadlines")
+    p.add_argument("file", nargs="?", default="-", metavar="FILE",
+                   help="where to write (default: stdout)")
+    p = command("import", "create the keys of a JSON Lines file made by export")
+    p.add_argument("file", metavar="FILE", help="the file to read ('-': stdin)")
+    p.add_argument("--on-conflict", choices=transfer.CONFLICT_POLICIES, default="fail",
+                   help="a key the store already holds: fail (default; nothing is "
+                        "imported), skip it, or replace it")
+    return parser
+
+
+def _common_options(default: Any) -> "_Parser":
+    """--path, --json, --wait: accepted before or after the command. Each
+    parser gets its own copies, left unset unless given (default SUPPRESS),
+    so a value given before the command is not reset by the command's parser."""
+    common = _Parser(add_help=False)
+    common.add_argument("--path", "--datastore", dest="path", default=default,
+                        metavar="PATH", help=f"the store file (default: {_default_shown()})")
+    common.add_argument("--json", action="store_true", default=default,
+                        help="machine-readable output (and errors) as JSON")
+    common.add_argument("--wait", type=float, default=default, metavar="SECONDS",
+                        help="wait this long for a store another process holds (default: 0)")
+    return common
+
+
+def _default_shown() -> str:
+    try:
+        return str(default_path())
+    except Exception:  # platformdirs missing or broken: help must still print
+        return "$FASTKV_PATH or the per-user data directory"
+
+
+# ---- commands ------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        stats = db.stats()
+    stats["path"] = str(stats["path"])
+    out.mapping(stats)
+    return EXIT_OK
+
+
+def cmd_read(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        value, deadline = db._read_with_deadline(args.key)
+    if out.json:
+        out.json_line({"key": args.key, "value": value, "expires_at_ms": deadline})
+    else:
+        out.text(json.dumps(value, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_create(args: argparse.Namespace, out: "_Output") -> int:
+    text = sys.stdin.read() if args.value == "-" else args.value
+    with _open(args, create=True) as db:
+        db.create(args.key, text, ttl=args.ttl)
+        _, deadline = db._read_with_deadline(args.key)
+    if out.json:
+        out.json_line({"created": args.key, "expires_at_ms": deadline})
+    else:
+        after = f" (expires in {args.ttl:,} s)" if args.ttl else ""
+        out.text(f"created {args.key!r}{after}")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        db.delete(args.key)
+    if out.json:
+        out.json_line({"deleted": args.key})
+    else:
+        out.text(f"deleted {args.key!r}")
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        keys = sorted(k for k in db.keys() if k.startswith(args.prefix))
+    if out.json:
+        out.json_line(keys)
+    else:
+        out.lines(keys)
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        before = db.stats()["file_bytes"]
+        _run_with_bar("compact", lambda pr: db.compact(pr))
+        after = db.stats()
+    result = {"file_bytes_before": before, "file_bytes": after["file_bytes"],
+              "live_keys": after["live_keys"]}
+    if out.json:
+        out.json_line(result)
+    else:
+        out.text(f"compacted {args.resolved}: {before:,} -> {after['file_bytes']:,} bytes, "
+                 f"{after['live_keys']:,} live keys")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, out: "_Output") -> int:
+    path = _existing(args)
+    report = _run_with_bar("verify", lambda pr: recovery.verify(path, progress=pr))
+    out.mapping(report)
+    if not report["ok"]:
+        out.error(f"{path}: damage found; 'fastkv repair' salvages the intact records",
+                  "CorruptionError")
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace, out: "_Output") -> int:
+    path = _existing(args)
+    report = _run_with_bar(
+        "repair", lambda pr: recovery.repair(path, backup=not args.no_backup, progress=pr)
+    )
+    out.mapping(report)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        total = len(db)
+        with _sink(args.file) as sink, ProgressBar("export", total, "keys") as bar:
+            n = transfer.export_jsonl(db, sink, progress=bar.update)
+    where = "stdout" if args.file == "-" else args.file
+    out.summary({"exported": n, "file": where}, f"exported {n:,} keys to {where}")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace, out: "_Output") -> int:
+    report = transfer.ImportReport()
+    with _source(args.file) as src:
+        entries = transfer.read_jsonl(src)  # a bad line stops us before the store opens
+    with _open(args, create=True) as db, ProgressBar("import", len(entries), "keys") as bar:
+        try:
+            transfer.apply_import(db, entries, on_conflict=args.on_conflict,
+                                  progress=bar.update, report=report)
+        except FastKVError as e:
+            if report.imported:
+                raise type(e)(f"{e} (after {report.imported:,} keys were imported)") from None
+            raise
+    fields = vars(report)
+    out.summary(fields, ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in fields.items()))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, "_Output"], int]] = {
+    "info": cmd_info, "stats": cmd_info, "read": cmd_read, "create": cmd_create,
+    "delete": cmd_delete, "keys": cmd_keys, "compact": cmd_compact, "verify": cmd_verify,
+    "repair": cmd_repair, "export": cmd_export, "import": cmd_import,
+}
+
+
+# ---- plumbing ------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace, create: bool = False) -> DataStore:
+    """The store of --path; it must exist unless the command creates keys
+    (a typo in a path must not leave an empty store behind)."""
+    if not create:
+        _existing(args)
+    return DataStore(args.resolved, lock_timeout=args.wait)
+
+
+def _existing(args: argparse.Namespace) -> Path:
+    path: Path = args.resolved
+    if not path.exists():
+        raise InvalidPathError(f"no store at {path}")
+    return path
+
+
+def _run_with_bar(label: str, call: Callable[[Optional[_core.Progress]], T]) -> T:
+    """Run a long core call; on a terminal, in a thread, drawing its progress."""
+    with ProgressBar(label, 0, "bytes") as bar:
+        if not bar.enabled:
+            return call(None)
+        progress = _core.Progress()
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["result"] = call(progress)
+            except BaseException as e:  # handed to the main thread below
+                box["error"] = e
+
+        worker = threading.Thread(target=work, name=f"fastkv-{label}", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+            bar.total = progress.total
+            bar.update(progress.done)
+        if "error" in box:
+            raise box["error"]
+        result: T = box["result"]
+        return result
+
+
+class _sink:
+    """Where an export goes: stdout for '-', else the named file."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.file: Optional[IO[bytes]] = None
+
+    def __enter__(self) -> IO[bytes]:
+        if self.name == "-":
+            return sys.stdout.buffer
+        try:
+            self.file = open(self.name, "wb")
+        except OSError as e:
+            raise StoreIOError(e.errno, f"cannot write {self.name}: {e.strerror}") from None
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+        else:
+            sys.stdout.buffer.flush()
+
+
+class _source:
+    """What an import reads: stdin for '-', else the named file."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.file: Optional[IO[bytes]] = None
+
+    def __enter__(self) -> IO[bytes]:
+        if self.name == "-":
+            return sys.stdin.buffer
+        try:
+            self.file = open(self.name, "rb")
+        except OSError as e:
+            raise InvalidPathError(e.errno, f"cannot read {self.name}: {e.strerror}") from None
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class _Output:
+    """Human text or JSON on stdout; errors on stderr."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.json = as_json
+
+    def text(self, s: str) -> None:
+        sys.stdout.write(s + "\n")
+
+    def lines(self, items: Sequence[str]) -> None:
+        if items:
+            sys.stdout.write("\n".join(items) + "\n")
+
+    def json_line(self, obj: Any) -> None:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def mapping(self, d: dict[str, Any]) -> None:
+        if self.json:
+            self.json_line(d)
+            return
+        width = max(len(k) for k in d)
+        for k, v in d.items():
+            shown = v
+            if isinstance(v, float):
+                shown = f"{v:,.1f}"
+            elif isinstance(v, int) and not isinstance(v, bool):
+                shown = f"{v:,}"
+            self.text(f"{k:<{width}}  {shown}")
+
+    def summary(self, d: dict[str, Any], text: str) -> None:
+        """A job's result: JSON on stdout with --json, else a line on stderr
+        (stdout may be carrying the job's data)."""
+        if self.json:
+            self.json_line(d)
+        else:
+            sys.stderr.write(text + "\n")
+
+    def error(self, message: str, kind: str) -> None:
+        message = " ".join(message.split())  # one line, whatever the message held
+        if self.json:
+            sys.stderr.write(json.dumps({"error": kind, "message": message}) + "\n")
+        else:
+            sys.stderr.write(f"fastkv: error: {message}\n")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    as_json = "--json" in (sys.argv[1:] if argv is None else argv)
+    out = _Output(as_json)
+    try:
+        args = build_parser().parse_args(argv)
+        # Resolved without creating anything: a command that only reads must
+        # not leave directories behind for a mistyped path.
+        raw = default_path() if args.path is None else Path(args.path)
+        args.resolved = Path(os.path.expanduser(raw)).resolve()
+        return COMMANDS[args.command](args, out)
+    except _UsageError as e:
+        out.error(str(e), "UsageError")
+        return EXIT_USAGE
+    except FastKVError as e:
+        out.error(str(e), type(e).__name__)
+        return EXIT_REFUSED
+    except BrokenPipeError:  # `fastkv keys | head`: the reader had enough
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no second error at exit)
+        return EXIT_REFUSED
+    except OSError as e:  # a file of the command's own (export target, import source)
+        out.error(str(e), type(e).__name__)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
