@@ -8,13 +8,15 @@ import os
 import sys
 from glob import glob
 
+# Before anything else, so that a Windows user sees this and not a missing import.
+if sys.platform == "win32":
+    sys.exit("fastkv needs a POSIX system (Linux, macOS, BSD): its C core uses "
+             "pread/pwrite and flock, and has no Windows layer yet.")
+
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-if sys.platform == "win32":
-    sys.exit("fastkv needs a POSIX system (Linux, macOS, BSD): its C core uses "
-             "pread/pwrite and flock, and has no Windows layer yet.")
 
 DEBUG = os.environ.get("FASTKV_DEBUG") == "1"
 

@@ -199,7 +199,8 @@ def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
         with _sink(args.file) as sink, ProgressBar("export", total, "keys") as bar:
             n = transfer.export_jsonl(db, sink, progress=bar.update)
     where = "stdout" if args.file == "-" else args.file
-    out.summary({"exported": n, "file": where}, f"exported {n:,} keys to {where}")
+    out.summary({"exported": n, "file": where},
+                f"exported {n:,} key{'' if n == 1 else 's'} to {where}")
     return EXIT_OK
 
 

@@ -17,7 +17,8 @@ PACKAGE_DIR = Path(fastkv.__file__).resolve().parent
 
 
 def test_the_installed_package_is_the_one_under_test() -> None:
-    assert SOURCE_TREE not in PACKAGE_DIR.parents, PACKAGE_DIR
+    assert PACKAGE_DIR != SOURCE_TREE / "fastkv"
+    assert "site-packages" in PACKAGE_DIR.parts, PACKAGE_DIR
 
 
 def test_installed_files_are_the_module_python_and_types_only() -> None:
