@@ -31,11 +31,14 @@ from fastkv.errors import (
     StoreFullError,
     StoreIOError,
     StoreLockedError,
+    UnauthorizedError,
+    RequestError,
     ValueTooLargeError,
 )
 from fastkv import _core
 from fastkv.datastore import DataStore, default_path, _close_default, _default
 from fastkv.recovery import repair, verify
+from fastkv.client import Client
 
 from fastkv._version import __version__ as __version__
 
@@ -47,6 +50,7 @@ MAX_DEPTH: int = _core.MAX_DEPTH
 
 __all__ = [
     "DataStore",
+    "Client",
     "create",
     "read",
     "delete",
@@ -69,6 +73,8 @@ __all__ = [
     "CorruptionError",
     "StoreIOError",
     "StoreChangedError",
+    "UnauthorizedError",
+    "RequestError",
     "KEY_MAX_CHARS",
     "VALUE_MAX_BYTES",
     "TTL_MAX_SECONDS",

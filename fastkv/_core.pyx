@@ -220,7 +220,7 @@ cdef object _parse_text(object text, object key):
         raise InvalidValueError(f"value for {_show(key)} is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise InvalidValueError(
-            f"value for {_show(key)} is JSON text of a {_kind(obj)}, not an object")
+            f"value for {_show(key)} is JSON text of type {_kind(obj)}, not an object")
     pattern = _LONG_DIGITS_STR if isinstance(text, str) else _LONG_DIGITS_BYTES
     if pattern.search(text) is not None:
         obj = _json.loads(text)

@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-conflict", choices=transfer.CONFLICT_POLICIES, default="fail",
                    help="a key the store already holds: fail (default; nothing is "
                         "imported), skip it, or replace it")
+    p = command("serve", "serve the store over HTTP/1.1 (see the README)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free one)")
+    p.add_argument("--token", default=None,
+                   help="require 'Authorization: Bearer TOKEN' (default: $FASTKV_TOKEN; "
+                        "the variable keeps it out of the process list)")
     return parser
 
 
@@ -221,10 +228,37 @@ def cmd_import(args: argparse.Namespace, out: "_Output") -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
+    from fastkv import server  # http.server only for this command
+
+    token = args.token if args.token is not None else os.environ.get("FASTKV_TOKEN") or None
+    if not 0 <= args.port <= 65535:
+        raise _UsageError(f"--port must be 0 to 65535, not {args.port}")
+
+    def ready(url: str) -> None:
+        guard = "a token" if token else "no token"
+        sys.stderr.write(f"fastkv: serving {args.resolved} at {url} ({guard}); "
+                         "Ctrl-C or SIGTERM stops it\n")
+        if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+            sys.stderr.write("fastkv: warning: listening beyond this machine with no token\n")
+        sys.stderr.flush()
+
+    try:
+        server.serve(args.resolved, args.host, args.port, token, lock_timeout=args.wait,
+                     ready=ready)
+    except OSError as e:
+        if isinstance(e, FastKVError):
+            raise
+        raise StoreIOError(e.errno, f"cannot listen on {args.host}:{args.port}: "
+                                    f"{e.strerror or e}") from None
+    sys.stderr.write("fastkv: stopped; the store is closed\n")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, "_Output"], int]] = {
     "info": cmd_info, "stats": cmd_info, "read": cmd_read, "create": cmd_create,
     "delete": cmd_delete, "keys": cmd_keys, "compact": cmd_compact, "verify": cmd_verify,
-    "repair": cmd_repair, "export": cmd_export, "import": cmd_import,
+    "repair": cmd_repair, "export": cmd_export, "import": cmd_import, "serve": cmd_serve,
 }
 
 

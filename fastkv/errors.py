@@ -30,6 +30,8 @@ __all__ = [
     "CorruptionError",
     "StoreIOError",
     "StoreChangedError",
+    "UnauthorizedError",
+    "RequestError",
 ]
 
 
@@ -129,3 +131,12 @@ class StoreIOError(FastKVError, OSError):
 
 class StoreChangedError(FastKVError, RuntimeError):
     """The store's index was rebuilt while it was being iterated over."""
+
+
+class UnauthorizedError(FastKVError, PermissionError):
+    """A fastkv server refused the request: its token is missing or wrong."""
+
+
+class RequestError(FastKVError, ValueError):
+    """A fastkv server could not take the request as sent (a wrong method,
+    content type or length); a Client never sends such a request."""

@@ -1,0 +1,187 @@
+"""Client: a store served by ``fastkv serve``, used like a DataStore.
+
+    from fastkv import Client
+    with Client("http://127.0.0.1:8765", token=...) as kv:
+        kv.create("user:1", {"name": "Ann"}, ttl=60)
+        kv.read("user:1")
+
+create/read/delete take the same arguments and raise the same exception
+classes as DataStore's (the server sends the class name along with each
+error), so code written against one runs against the other. Values are
+checked and encoded here exactly as DataStore does before they are sent.
+Thread-safe: each thread keeps its own keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from types import TracebackType
+from typing import Any, Optional, Type
+from urllib.parse import quote, urlencode, urlsplit
+
+import orjson
+
+from fastkv import _core, wire
+from fastkv.errors import ConfigError, InvalidKeyError, InvalidTTLError, KeyNotFoundError
+
+__all__ = ["Client"]
+
+# A reused keep-alive connection the server has since closed fails like this
+# before any answer came back: the request is sent again on a new one.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+class Client:
+    """A fastkv server at url (``http://host:port``), with an optional bearer token."""
+
+    def __init__(
+        self, url: str = "http://127.0.0.1:8765", token: Optional[str] = None,
+        timeout: float = 10.0,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ConfigError(f"url must look like http://HOST:PORT, not {url!r}")
+        self.url = url.rstrip("/")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._base = parts.path.rstrip("/")
+        self._headers = {"Accept": "application/json"}
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._timeout = timeout
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._all_lock = threading.Lock()
+
+    # -- the DataStore methods -----------------------------------------------------
+
+    def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """As DataStore.create.
+
+        Raises:
+            InvalidKeyError, InvalidValueError, ValueTooLargeError,
+            InvalidTTLError, KeyExistsError, StoreFullError.
+        """
+        target = _key_path(key)
+        body = _core.encode_value(value, key)  # the same checks, the same errors
+        if ttl is not None:
+            if type(ttl) is not int:
+                raise InvalidTTLError(f"ttl for {key!r} must be an int, not {type(ttl).__name__}")
+            target += "?" + urlencode({"ttl": ttl})
+        self._call("PUT", target, body)
+
+    def read(self, key: str) -> Any:
+        """As DataStore.read.
+
+        Raises:
+            InvalidKeyError, KeyNotFoundError, KeyExpiredError.
+        """
+        return self._call("GET", _key_path(key))
+
+    def delete(self, key: str) -> None:
+        """As DataStore.delete.
+
+        Raises:
+            InvalidKeyError, KeyNotFoundError, KeyExpiredError.
+        """
+        self._call("DELETE", _key_path(key))
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        try:
+            self.read(key)
+        except (KeyNotFoundError, InvalidKeyError):
+            return False
+        return True
+
+    def keys(self, prefix: str = "", limit: int = 100_000) -> list[str]:
+        """Live keys starting with prefix, sorted; at most limit of them."""
+        result = self._call("GET", "/keys?" + urlencode({"prefix": prefix, "limit": limit}))
+        keys: list[str] = result["keys"]
+        return keys
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self._call("GET", "/stats")
+        return stats
+
+    def health(self) -> dict[str, Any]:
+        health: dict[str, Any] = self._call("GET", "/health")
+        return health
+
+    def close(self) -> None:
+        """Close every connection this client opened (in any thread)."""
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _conn(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it was used before."""
+        conn: Optional[http.client.HTTPConnection] = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn, True
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+        return conn, False
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+
+    def _call(self, method: str, target: str, body: Optional[bytes] = None) -> Any:
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (0, 1):
+            conn, reused = self._conn()
+            try:
+                conn.request(method, self._base + target, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except _STALE:
+                self._drop(conn)
+                if reused and attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                self._drop(conn)
+                raise
+            if resp.will_close:
+                self._drop(conn)
+            break
+        if resp.status >= 400:
+            try:
+                err = orjson.loads(data) if data else None
+            except orjson.JSONDecodeError:
+                err = None
+            raise wire.exception_from(resp.status, err)
+        return orjson.loads(data) if data else None
+
+
+def _key_path(key: object) -> str:
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"key must be a str, not {type(key).__name__}")
+    _core.check_key(key)
+    return "/keys/" + quote(key, safe="")

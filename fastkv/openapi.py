@@ -1,0 +1,182 @@
+"""The OpenAPI 3 document of ``fastkv serve``, served at /openapi.json.
+
+Written out by hand next to the server so that every status the server can
+answer is here; tests run schemathesis against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastkv import _core
+
+_JSON = "application/json"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
+_COMMON = {
+    "401": _error("missing or wrong bearer token (only when the server has one)"),
+    "503": _error("the server is shutting down"),
+}
+
+_KEY_PARAM = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "description": f"1 to {_core.KEY_MAX_CHARS} characters, percent-encoded as one path segment",
+    "schema": {"type": "string", "minLength": 1, "maxLength": _core.KEY_MAX_CHARS},
+}
+
+
+def document(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "fastkv",
+            "version": version,
+            "description": "One fastkv store served over HTTP: JSON objects under short "
+                           "keys, each with an optional time-to-live.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {
+                        "error": {"type": "string",
+                                  "description": "the fastkv.errors class, e.g. KeyNotFoundError"},
+                        "message": {"type": "string"},
+                    },
+                },
+                "Value": {
+                    "type": "object",
+                    "description": f"any JSON object; compact encoding at most "
+                                   f"{_core.VALUE_MAX_BYTES:,} bytes",
+                    "additionalProperties": True,
+                },
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/keys/{key}": {
+                "parameters": [_KEY_PARAM],
+                "put": {
+                    "operationId": "create",
+                    "summary": "Store a value under a key that is not live",
+                    "parameters": [{
+                        "name": "ttl", "in": "query", "required": False,
+                        "description": "seconds until the key expires",
+                        "schema": {"type": "integer", "minimum": 1,
+                                   "maximum": _core.TTL_MAX_SECONDS},
+                    }],
+                    "requestBody": {"required": True, "content": {
+                        _JSON: {"schema": {"$ref": "#/components/schemas/Value"}}}},
+                    "responses": {
+                        "201": _ok("created", {"type": "object", "required": ["key"],
+                                               "properties": {"key": {"type": "string"}}}),
+                        "400": _error("bad key, ttl or value (not a JSON object, not representable)"),
+                        "409": _error("the key is live"),
+                        "411": _error("no Content-Length"),
+                        "413": _error(f"the body is over {_core.VALUE_MAX_BYTES:,} bytes"),
+                        "415": _error("the body is not application/json"),
+                        "507": _error("the store file is full"),
+                        **_COMMON,
+                    },
+                },
+                "get": {
+                    "operationId": "read",
+                    "summary": "The value of a live key",
+                    "responses": {
+                        "200": _ok("the value", {"$ref": "#/components/schemas/Value"}),
+                        "400": _error("bad key"),
+                        "404": _error("no such key, or it has expired (KeyExpiredError)"),
+                        **_COMMON,
+                    },
+                },
+                "delete": {
+                    "operationId": "delete",
+                    "summary": "Remove a live key",
+                    "responses": {
+                        "204": {"description": "deleted"},
+                        "400": _error("bad key"),
+                        "404": _error("no such key, or it has expired (KeyExpiredError)"),
+                        **_COMMON,
+                    },
+                },
+            },
+            "/keys": {
+                "get": {
+                    "operationId": "keys",
+                    "summary": "Live keys, sorted",
+                    "parameters": [
+                        {"name": "prefix", "in": "query", "required": False,
+                         "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                                    "default": 1000}},
+                    ],
+                    "responses": {
+                        "200": _ok("the keys", {
+                            "type": "object", "required": ["keys", "truncated"],
+                            "properties": {
+                                "keys": {"type": "array", "items": {"type": "string"}},
+                                "truncated": {"type": "boolean",
+                                              "description": "more keys matched than limit"},
+                            },
+                        }),
+                        "400": _error("bad limit"),
+                        **_COMMON,
+                    },
+                },
+            },
+            "/stats": {
+                "get": {
+                    "operationId": "stats",
+                    "summary": "The store's counters",
+                    "responses": {
+                        "200": _ok("counters", {
+                            "type": "object",
+                            "required": ["live_keys", "file_bytes", "path"],
+                            "properties": {
+                                "live_keys": {"type": "integer"},
+                                "file_bytes": {"type": "integer"},
+                                "dead_bytes": {"type": "integer"},
+                                "path": {"type": "string"},
+                            },
+                        }),
+                        **_COMMON,
+                    },
+                },
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Whether the server is up",
+                    "responses": {
+                        "200": _ok("up", {
+                            "type": "object", "required": ["status", "version"],
+                            "properties": {"status": {"type": "string", "enum": ["ok"]},
+                                           "version": {"type": "string"}},
+                        }),
+                        **_COMMON,
+                    },
+                },
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": _ok("the document", {"type": "object"}), **_COMMON},
+                },
+            },
+        },
+    }

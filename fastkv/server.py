@@ -1,0 +1,398 @@
+"""``fastkv serve``: one DataStore over HTTP/1.1, for other processes and languages.
+
+A store file belongs to one process; the server is that process. It is the
+standard library's threading HTTP server (a thread per connection,
+keep-alive), and every request goes straight to the DataStore, whose calls
+are thread-safe and release the GIL while they wait.
+
+    PUT    /keys/{key}[?ttl=N]  body: a JSON object   201 | 400 409 413 415 507
+    GET    /keys/{key}                                200 | 404
+    DELETE /keys/{key}                                204 | 404
+    GET    /keys?prefix=P&limit=N                     200
+    GET    /stats | /health | /openapi.json           200
+
+Keys are single percent-encoded path segments. With a token, every request
+needs ``Authorization: Bearer TOKEN`` (else 401), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import signal
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any, Optional
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import orjson
+
+from fastkv import _core, wire
+from fastkv._version import __version__
+from fastkv.datastore import DataStore
+from fastkv.errors import FastKVError, InvalidKeyError, InvalidTTLError, RequestError
+from fastkv.openapi import document
+
+__all__ = ["KVServer", "serve"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+LIST_LIMIT_DEFAULT = 1000
+LIST_LIMIT_MAX = 100_000
+IDLE_TIMEOUT_S = 30  # a keep-alive connection with nothing to say is closed
+DRAIN_TIMEOUT_S = 10  # how long a shutdown waits for requests in flight
+
+
+class KVServer(ThreadingHTTPServer):
+    """The HTTP server that owns one open DataStore."""
+
+    daemon_threads = True  # idle keep-alive threads must not hold up an exit
+    allow_reuse_address = True
+
+    def __init__(self, db: DataStore, host: str, port: int, token: Optional[str]) -> None:
+        self.db = db
+        self.token = token
+        self.openapi = orjson.dumps(document(__version__))
+        self._busy = 0  # requests being handled, so a shutdown can let them finish
+        self._idle = threading.Condition()
+        super().__init__((host, port), _Handler)
+
+    def begin(self) -> None:
+        with self._idle:
+            self._busy += 1
+
+    def end(self) -> None:
+        with self._idle:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait for the requests in flight; False if some outlast timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    @property
+    def url(self) -> str:
+        host, port = str(self.server_address[0]), self.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = f"fastkv/{__version__}"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT_S
+    server: KVServer
+    _consumed = False
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        self.server.begin()
+        try:
+            self._handle(method)
+        finally:
+            self.server.end()
+
+    def _handle(self, method: str) -> None:
+        self._consumed = False  # whether this request's body has been read
+        try:
+            if not self._authorized():
+                self._discard_body()
+                self._error(401, "UnauthorizedError", "a valid 'Authorization: Bearer' token is needed",
+                            extra={"WWW-Authenticate": 'Bearer realm="fastkv"'})
+                return
+            path, query = self._route()
+            if path.startswith("/keys/"):
+                self._one_key(method, path[len("/keys/"):], query)
+            else:
+                self._fixed(method, path, query)
+        except FastKVError as e:
+            status = wire.status_of(e)
+            if status >= 500:
+                self.log_error("%s: %s", type(e).__name__, e)
+            self._discard_body()  # refused before reading it (a bad ttl, say)
+            self._json(status, wire.error_body(e))
+        except Exception as e:  # never a traceback to the client, never a dead thread
+            self.log_error("internal error: %r", e)
+            self.close_connection = True
+            self._error(500, "InternalError", "the server failed to handle the request")
+
+    def _route(self) -> tuple[str, dict[str, list[str]]]:
+        parts = urlsplit(self.path)
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise RequestError("the query string is not valid UTF-8") from None
+        return parts.path, query
+
+    def _one_key(self, method: str, segment: str, query: dict[str, list[str]]) -> None:
+        if "/" in segment:
+            self._discard_body()
+            self._error(404, "NotFound", "a key is one path segment: encode '/' in it as %2F")
+            return
+        try:
+            key = unquote(segment, errors="strict")
+        except UnicodeDecodeError:
+            self._discard_body()
+            raise InvalidKeyError("the key is not valid UTF-8 once percent-decoded") from None
+        db = self.server.db
+        if method == "PUT":
+            self._create(key, query)
+            return
+        self._discard_body()
+        if method == "GET":
+            self._json(200, db.read(key))
+        elif method == "DELETE":
+            db.delete(key)
+            self._empty(204)
+        else:
+            self._not_allowed("GET, PUT, DELETE")
+
+    def _fixed(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        self._discard_body()
+        routes = {"/keys": self._list, "/stats": self._stats, "/health": self._health,
+                  "/openapi.json": self._openapi}
+        handler = routes.get(path)
+        if handler is None:
+            self._error(404, "NotFound", f"no such endpoint: {path}")
+        elif method != "GET":
+            self._not_allowed("GET")
+        else:
+            handler(query)
+
+    # -- endpoints -------------------------------------------------------------
+
+    def _create(self, key: str, query: dict[str, list[str]]) -> None:
+        ttl = _ttl_from(query)
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            self._discard_body()
+            self._error(wire.UNSUPPORTED_MEDIA_TYPE, "RequestError",
+                        "the body must be a JSON object sent as Content-Type: application/json")
+            return
+        length = self._content_length()
+        if length is None:
+            return
+        if length > _core.VALUE_MAX_BYTES:
+            # refused from the header alone: the body is never read, so the
+            # connection cannot be reused
+            self._consumed = True
+            self.close_connection = True
+            self._error(413, "ValueTooLargeError",
+                        f"the body is {length:,} bytes; a value is at most "
+                        f"{_core.VALUE_MAX_BYTES:,} bytes (send it as compact JSON)",
+                        extra={"Connection": "close"})
+            return
+        self._consumed = True
+        body = self.rfile.read(length)
+        self.server.db.create(key, body, ttl=ttl)
+        self._json(201, {"key": key}, extra={"Location": "/keys/" + quote(key, safe="")})
+
+    def _list(self, query: dict[str, list[str]]) -> None:
+        prefix = _one(query, "prefix") or ""
+        raw_limit = _one(query, "limit")
+        limit = LIST_LIMIT_DEFAULT
+        if raw_limit is not None:
+            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_LIMIT_MAX:
+                raise RequestError(f"limit must be an integer from 1 to {LIST_LIMIT_MAX:,}")
+            limit = int(raw_limit)
+        keys = sorted(k for k in self.server.db.keys() if k.startswith(prefix))
+        self._json(200, {"keys": keys[:limit], "truncated": len(keys) > limit})
+
+    def _stats(self, query: dict[str, list[str]]) -> None:
+        stats = self.server.db.stats()
+        stats["path"] = str(stats["path"])
+        self._json(200, stats)
+
+    def _health(self, query: dict[str, list[str]]) -> None:
+        self._json(200, {"status": "ok", "version": __version__})
+
+    def _openapi(self, query: dict[str, list[str]]) -> None:
+        self._send(200, self.server.openapi, "application/json")
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _authorized(self) -> bool:
+        token = self.server.token
+        if token is None:
+            return True
+        given = self.headers.get("Authorization") or ""
+        scheme, _, value = given.partition(" ")
+        # compare_digest takes the same time wherever the strings differ
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode(), token.encode()
+        )
+
+    def _content_length(self) -> Optional[int]:
+        """The body's length from its header; answers the request itself
+        (and returns None) when the header is missing or wrong."""
+        if self.headers.get("Transfer-Encoding"):
+            self._consumed = True
+            self.close_connection = True
+            self._error(wire.LENGTH_REQUIRED, "RequestError",
+                        "send the body with a Content-Length (no chunked encoding)",
+                        extra={"Connection": "close"})
+            return None
+        raw = self.headers.get("Content-Length")
+        if raw is None or not raw.strip().isdigit():
+            self._consumed = True
+            self.close_connection = True
+            self._error(wire.LENGTH_REQUIRED, "RequestError",
+                        "a PUT needs a Content-Length header", extra={"Connection": "close"})
+            return None
+        return int(raw)
+
+    def _discard_body(self) -> None:
+        """Read and drop a body nobody asked for, so the connection stays in step."""
+        if self._consumed:
+            return
+        self._consumed = True
+        raw = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") or (raw is not None and not raw.strip().isdigit()):
+            self.close_connection = True
+        elif raw is not None:
+            n = int(raw)
+            if n > 1 << 20:
+                self.close_connection = True
+            elif n:
+                self.rfile.read(n)
+
+    def _not_allowed(self, allow: str) -> None:
+        self._error(wire.METHOD_NOT_ALLOWED, "RequestError",
+                    f"{self.command} is not allowed here; use {allow}", extra={"Allow": allow})
+
+    def _error(self, status: int, kind: str, message: str,
+               extra: Optional[dict[str, str]] = None) -> None:
+        self._json(status, {"error": kind, "message": message}, extra)
+
+    def _json(self, status: int, obj: Any, extra: Optional[dict[str, str]] = None) -> None:
+        self._send(status, orjson.dumps(obj), "application/json", extra)
+
+    def _empty(self, status: int) -> None:
+        self._send(status, b"", None)
+
+    def _send(self, status: int, body: bytes, ctype: Optional[str],
+              extra: Optional[dict[str, str]] = None) -> None:
+        self.send_response(status)
+        if ctype is not None:
+            self.send_header("Content-Type", ctype)
+        if status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD" and status != 204:
+            self.wfile.write(body)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        pass  # no access log: a store's callers log what they need
+
+    def send_error(self, code: int, message: Optional[str] = None,
+                   explain: Optional[str] = None) -> None:
+        # http.server's own refusals (a malformed request line, headers too
+        # long, a method with no do_ handler) answered in the same JSON shape
+        # as every other error; the connection is closed, as its body (if
+        # any) was never read
+        self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # an unknown method: not a server fault
+            self._error(wire.METHOD_NOT_ALLOWED, "RequestError",
+                        f"{self.command} is not supported; use GET, PUT or DELETE",
+                        extra={"Allow": "GET, PUT, DELETE", "Connection": "close"})
+            return
+        phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
+        try:
+            self._error(code, "RequestError", message or phrase, extra={"Connection": "close"})
+        except OSError:
+            pass
+
+
+def _one(query: dict[str, list[str]], name: str) -> Optional[str]:
+    values = query.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise RequestError(f"give {name} once")
+    return values[0]
+
+
+def _ttl_from(query: dict[str, list[str]]) -> Optional[int]:
+    raw = _one(query, "ttl")
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 20:
+        raise InvalidTTLError(f"ttl must be a whole number of seconds, not {raw!r}")
+    return int(text)
+
+
+def serve(
+    path: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
+    lock_timeout: float = 0.0, ready: Any = None,
+) -> None:
+    """Open the store at path and serve it until SIGINT or SIGTERM, then
+    finish the requests in flight and close the store cleanly.
+
+    ready, if given, is called with the server's URL once it listens.
+
+    Raises:
+        StoreLockedError: another process holds the store.
+        OSError: the address is taken or cannot be bound.
+    """
+    db = DataStore(path, lock_timeout=lock_timeout)
+    try:
+        server = KVServer(db, host, port, token)
+    except BaseException:
+        db.close()
+        raise
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                            name="fastkv-serve")
+    loop.start()
+    try:
+        if ready is not None:
+            ready(server.url)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.shutdown()  # stops accepting; returns once the loop has exited
+        loop.join()
+        server.server_close()
+        server.drain(DRAIN_TIMEOUT_S)  # let the requests in flight answer
+        db.close()  # waits for calls inside the store; later ones get 503
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sys.stderr.flush()
