@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None,
                    help="require 'Authorization: Bearer TOKEN' (default: $FASTKV_TOKEN; "
                         "the variable keeps it out of the process list)")
+    p.add_argument("--max-file-size", type=int, default=None, metavar="BYTES",
+                   help="cap of the store file (default and most: 1 GiB)")
     return parser
 
 
@@ -245,7 +247,7 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
 
     try:
         server.serve(args.resolved, args.host, args.port, token, lock_timeout=args.wait,
-                     ready=ready)
+                     max_file_size=args.max_file_size, ready=ready)
     except OSError as e:
         if isinstance(e, FastKVError):
             raise

@@ -24,7 +24,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import orjson
@@ -50,6 +50,9 @@ class KVServer(ThreadingHTTPServer):
 
     daemon_threads = True  # idle keep-alive threads must not hold up an exit
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new
+    # clients, which then retry after a second or more
+    request_queue_size = 128
 
     def __init__(self, db: DataStore, host: str, port: int, token: Optional[str]) -> None:
         self.db = db
@@ -86,6 +89,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"fastkv/{__version__}"
     sys_version = ""
     timeout = IDLE_TIMEOUT_S
+    # Headers and body leave in one write (a buffered wfile, flushed after
+    # each request) with Nagle off: two small writes would wait ~40 ms for
+    # the client's delayed ACK on every request.
+    wbufsize = -1
+    disable_nagle_algorithm = True
     server: KVServer
     _consumed = False
 
@@ -116,6 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.begin()
         try:
             self._handle(method)
+            self.wfile.flush()  # the answer is out before a shutdown may end the process
         finally:
             self.server.end()
 
@@ -356,7 +365,8 @@ def _ttl_from(query: dict[str, list[str]]) -> Optional[int]:
 
 def serve(
     path: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
-    lock_timeout: float = 0.0, ready: Any = None,
+    lock_timeout: float = 0.0, max_file_size: Optional[int] = None,
+    ready: Optional[Callable[[str], None]] = None,
 ) -> None:
     """Open the store at path and serve it until SIGINT or SIGTERM, then
     finish the requests in flight and close the store cleanly.
@@ -367,7 +377,8 @@ def serve(
         StoreLockedError: another process holds the store.
         OSError: the address is taken or cannot be bound.
     """
-    db = DataStore(path, lock_timeout=lock_timeout)
+    db = DataStore(path, lock_timeout=lock_timeout,
+                   max_file_size=_core.MAX_FILE_SIZE if max_file_size is None else max_file_size)
     try:
         server = KVServer(db, host, port, token)
     except BaseException:

@@ -4,11 +4,15 @@ imports the installed fastkv package, never the source tree."""
 from __future__ import annotations
 
 import os
+import re
+import select
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -71,3 +75,62 @@ def run_python() -> RunPython:
         )
 
     return run
+
+
+# ---- a real `fastkv serve` in a subprocess ----------------------------------------
+
+
+def fastkv_script() -> str:
+    """The installed console script, beside this interpreter if it is in a venv."""
+    found = shutil.which("fastkv", path=str(Path(sys.executable).parent)) or shutil.which("fastkv")
+    assert found, "the fastkv console script is not installed"
+    return found
+
+
+class Served:
+    """A running `fastkv serve`: its URL, token and process."""
+
+    def __init__(self, proc: "subprocess.Popen[str]", url: str, path: Path,
+                 token: Optional[str], banner: str) -> None:
+        self.proc, self.url, self.path, self.token, self.banner = proc, url, path, token, banner
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        """Signal it; its exit code and what it printed after the banner."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, err
+
+
+def start_server(path: Path, *args: str, token: Optional[str] = None,
+                 env: Optional[dict[str, str]] = None) -> Served:
+    cmd = [fastkv_script(), "--path", str(path), "serve", "--port", "0", *args]
+    if token is not None:
+        cmd += ["--token", token]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    assert proc.stderr is not None
+    ready, _, _ = select.select([proc.stderr], [], [], 60)
+    banner = proc.stderr.readline() if ready else ""
+    match = re.search(r" at (http://\S+) ", banner)
+    if not match:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"fastkv serve did not start: {banner}{err}")
+    return Served(proc, match.group(1), path, token, banner)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    """Start servers (start_server's arguments); all are stopped at the end."""
+    started: list[Served] = []
+
+    def start(path: Path, *args: str, **kwargs: Any) -> Served:
+        s = start_server(path, *args, **kwargs)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.stop()

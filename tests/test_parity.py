@@ -1,0 +1,132 @@
+"""One module, two back ends: every test here runs against a DataStore and
+against a Client of `fastkv serve`, so code written for one runs on the other:
+same results, same exception classes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+
+import pytest
+
+import fastkv
+from fastkv import Client, DataStore
+
+if TYPE_CHECKING:
+    from conftest import Served
+
+KV = Union[DataStore, Client]
+
+
+@pytest.fixture(params=["datastore", "client"])
+def kv(request: pytest.FixtureRequest, store_path: Path,
+       serve: Callable[..., Served]) -> Iterator[KV]:
+    if request.param == "datastore":
+        with DataStore(store_path) as db:
+            yield db
+    else:
+        served = serve(store_path)
+        with Client(served.url) as client:
+            yield client
+
+
+VALUES: list[dict[str, Any]] = [
+    {},
+    {"name": "Ann", "age": 41, "admin": False, "tags": ["a", "b"], "none": None},
+    {"nested": {"deeper": {"list": [1, [2, [3, {"x": 1.5}]]]}}},
+    {"unicode": "ключ ✓ 🎉", "escapes": "quote\" backslash\\ newline\n"},
+    {"big": 2**63 - 1, "small": -(2**63), "float": 1e-300},
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_round_trip(kv: KV, value: dict[str, Any]) -> None:
+    kv.create("k", value)
+    assert kv.read("k") == value
+    kv.delete("k")
+    assert "k" not in kv
+
+
+def test_tuples_come_back_as_lists(kv: KV) -> None:
+    kv.create("t", {"t": (1, 2)})
+    assert kv.read("t") == {"t": [1, 2]}
+
+
+def test_json_text_is_accepted(kv: KV) -> None:
+    kv.create("text", '{"a": [1, 2]}')
+    kv.create("bytes", b'{"b": true}')
+    assert kv.read("text") == {"a": [1, 2]} and kv.read("bytes") == {"b": True}
+
+
+def test_keys_of_every_kind(kv: KV) -> None:
+    for key in ["a", "k" * 32, "user:42", "ключ", "a/b?c#d", "%20", " spaced ", "🎉" * 32]:
+        kv.create(key, {"key": key})
+        assert key in kv and kv.read(key) == {"key": key}
+
+
+def test_create_refuses_a_live_key(kv: KV) -> None:
+    kv.create("k", {"v": 1})
+    with pytest.raises(fastkv.KeyExistsError) as info:
+        kv.create("k", {"v": 2})
+    assert isinstance(info.value, KeyError)
+    assert kv.read("k") == {"v": 1}
+
+
+def test_missing_keys(kv: KV) -> None:
+    with pytest.raises(fastkv.KeyNotFoundError):
+        kv.read("missing")
+    with pytest.raises(KeyError):  # the built-in base, as with a dict
+        kv.delete("missing")
+    assert "missing" not in kv
+
+
+def test_expired_keys(kv: KV) -> None:
+    kv.create("s", {"uid": 1}, ttl=1)
+    assert kv.read("s") == {"uid": 1}
+    time.sleep(1.2)
+    with pytest.raises(fastkv.KeyExpiredError):
+        kv.read("s")
+    assert "s" not in kv
+    kv.create("s", {"uid": 2})  # an expired key may be created again
+    assert kv.read("s") == {"uid": 2}
+
+
+@pytest.mark.parametrize("key", ["", "k" * 33, 42, None, b"bytes"])
+def test_invalid_keys(kv: KV, key: Any) -> None:
+    for op in (lambda: kv.create(key, {}), lambda: kv.read(key), lambda: kv.delete(key)):
+        with pytest.raises(fastkv.InvalidKeyError):
+            op()
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ([1, 2], fastkv.InvalidValueError),
+        ({"x": float("nan")}, fastkv.InvalidValueError),
+        ({"x": float("inf")}, fastkv.InvalidValueError),
+        ({"x": {1, 2}}, fastkv.InvalidValueError),
+        ({1: "int key"}, fastkv.InvalidValueError),
+        ({"x": 2**64}, fastkv.InvalidValueError),
+        ("[1]", fastkv.InvalidValueError),
+        ("{bad", fastkv.InvalidValueError),
+        ({"x": "y" * 16_400}, fastkv.ValueTooLargeError),
+    ],
+)
+def test_invalid_values(kv: KV, value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        kv.create("k", value)
+    assert "k" not in kv
+
+
+@pytest.mark.parametrize("ttl", [0, -1, True, 1.5, "60", 315_360_001])
+def test_invalid_ttls(kv: KV, ttl: Any) -> None:
+    with pytest.raises(fastkv.InvalidTTLError):
+        kv.create("k", {}, ttl=ttl)
+    assert "k" not in kv
+
+
+def test_largest_value_fits(kv: KV) -> None:
+    value = {"x": "y" * (fastkv.VALUE_MAX_BYTES - len('{"x":""}'))}
+    kv.create("big", value)
+    assert kv.read("big") == value
