@@ -290,7 +290,8 @@ cdef class Store:
         self._max_file_size = max_file_size
         opt.max_file_size = max_file_size
         opt.durability = DURABILITY_MODES[durability]
-        opt.lock_timeout_ms = <uint64_t>(lock_timeout * 1000.0 + 0.5)
+        # capped (at ~31,700 years) so that the core's microsecond arithmetic cannot overflow
+        opt.lock_timeout_ms = <uint64_t>(min(lock_timeout, 1e12) * 1000.0 + 0.5)
         encoded = _os.fsencode(path)
         cdef const char *p = encoded
         with nogil:

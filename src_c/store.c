@@ -512,17 +512,19 @@ static void maybe_compact(fkv_store *s)
 
 /* ---- open ---------------------------------------------------------------- */
 
-static uint64_t monotonic_ms(void)
+/* In microseconds: whole milliseconds would let a wait end up to 1 ms
+ * short of its timeout (found by test_lock_timeout_gives_up). */
+static uint64_t monotonic_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* Open path and take its exclusive lock, waiting up to timeout_ms. */
 static int open_locked(const char *path, int create, uint64_t timeout_ms, int *out_fd)
 {
-    uint64_t start = monotonic_ms();
+    uint64_t start = monotonic_us();
     for (;;) {
         int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
         int fd = open(path, flags | FKV_O_NOATIME, 0644);
@@ -548,7 +550,7 @@ static int open_locked(const char *path, int create, uint64_t timeout_ms, int *o
                 close(fd);
                 return rc;
             }
-            if (monotonic_ms() - start >= timeout_ms) {
+            if (monotonic_us() - start >= timeout_ms * 1000u) {
                 close(fd);
                 return FKV_ELOCKED;
             }
