@@ -130,11 +130,13 @@ def run_store(name: str, path: str, n: int, value: dict, rng: random.Random) -> 
         threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
         for th in threads:
             th.start()
+        gc.disable()  # as timed() does for the one-thread phases: same conditions
         barrier.wait()
         start = time.perf_counter_ns()
         for th in threads:
             th.join()
         total = time.perf_counter_ns() - start
+        gc.enable()
         res["read_2_threads"] = summarize(results[0] + results[1], total)
 
     store.close()
