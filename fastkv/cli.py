@@ -205,7 +205,7 @@ def cmd_repair(args: argparse.Namespace, out: "_Output") -> int:
 def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
     with _open(args) as db:
         total = len(db)
-        with _sink(args.file) as sink, ProgressBar("export", total, "keys") as bar:
+        with _Stream(args.file, "wb") as sink, ProgressBar("export", total, "keys") as bar:
             n = transfer.export_jsonl(db, sink, progress=bar.update)
     where = "stdout" if args.file == "-" else args.file
     out.summary({"exported": n, "file": where},
@@ -215,7 +215,7 @@ def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
 
 def cmd_import(args: argparse.Namespace, out: "_Output") -> int:
     report = transfer.ImportReport()
-    with _source(args.file) as src:
+    with _Stream(args.file, "rb") as src:
         entries = transfer.read_jsonl(src)  # a bad line stops us before the store opens
     with _open(args, create=True) as db, ProgressBar("import", len(entries), "keys") as bar:
         try:
@@ -308,48 +308,33 @@ def _run_with_bar(label: str, call: Callable[[Optional[_core.Progress]], T]) -> 
         return result
 
 
-class _sink:
-    """Where an export goes: stdout for '-', else the named file."""
+class _Stream:
+    """A command's file argument: stdin or stdout for '-', else the named
+    file, opened for reading ("rb", an import) or writing ("wb", an export)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, mode: str) -> None:
+        self.name, self.mode = name, mode
         self.file: Optional[IO[bytes]] = None
 
     def __enter__(self) -> IO[bytes]:
+        writing = self.mode == "wb"
         if self.name == "-":
-            return sys.stdout.buffer
+            return sys.stdout.buffer if writing else sys.stdin.buffer
         try:
-            self.file = open(self.name, "wb")
+            self.file = open(self.name, self.mode)
         except OSError as e:
-            raise StoreIOError(e.errno, f"cannot write {self.name}: {e.strerror}") from None
+            cls = StoreIOError if writing else InvalidPathError
+            verb = "write" if writing else "read"
+            err = cls(f"cannot {verb} {self.name}: {e.strerror}")
+            err.errno = e.errno
+            raise err from None
         return self.file
 
     def __exit__(self, *exc: object) -> None:
         if self.file is not None:
             self.file.close()
-        else:
+        elif self.mode == "wb":
             sys.stdout.buffer.flush()
-
-
-class _source:
-    """What an import reads: stdin for '-', else the named file."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.file: Optional[IO[bytes]] = None
-
-    def __enter__(self) -> IO[bytes]:
-        if self.name == "-":
-            return sys.stdin.buffer
-        try:
-            self.file = open(self.name, "rb")
-        except OSError as e:
-            raise InvalidPathError(e.errno, f"cannot read {self.name}: {e.strerror}") from None
-        return self.file
-
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
 
 
 class _Output:
