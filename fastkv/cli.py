@@ -251,8 +251,9 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
     except OSError as e:
         if isinstance(e, FastKVError):
             raise
-        raise StoreIOError(e.errno, f"cannot listen on {args.host}:{args.port}: "
-                                    f"{e.strerror or e}") from None
+        err = StoreIOError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
+        err.errno = e.errno
+        raise err from None
     sys.stderr.write("fastkv: stopped; the store is closed\n")
     return EXIT_OK
 
