@@ -360,3 +360,15 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(serve: Serve, tmp_pa
     )
     assert res.returncode == 0, res.stdout[-6000:]
     assert " passed" in res.stdout
+
+
+def test_a_port_in_use_is_one_clear_line(served: Served, tmp_path: Path) -> None:
+    script = shutil.which("fastkv", path=str(Path(sys.executable).parent)) or "fastkv"
+    port = str(address(served)[1])
+    res = subprocess.run([script, "--path", str(tmp_path / "other.fkv"), "serve", "--port", port],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"fastkv: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    with DataStore(tmp_path / "other.fkv") as db:  # the store it opened was closed again
+        assert len(db) == 0
