@@ -1,6 +1,6 @@
 # Declarations of the C core, header by header: only what _core.pyx calls.
 # Every function runs without the GIL and never calls back into Python.
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "status.h" nogil:
@@ -41,6 +41,10 @@ cdef extern from "record.h" nogil:
         uint64_t deadline_ms
 
     int fkv_record_header_decode(const uint8_t *buf, fkv_rec_header *h)
+
+
+cdef extern from "crc32c.h" nogil:
+    uint32_t fkv_crc32c(uint32_t crc, const void *buf, size_t len)
 
 
 cdef extern from "clock.h" nogil:

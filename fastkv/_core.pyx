@@ -672,10 +672,6 @@ def _key_hash(key):
     return fkv_hash(k, <size_t>n)
 
 
-cdef extern from "crc32c.h" nogil:
-    unsigned int fkv_crc32c(unsigned int crc, const void *buf, size_t len)
-
-
 def _crc32c(const unsigned char[:] data, unsigned int crc=0):
     """The core's CRC-32C of data. Tests only (the lanes must join right)."""
     return fkv_crc32c(crc, &data[0] if data.shape[0] else NULL, <size_t>data.shape[0])

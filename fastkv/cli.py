@@ -138,12 +138,12 @@ def cmd_create(args: argparse.Namespace, out: "_Output") -> int:
     text = sys.stdin.read() if args.value == "-" else args.value
     with _open(args, create=True) as db:
         db.create(args.key, text, ttl=args.ttl)
-        _, deadline = db._read_with_deadline(args.key)
-    if out.json:
-        out.json_line({"created": args.key, "expires_at_ms": deadline})
-    else:
-        after = f" (expires in {args.ttl:,} s)" if args.ttl else ""
-        out.text(f"created {args.key!r}{after}")
+        if out.json:  # the deadline the store computed, for scripts
+            out.json_line({"created": args.key,
+                           "expires_at_ms": db._read_with_deadline(args.key)[1]})
+            return EXIT_OK
+    after = f" (expires in {args.ttl:,} s)" if args.ttl else ""
+    out.text(f"created {args.key!r}{after}")
     return EXIT_OK
 
 

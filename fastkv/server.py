@@ -99,34 +99,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatch ----------------------------------------------------------------
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch("OPTIONS")
-
-    def _dispatch(self, method: str) -> None:
+    def _dispatch(self) -> None:
         self.server.begin()
         try:
-            self._handle(method)
+            self._handle(self.command)
             self.wfile.flush()  # the answer is out before a shutdown may end the process
         finally:
             self.server.end()
+
+    # http.server calls do_<METHOD>; all go through one dispatcher, which
+    # answers 405 where a method does not apply (others get 405 in send_error)
+    do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
     def _handle(self, method: str) -> None:
         self._consumed = False  # whether this request's body has been read

@@ -87,6 +87,11 @@ def fastkv_script() -> str:
     return found
 
 
+@pytest.fixture
+def fastkv_exe() -> str:
+    return fastkv_script()
+
+
 class Served:
     """A running `fastkv serve`: its URL, token and process."""
 

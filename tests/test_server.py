@@ -301,9 +301,8 @@ def test_32_client_threads_lose_nothing(served: Served) -> None:
 # ---- one file, one server; stopping cleanly -------------------------------------------
 
 
-def test_a_second_server_on_the_same_file_is_refused(served: Served) -> None:
-    script = shutil.which("fastkv", path=str(Path(sys.executable).parent)) or "fastkv"
-    res = subprocess.run([script, "--path", str(served.path), "serve", "--port", "0"],
+def test_a_second_server_on_the_same_file_is_refused(served: Served, fastkv_exe: str) -> None:
+    res = subprocess.run([fastkv_exe, "--path", str(served.path), "serve", "--port", "0"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
@@ -362,10 +361,11 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(serve: Serve, tmp_pa
     assert " passed" in res.stdout
 
 
-def test_a_port_in_use_is_one_clear_line(served: Served, tmp_path: Path) -> None:
-    script = shutil.which("fastkv", path=str(Path(sys.executable).parent)) or "fastkv"
+def test_a_port_in_use_is_one_clear_line(
+    served: Served, tmp_path: Path, fastkv_exe: str
+) -> None:
     port = str(address(served)[1])
-    res = subprocess.run([script, "--path", str(tmp_path / "other.fkv"), "serve", "--port", port],
+    res = subprocess.run([fastkv_exe, "--path", str(tmp_path / "other.fkv"), "serve", "--port", port],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
