@@ -5,8 +5,10 @@
 
 Each store runs every phase in a fresh subprocess (worker.py): create N keys
 in random order (half with a TTL), read them all in another random order,
-read N missing keys, read from 2 threads at once, close + reopen + first
-read, delete all. Rounds are interleaved (A B C, A B C, ...) so that a noisy
+read N missing keys, read from 2 threads at once (eleven back-to-back
+pairs of a one-thread and a two-thread pass of about 0.25 s over the same
+keys: the median pair ratio is the scaling figure), close + reopen + first read,
+delete all. Rounds are interleaved (A B C, A B C, ...) so that a noisy
 neighbour hurts every store alike; the tables show medians over rounds.
 A floor probe (bare os.pread / os.pwrite + orjson on records of the same
 size) runs in the same rounds, so fastkv's distance to the hardware is a
@@ -82,8 +84,9 @@ def fmt(x: float) -> str:
 def table(results: dict[str, dict[str, Any]], keys: int, vbytes: int, repeat: int) -> str:
     lines = [f"{keys:,} keys, {vbytes}-byte values, median of {repeat} interleaved rounds; "
              f"ops/s (p50 / p99 µs)", ""]
-    head = "| store | " + " | ".join(PHASES) + " | RSS anon B/key | RSS B/key | file B/key | reopen ms |"
-    lines += [head, "|" + " --- |" * (len(PHASES) + 5)]
+    head = ("| store | " + " | ".join(PHASES) +
+            " | 2 threads / 1 | RSS anon B/key | RSS B/key | file B/key | reopen ms |")
+    lines += [head, "|" + " --- |" * (len(PHASES) + 6)]
     for name, r in results.items():
         if name == "floor":
             continue
@@ -95,6 +98,7 @@ def table(results: dict[str, dict[str, Any]], keys: int, vbytes: int, repeat: in
             else:
                 cells.append("n/a")
         n = f" (N={r['keys']:,})" if r["keys"] != keys else ""
+        cells.append(f"{r['threads_ratio']:.2f}x" if "threads_ratio" in r else "n/a")
         lines.append(f"| {name}{n} | " + " | ".join(cells) +
                      f" | {r['rss_anon_bytes_per_key']:.1f} | {r['rss_bytes_per_key']:.1f} | "
                      f"{r['file_bytes_per_key']:.1f} | {r['reopen_ms']:.1f} |")
@@ -112,7 +116,8 @@ def table(results: dict[str, dict[str, Any]], keys: int, vbytes: int, repeat: in
         fl, fk = results["floor"], results["fastkv"]
         lines += ["", "Floor probe (no store: bare os.pread/os.pwrite of a record-sized buffer "
                   "and orjson, each one Python call), per call:", ""]
-        for ph in ("pread", "loads", "pread_loads", "pwrite", "dumps", "dumps_pwrite"):
+        for ph in ("pread", "loads", "loads_2_threads", "pread_loads", "pread_loads_2_threads",
+                   "pwrite", "dumps", "dumps_pwrite"):
             p = fl[ph]
             lines.append(f"- {ph}: {fmt(p['ops_per_s'])} ops/s, p50 {p['p50_us']:.2f} µs")
         lines += [
@@ -121,6 +126,10 @@ def table(results: dict[str, dict[str, Any]], keys: int, vbytes: int, repeat: in
             f"{fl['pread_loads']['ops_per_s'] / fk['read']['ops_per_s']:.2f}x the floor's time",
             f"- fastkv create / floor (dumps + pwrite): "
             f"{fl['dumps_pwrite']['ops_per_s'] / fk['create']['ops_per_s']:.2f}x the floor's time",
+            f"- 2 threads / 1 thread, median of the paired passes: fastkv read "
+            f"{fk.get('threads_ratio', float('nan')):.2f}x; no store: loads alone (the GIL "
+            f"never let go) {fl['loads_threads_ratio']:.2f}x, os.pread + loads (the GIL let go "
+            f"every call) {fl['pread_loads_threads_ratio']:.2f}x",
         ]
     return "\n".join(lines)
 

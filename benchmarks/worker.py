@@ -13,6 +13,7 @@ import gc
 import json
 import os
 import random
+import statistics
 import sys
 import threading
 import time
@@ -84,6 +85,72 @@ def dir_bytes(path: str) -> int:
     return total
 
 
+SCALING_PAIRS = 11
+SCALING_PASS_S = 0.25  # short passes: a pair then sees one state of the machine
+
+
+def scaling_sample(keys: list[Any], phase: dict) -> list[Any]:
+    """As many keys as one thread reads in about SCALING_PASS_S seconds."""
+    want = int(phase["ops_per_s"] * SCALING_PASS_S)
+    return keys[:max(1000, min(len(keys), want))]
+
+
+def read_pass(fns: list[Callable[[Any], Any]], keys: list[Any]) -> tuple[list[int], int]:
+    """Read keys split evenly over len(fns) threads (the caller's own thread
+    when there is one reader); per-call latencies and the pass's wall time."""
+    parts = [keys[t::len(fns)] for t in range(len(fns))]
+    lats: list[list[int]] = [[] for _ in fns]
+
+    def work(t: int) -> None:
+        fn, perf, append = fns[t], time.perf_counter_ns, lats[t].append
+        if barrier is not None:
+            barrier.wait()
+        for key in parts[t]:
+            s = perf()
+            fn(key)
+            append(perf() - s)
+
+    barrier = threading.Barrier(len(fns) + 1) if len(fns) > 1 else None
+    gc.disable()
+    if barrier is None:
+        start = time.perf_counter_ns()
+        work(0)
+    else:
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(len(fns))]
+        for th in threads:
+            th.start()
+        barrier.wait()
+        start = time.perf_counter_ns()
+        for th in threads:
+            th.join()
+    total = time.perf_counter_ns() - start
+    gc.enable()
+    return [x for lat in lats for x in lat], total
+
+
+def thread_scaling(reader: Callable[[], Callable[[Any], Any]], keys: list[Any]) -> dict[str, Any]:
+    """Two threads reading against one, as SCALING_PAIRS back-to-back pairs of
+    short passes over the same keys (order alternating within the pair), so that a
+    noisy neighbour or a drifting clock hits both sides of each ratio alike.
+    The pair ratios' median is the figure: one long pass of each, seconds
+    apart, swung by +-15% on these shared machines, whose speed can change
+    twofold between rounds."""
+    one, two = [reader()], [reader(), reader()]
+    ratios, two_ops, two_lat = [], [], []
+    for i in range(SCALING_PAIRS):
+        passes = {}
+        for fns in ((one, two) if i % 2 == 0 else (two, one)):
+            passes[len(fns)] = read_pass(fns, keys)
+        lat2, t2 = passes[2]
+        ratios.append(passes[1][1] / t2)  # throughput ratio = inverse time ratio
+        two_ops.append(len(keys) / (t2 / 1e9))
+        two_lat += lat2
+    summary = summarize(two_lat, 1)
+    summary["ops_per_s"] = statistics.median(two_ops)
+    return {"read_2_threads": summary, "threads_ratio": statistics.median(ratios),
+            "threads_ratios": ratios}
+
+
 def run_store(name: str, path: str, n: int, value: dict, rng: random.Random) -> dict:
     cls = ALL[name]
     keys = [f"user:{i:012d}" for i in range(n)]
@@ -111,33 +178,7 @@ def run_store(name: str, path: str, n: int, value: dict, rng: random.Random) -> 
     res["read_missing"] = timed(read, misses, expect_keyerror=True)
 
     if cls.threads_ok:
-        halves = [shuffled[: n // 2], shuffled[n // 2:]]
-        readers = [store.reader(), store.reader()]
-        results: list[Any] = [None, None]
-        barrier = threading.Barrier(3)
-
-        def work(t: int) -> None:
-            fn = readers[t]
-            perf = time.perf_counter_ns
-            lat = []
-            barrier.wait()
-            for key in halves[t]:
-                s = perf()
-                fn(key)
-                lat.append(perf() - s)
-            results[t] = lat
-
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
-        for th in threads:
-            th.start()
-        gc.disable()  # as timed() does for the one-thread phases: same conditions
-        barrier.wait()
-        start = time.perf_counter_ns()
-        for th in threads:
-            th.join()
-        total = time.perf_counter_ns() - start
-        gc.enable()
-        res["read_2_threads"] = summarize(results[0] + results[1], total)
+        res.update(thread_scaling(store.reader, scaling_sample(shuffled, res["read"])))
 
     store.close()
     first_key = shuffled[0]
@@ -171,7 +212,23 @@ def run_floor(path: str, n: int, value: dict, rng: random.Random) -> dict:
     pread, pwrite, loads, dumps = os.pread, os.pwrite, orjson.loads, orjson.dumps
     res: dict[str, Any] = {"store": "floor", "keys": n, "record_bytes": size}
     res["pread"] = timed(lambda off: pread(fd, size, off), offsets)
-    res["pread_loads"] = timed(lambda off: loads(pread(fd, size, off)[16 + len(key):]), offsets)
+
+    def pread_loads(off: int) -> Any:
+        return loads(pread(fd, size, off)[16 + len(key):])
+
+    res["pread_loads"] = timed(pread_loads, offsets)
+    res["loads"] = timed(lambda _: loads(data), range(n))
+    # What CPython and this machine make of two threads with no store at all:
+    # os.pread lets go of the GIL on every call; loads never does (only the
+    # interpreter's switch interval moves it between the threads).
+    for ph, fn, items in (
+        ("pread_loads", pread_loads, offsets),
+        ("loads", lambda _: loads(data), range(n)),
+    ):
+        scaling = thread_scaling(lambda: fn, scaling_sample(list(items), res[ph]))
+        res[f"{ph}_2_threads"] = scaling["read_2_threads"]
+        res[f"{ph}_threads_ratio"] = scaling["threads_ratio"]
+        res[f"{ph}_threads_ratios"] = scaling["threads_ratios"]
     # each write phase appends past the end, as a store does: overwriting
     # pages that already exist would be cheaper than extending the file
     end = n * size
@@ -180,7 +237,6 @@ def run_floor(path: str, n: int, value: dict, rng: random.Random) -> dict:
     res["dumps_pwrite"] = timed(
         lambda off: pwrite(fd, dumps(value), off), [end + i * size for i in range(n)]
     )
-    res["loads"] = timed(lambda _: loads(data), range(n))
     res["dumps"] = timed(lambda _: dumps(value), range(n))
     os.close(fd)
     return res
