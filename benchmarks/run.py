@@ -5,11 +5,12 @@
 
 Each store runs every phase in a fresh subprocess (worker.py): create N keys
 in random order (half with a TTL), read them all in another random order,
-read N missing keys, read from 2 threads at once (eleven back-to-back
-pairs of a one-thread and a two-thread pass of about 0.25 s over the same
-keys: the median pair ratio is the scaling figure), close + reopen + first read,
-delete all. Rounds are interleaved (A B C, A B C, ...) so that a noisy
-neighbour hurts every store alike; the tables show medians over rounds.
+read N missing keys, read from 2 threads at once (21 back-to-back pairs of
+a one-thread and a two-thread pass of about 0.25 s over the same keys; the
+median of the pair ratios of all rounds is the scaling figure), close +
+reopen + first read, delete all. Rounds are interleaved (A B C, A B C, ...)
+so that a noisy neighbour hurts every store alike; the tables show medians
+over rounds.
 A floor probe (bare os.pread / os.pwrite + orjson on records of the same
 size) runs in the same rounds, so fastkv's distance to the hardware is a
 ratio. Peers that are not installed are skipped (pip install ".[bench]").
@@ -74,6 +75,9 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = {m: statistics.median(r[key][m] for r in runs) for m in val}
         elif isinstance(val, (int, float)) and key not in ("keys", "value_bytes"):
             merged[key] = statistics.median(r[key] for r in runs)
+    for key in runs[0]:
+        if key.endswith("threads_ratios"):  # every pair of every round, pooled
+            merged[key[:-1]] = statistics.median(x for r in runs for x in r[key])
     return merged
 
 
@@ -81,7 +85,16 @@ def fmt(x: float) -> str:
     return f"{x:,.0f}"
 
 
-def table(results: dict[str, dict[str, Any]], keys: int, vbytes: int, repeat: int) -> str:
+def paired(runs: dict[str, list[dict[str, Any]]], a: str, pa: str, b: str, pb: str) -> float:
+    """Throughput of a's phase pa over b's phase pb, taken round by round (the
+    two ran minutes apart at most) and the median over rounds: this machine's
+    speed moves twofold between rounds, which a ratio of medians would keep."""
+    return statistics.median(ra[pa]["ops_per_s"] / rb[pb]["ops_per_s"]
+                             for ra, rb in zip(runs[a], runs[b]))
+
+
+def table(results: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]],
+          keys: int, vbytes: int, repeat: int) -> str:
     lines = [f"{keys:,} keys, {vbytes}-byte values, median of {repeat} interleaved rounds; "
              f"ops/s (p50 / p99 µs)", ""]
     head = ("| store | " + " | ".join(PHASES) +
@@ -104,12 +117,13 @@ def table(results: dict[str, dict[str, Any]], keys: int, vbytes: int, repeat: in
                      f"{r['file_bytes_per_key']:.1f} | {r['reopen_ms']:.1f} |")
     if "fastkv" in results:
         fk = results["fastkv"]
-        lines += ["", "fastkv's throughput as a multiple of each peer's (higher is better):", "",
+        lines += ["", "fastkv's throughput as a multiple of each peer's (higher is better; "
+                  "per round, median over rounds):", "",
                   "| peer | " + " | ".join(PHASES) + " |", "|" + " --- |" * (len(PHASES) + 1)]
         for name, r in results.items():
             if name in ("fastkv", "floor"):
                 continue
-            cells = [f"{fk[ph]['ops_per_s'] / r[ph]['ops_per_s']:.2f}x"
+            cells = [f"{paired(runs, 'fastkv', ph, name, ph):.2f}x"
                      if ph in r and ph in fk else "n/a" for ph in PHASES]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "floor" in results and "fastkv" in results:
@@ -123,9 +137,10 @@ def table(results: dict[str, dict[str, Any]], keys: int, vbytes: int, repeat: in
         lines += [
             "",
             f"- fastkv read / floor (pread + loads): "
-            f"{fl['pread_loads']['ops_per_s'] / fk['read']['ops_per_s']:.2f}x the floor's time",
+            f"{paired(runs, 'floor', 'pread_loads', 'fastkv', 'read'):.2f}x the floor's time "
+            f"(per round, median over rounds)",
             f"- fastkv create / floor (dumps + pwrite): "
-            f"{fl['dumps_pwrite']['ops_per_s'] / fk['create']['ops_per_s']:.2f}x the floor's time",
+            f"{paired(runs, 'floor', 'dumps_pwrite', 'fastkv', 'create'):.2f}x the floor's time",
             f"- 2 threads / 1 thread, median of the paired passes: fastkv read "
             f"{fk.get('threads_ratio', float('nan')):.2f}x; no store: loads alone (the GIL "
             f"never let go) {fl['loads_threads_ratio']:.2f}x, os.pread + loads (the GIL let go "
@@ -163,7 +178,7 @@ def main() -> None:
             print(f"round {rnd + 1}/{args.repeat}: {name} ({n:,} keys)", file=sys.stderr)
             runs.setdefault(name, []).append(run_worker(name, n, args.value_bytes, args.seed + rnd))
     results = {name: median_of(r) for name, r in runs.items()}
-    text = table(results, args.keys, args.value_bytes, args.repeat)
+    text = table(results, runs, args.keys, args.value_bytes, args.repeat)
     text = f"Machine: {machine()}\n\n" + text
     if skipped or notes:
         text += "\n\n" + "\n".join(f"- {s}" for s in skipped + notes)

@@ -85,7 +85,7 @@ def dir_bytes(path: str) -> int:
     return total
 
 
-SCALING_PAIRS = 11
+SCALING_PAIRS = 21
 SCALING_PASS_S = 0.25  # short passes: a pair then sees one state of the machine
 
 
@@ -129,12 +129,12 @@ def read_pass(fns: list[Callable[[Any], Any]], keys: list[Any]) -> tuple[list[in
 
 
 def thread_scaling(reader: Callable[[], Callable[[Any], Any]], keys: list[Any]) -> dict[str, Any]:
-    """Two threads reading against one, as SCALING_PAIRS back-to-back pairs of
-    short passes over the same keys (order alternating within the pair), so that a
-    noisy neighbour or a drifting clock hits both sides of each ratio alike.
-    The pair ratios' median is the figure: one long pass of each, seconds
-    apart, swung by +-15% on these shared machines, whose speed can change
-    twofold between rounds."""
+    """Two threads reading against one, as SCALING_PAIRS back-to-back pairs
+    of short passes over the same keys (order alternating within the pair),
+    so that a noisy neighbour or a drifting clock hits both sides of each
+    ratio alike. The pair ratios' median is the figure: one long pass of
+    each, seconds apart, swung by +-15% on these shared machines, whose
+    speed can change twofold between rounds; one pair alone by +-30%."""
     one, two = [reader()], [reader(), reader()]
     ratios, two_ops, two_lat = [], [], []
     for i in range(SCALING_PAIRS):
