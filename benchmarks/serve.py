@@ -11,6 +11,7 @@ Prints requests/s and p50/p99 latency per phase, as JSON too (--out).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -19,12 +20,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from fastkv import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from worker import threaded_pass  # noqa: E402
 
 
 def start(path: Path) -> tuple[subprocess.Popen[str], str]:
@@ -40,32 +42,15 @@ def start(path: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def phase(threads: int, keys: list[str], op: Callable[[Client, str], Any], url: str) -> dict:
-    chunks = [keys[i::threads] for i in range(threads)]
-    lats: list[list[int]] = [[] for _ in range(threads)]
-    barrier = threading.Barrier(threads + 1)
-
-    def work(i: int) -> None:
-        kv = Client(url)
-        perf = time.perf_counter_ns
-        mine = lats[i]
-        barrier.wait()
-        for key in chunks[i]:
-            t = perf()
-            op(kv, key)
-            mine.append(perf() - t)
-        kv.close()
-
-    ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    for t in ts:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    flat = sorted(x for lat in lats for x in lat)
-    return {"requests": len(flat), "requests_per_s": len(flat) / elapsed,
-            "p50_ms": flat[len(flat) // 2] / 1e6, "p99_ms": flat[int(len(flat) * 0.99)] / 1e6}
+    clients = [Client(url) for _ in range(threads)]  # a keep-alive connection each
+    try:
+        lat, elapsed_ns = threaded_pass([functools.partial(op, kv) for kv in clients], keys)
+    finally:
+        for kv in clients:
+            kv.close()
+    lat.sort()
+    return {"requests": len(lat), "requests_per_s": len(lat) / (elapsed_ns / 1e9),
+            "p50_ms": lat[len(lat) // 2] / 1e6, "p99_ms": lat[int(len(lat) * 0.99)] / 1e6}
 
 
 def main() -> None:
