@@ -1,0 +1,131 @@
+/*
+ * file_io.h - the file, lock and directory primitives the store is built on.
+ *
+ * Reads and writes at explicit offsets that finish short transfers, a read
+ * that never waits for the disk, opening a data file under an exclusive
+ * flock, a temporary file created locked and renamed into place (compaction
+ * and repair), a buffered writer for whole new files, and a read window for
+ * walking a log in large chunks.
+ *
+ * Every call that fails returns a status (status.h) and leaves errno in
+ * fkv_last_errno(). No locking of its own; never touches Python.
+ */
+#ifndef FKV_FILE_IO_H
+#define FKV_FILE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+/* Whether a read may wait for the disk. */
+typedef enum fkv_wait { FKV_MAY_WAIT = 0, FKV_NO_WAIT = 1 } fkv_wait;
+
+/* Whether open creates a missing file. */
+typedef enum fkv_create_mode { FKV_OPEN_EXISTING = 0, FKV_OPEN_CREATE = 1 } fkv_create_mode;
+
+/* FKV_EIO with the current errno kept for the caller. */
+int fkv_io_error(void);
+
+/* FKV_ECORRUPT with the offset of the bad record kept for the caller. */
+int fkv_corrupt_at(uint64_t off);
+
+/* Read up to len bytes at off; *got < len only at end of file. With
+ * FKV_NO_WAIT: FKV_EAGAIN unless all len bytes are in the page cache. */
+int fkv_read_at(int fd, void *buf, size_t len, uint64_t off, size_t *got, fkv_wait wait);
+
+/* Write all len bytes at off. */
+int fkv_write_at(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Open path (absolute) for reading and writing and take its exclusive lock,
+ * waiting up to timeout_ms for another holder to let go. FKV_EISDIR,
+ * FKV_ENOTSTORE (not a regular file), FKV_ELOCKED or FKV_EIO on failure. */
+int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd);
+
+/* Drop the lock and close. Not for a forked child's copy (it would drop the
+ * parent's lock): close that descriptor only. */
+void fkv_close_locked(int fd);
+
+/* path + suffix in fresh memory, or NULL. */
+char *fkv_path_with_suffix(const char *path, const char *suffix);
+
+/* A new file beside a store (path + suffix), created empty with the mode of
+ * the store's file and locked before anything is written to it, so that once
+ * it is renamed over the store no other opener can have got in. */
+typedef struct fkv_tempfile {
+    int fd;
+    char *path;
+} fkv_tempfile;
+
+/* Create and lock it; like_fd is the store's descriptor (for the mode). */
+int fkv_temp_create(fkv_tempfile *t, const char *store_path, const char *suffix, int like_fd);
+
+/* Rename it over store_path and sync the directory. The descriptor stays
+ * open and locked: it now is the store's. Its path is freed. */
+int fkv_temp_install(fkv_tempfile *t, const char *store_path);
+
+/* Give it up: closed, unlocked, unlinked, freed. Safe on a zeroed struct
+ * (fd -1) and after fkv_temp_install (then it only closes the fd). */
+void fkv_temp_discard(fkv_tempfile *t);
+
+/* Fills a new file front to back through one large buffer. */
+typedef struct fkv_bufwriter {
+    int fd;
+    uint8_t *buf;
+    size_t len;         /* bytes waiting in buf */
+    uint64_t flushed;   /* bytes already written to the file */
+} fkv_bufwriter;
+
+int fkv_bufwriter_init(fkv_bufwriter *w, int fd);
+
+/* Offset in the file where the next added bytes will land. */
+static inline uint64_t fkv_bufwriter_offset(const fkv_bufwriter *w)
+{
+    return w->flushed + w->len;
+}
+
+/* Add n bytes (n at most FKV_SCAN_BUF). */
+int fkv_bufwriter_add(fkv_bufwriter *w, const void *bytes, size_t n);
+
+/* Write what is buffered and flush the file to stable storage. */
+int fkv_bufwriter_finish(fkv_bufwriter *w);
+
+void fkv_bufwriter_free(fkv_bufwriter *w);
+
+/* A read window for walking a log front to back. */
+#define FKV_SCAN_CHUNK (1u << 20)
+/* A chunk plus the largest record, so a record that starts in a chunk is
+ * whole in the window. */
+#define FKV_SCAN_BUF (FKV_SCAN_CHUNK + FKV_REC_MAX)
+
+typedef struct fkv_window {
+    int fd;
+    uint64_t limit;  /* bytes of the file that may be read */
+    uint8_t *buf;    /* FKV_SCAN_BUF bytes */
+    uint64_t start;  /* file offset of buf[0] */
+    size_t len;      /* valid bytes in buf */
+} fkv_window;
+
+int fkv_window_init(fkv_window *w, int fd, uint64_t limit);
+void fkv_window_free(fkv_window *w);
+
+/* Make the window cover [off, off + n), reading a fresh window at off if
+ * needed. FKV_ENOTFOUND if the file (its limit) ends first. */
+int fkv_window_cover(fkv_window *w, uint64_t off, size_t n);
+
+/* Pointer to the byte at file offset off (covered by the window). */
+static inline const uint8_t *fkv_window_at(const fkv_window *w, uint64_t off)
+{
+    return w->buf + (off - w->start);
+}
+
+/* 1 if [off, off + n) lies wholly inside the window. */
+static inline int fkv_window_holds(const fkv_window *w, uint64_t off, size_t n)
+{
+    return off >= w->start && off + n <= w->start + w->len;
+}
+
+/* Flush written data of fd to stable storage: FKV_OK or FKV_EIO. */
+int fkv_flush(int fd);
+
+#endif /* FKV_FILE_IO_H */

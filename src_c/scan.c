@@ -1,0 +1,260 @@
+/*
+ * scan.c - open-time recovery: check the file header, then read the log
+ * front to back and rebuild the index from it.
+ *
+ * A crash mid-append leaves at most one record's worth of bytes after the
+ * last intact record, and no intact record after them: only that is a torn
+ * tail, cut off when opening normally. Damage anywhere else is refused
+ * (FKV_ECORRUPT at its offset) when opening, and stepped over (to the next
+ * offset where an intact record starts) and counted when salvaging for
+ * verify or repair, which never write to the file.
+ */
+#include "store_private.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#define SCAN_BATCH 16
+
+/* 1 if an intact record (header in range, checksum right) starts at off,
+ * 0 if not, or a negative status. Fills h. */
+static int intact_at(fkv_window *w, uint64_t off, fkv_rec_header *h)
+{
+    int rc = fkv_window_cover(w, off, FKV_REC_HEADER_SIZE);
+    if (rc != FKV_OK)
+        return rc == FKV_ENOTFOUND ? 0 : rc;
+    if (fkv_record_header_decode(fkv_window_at(w, off), h) != FKV_OK ||
+        off + fkv_record_size(h) > w->limit)
+        return 0;
+    rc = fkv_window_cover(w, off, fkv_record_size(h));
+    if (rc != FKV_OK)
+        return rc == FKV_ENOTFOUND ? 0 : rc;
+    return fkv_record_checksum_ok(fkv_window_at(w, off), h);
+}
+
+/* 1 if an intact record starts at off and lies wholly inside the window
+ * (no read needed), else 0: the caller goes the slow way. */
+static int intact_in_window(const fkv_window *w, uint64_t off, fkv_rec_header *h)
+{
+    if (!fkv_window_holds(w, off, FKV_REC_HEADER_SIZE))
+        return 0;
+    const uint8_t *rec = fkv_window_at(w, off);
+    if (fkv_record_header_decode(rec, h) != FKV_OK)
+        return 0;
+    uint64_t end = off + fkv_record_size(h);
+    if (end > w->limit || !fkv_window_holds(w, off, fkv_record_size(h)))
+        return 0;
+    return fkv_record_checksum_ok(rec, h);
+}
+
+/* The first offset after off where an intact record starts, or the end.
+ * The window holds a chunk plus the largest record, so it is refilled
+ * about once per chunk of offsets tried. */
+static int next_intact(fkv_window *w, uint64_t off, uint64_t *next)
+{
+    for (uint64_t p = off + 1; p + FKV_REC_HEADER_SIZE <= w->limit; p++) {
+        fkv_rec_header h;
+        int r = intact_at(w, p, &h);
+        if (r < 0)
+            return r;
+        if (r) {
+            *next = p;
+            return FKV_OK;
+        }
+    }
+    *next = w->limit;
+    return FKV_OK;
+}
+
+/* Apply one intact record to the index. Room in the index was reserved by
+ * the caller for the whole batch. */
+static int apply(fkv_store *s, const uint8_t *rec, const fkv_rec_header *h, uint64_t off,
+                 uint32_t hash)
+{
+    const char *key = (const char *)rec + FKV_REC_HEADER_SIZE;
+    uint8_t buf[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
+    found f;
+    int rc = store_lookup(s, key, h->klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &f);
+    if (rc != FKV_OK && rc != FKV_ENOTFOUND)
+        return rc;
+    if (rc == FKV_OK) {
+        s->live_bytes -= fkv_record_size(&f.h);
+        if (s->ix.slots[f.pos].loc & FKV_LOC_TTL)
+            s->n_ttl--;
+    }
+    if (h->kind == FKV_KIND_PUT) {
+        uint32_t loc = (uint32_t)off | (h->deadline_ms ? FKV_LOC_TTL : 0);
+        uint32_t word = fkv_slot_word(hash, fkv_record_size(h));
+        if (rc == FKV_OK) {
+            s->ix.slots[f.pos].hash = word;
+            s->ix.slots[f.pos].loc = loc;
+        } else {
+            fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), word, loc);
+        }
+        s->live_bytes += fkv_record_size(h);
+        s->n_ttl += h->deadline_ms != 0;
+    } else if (rc == FKV_OK) {
+        fkv_index_remove(&s->ix, f.pos);
+    }
+    return FKV_OK;
+}
+
+typedef struct scan_item {
+    uint64_t off;
+    fkv_rec_header h;
+    uint32_t hash;
+} scan_item;
+
+/* Apply the intact record at off and the intact ones after it that are
+ * already in the window: all are hashed and their index slots prefetched
+ * first, so the slot loads (cache misses in a large table) overlap instead
+ * of coming one after another. *off moves past them. */
+static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_header h,
+                       fkv_verify_report *rep)
+{
+    scan_item batch[SCAN_BATCH];
+    size_t nb = 0;
+    int rc = fkv_index_reserve(&s->ix, SCAN_BATCH);
+    if (rc != FKV_OK)
+        return rc;
+    for (;;) {
+        const uint8_t *rec = fkv_window_at(w, *off);
+        batch[nb].off = *off;
+        batch[nb].h = h;
+        batch[nb].hash = fkv_hash(rec + FKV_REC_HEADER_SIZE, h.klen);
+        FKV_PREFETCH(&s->ix.slots[fkv_index_home(&s->ix, batch[nb].hash)]);
+        *off += fkv_record_size(&h);
+        if (++nb == SCAN_BATCH || *off >= w->limit || !intact_in_window(w, *off, &h))
+            break;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        rc = apply(s, fkv_window_at(w, batch[i].off), &batch[i].h, batch[i].off, batch[i].hash);
+        if (rc != FKV_OK)
+            return rc;
+        if (rep) {
+            rep->intact_records++;
+            if (batch[i].h.kind == FKV_KIND_PUT)
+                rep->puts++;
+            else
+                rep->tombstones++;
+        }
+        s->end = batch[i].off + fkv_record_size(&batch[i].h);
+    }
+    return FKV_OK;
+}
+
+/* Bytes at off that are not an intact record: a torn tail (cut, or counted
+ * when salvaging), or damage (refused, or stepped over when salvaging).
+ * *stop is set when the scan ends here. */
+static int on_damage(fkv_store *s, fkv_window *w, open_mode mode, fkv_verify_report *rep,
+                     uint64_t *off, int *stop)
+{
+    uint64_t size = w->limit, next = size;
+    int rc;
+    if ((mode == OPEN_SALVAGE || size - *off <= FKV_REC_MAX) &&
+        (rc = next_intact(w, *off, &next)) != FKV_OK)
+        return rc;
+    if (next == size && size - *off <= FKV_REC_MAX) {
+        *stop = 1;
+        if (mode == OPEN_SALVAGE) {
+            rep->torn_tail_bytes = size - *off;
+            return FKV_OK;
+        }
+        if (ftruncate(s->fd, (off_t)*off) != 0)
+            return fkv_io_error();
+        s->torn_dropped = size - *off;
+        return FKV_OK;
+    }
+    if (mode != OPEN_SALVAGE)
+        return fkv_corrupt_at(*off);
+    if (rep->damaged_regions++ == 0)
+        rep->first_damage_offset = *off;
+    rep->damaged_bytes += next - *off;
+    *off = next;
+    s->end = next;
+    return FKV_OK;
+}
+
+/* Rebuild the index from the log's first size bytes. */
+static int scan(fkv_store *s, uint64_t size, open_mode mode, fkv_verify_report *rep)
+{
+    fkv_window w;
+    if (fkv_window_init(&w, s->fd, size) != FKV_OK)
+        return FKV_ENOMEM;
+    uint64_t off = FKV_FILE_HEADER_SIZE;
+    int rc = FKV_OK, stop = 0;
+    s->end = off;
+    progress_total(s, size);
+    while (off < size && !stop) {
+        fkv_rec_header h;
+        progress_done(s, off);
+        int r = intact_at(&w, off, &h);
+        if (r < 0)
+            rc = r;
+        else if (r == 0)
+            rc = on_damage(s, &w, mode, rep, &off, &stop);
+        else
+            rc = apply_batch(s, &w, &off, h, rep);
+        if (rc != FKV_OK)
+            break;
+    }
+    fkv_window_free(&w);
+    if (rc == FKV_OK)
+        progress_done(s, size);
+    return rc;
+}
+
+/* Check the file header of a file of size bytes, or write one into an
+ * empty file. *size is the bytes to scan. */
+static int load_header(fkv_store *s, open_mode mode, fkv_verify_report *rep, uint64_t *size)
+{
+    uint8_t header[FKV_FILE_HEADER_SIZE];
+    if (*size == 0) {
+        if (mode == OPEN_SALVAGE)
+            return FKV_OK;
+        fkv_file_header_encode(header, fkv_now_ms());
+        int rc = fkv_write_at(s->fd, header, sizeof header, 0);
+        if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
+            rc = fkv_flush(s->fd);
+        if (rc == FKV_OK)
+            *size = FKV_FILE_HEADER_SIZE;
+        return rc;
+    }
+    size_t got;
+    if (*size < FKV_FILE_HEADER_SIZE)
+        return FKV_ENOTSTORE;
+    int rc = fkv_read_at(s->fd, header, sizeof header, 0, &got, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    if (got < sizeof header)
+        return FKV_ENOTSTORE;
+    rc = fkv_file_header_check(header);
+    if (rc == FKV_ECORRUPT && mode == OPEN_SALVAGE) {
+        rep->header_ok = 0; /* the magic is ours: salvage what follows */
+        rc = FKV_OK;
+    }
+    if (rc == FKV_ECORRUPT)
+        return fkv_corrupt_at(0);
+    if (rc != FKV_OK)
+        return rc;
+    if (*size > FKV_MAX_FILE_SIZE) /* offsets would not fit the index */
+        return fkv_corrupt_at(FKV_MAX_FILE_SIZE);
+    return FKV_OK;
+}
+
+int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return fkv_io_error();
+    uint64_t size = (uint64_t)st.st_size;
+    if (rep)
+        rep->file_bytes = size;
+    int rc = load_header(s, mode, rep, &size);
+    if (rc != FKV_OK)
+        return rc;
+    if ((rc = fkv_index_init(&s->ix, 0)) != FKV_OK)
+        return rc;
+    s->live_bytes = FKV_FILE_HEADER_SIZE;
+    return size > 0 ? scan(s, size, mode, rep) : FKV_OK;
+}

@@ -1,0 +1,149 @@
+/*
+ * store_private.h - what the store's files share and nobody else sees.
+ *
+ *   store.c    the store's lifecycle (open, close, free) and the per-call
+ *              operations: create, read, delete, contains, count, iterate,
+ *              sync, stats
+ *   scan.c     open-time recovery: the file header and the log scan that
+ *              rebuilds the index and drops a torn tail (or, salvaging,
+ *              steps over damage)
+ *   compact.c  rewriting the file with live records only
+ *   repair.c   verify and repair of a damaged file
+ *   file_io.c  the file, lock and directory primitives under all of them
+ *
+ * Locking: every function here that takes an fkv_store expects the caller
+ * to hold s->mu (or to own the store alone, while opening). None touches
+ * Python.
+ */
+#ifndef FKV_STORE_PRIVATE_H
+#define FKV_STORE_PRIVATE_H
+
+#include "platform.h" /* first: sets the feature macros */
+#include "store.h"
+#include "clock.h"
+#include "file_io.h"
+#include "hash_index.h"
+#include "record.h"
+#include "status.h"
+
+#include <pthread.h>
+
+#define COMPACT_SUFFIX ".compact"
+#define REPAIR_SUFFIX ".repair"
+
+struct fkv_store {
+    pthread_mutex_t mu;
+    int fd;
+    int closed;
+    uint64_t fork_gen;      /* fork generation at open: differs in a child */
+    char *path;
+    fkv_index ix;
+    uint64_t end;           /* append offset: bytes of valid log */
+    uint64_t live_bytes;    /* header + records the index points to */
+    uint64_t n_ttl;         /* index entries whose record has a deadline */
+    uint64_t live_cache;    /* live keys, exact while now < cache_until */
+    uint64_t cache_until;
+    uint64_t max_file_size;
+    int durability;
+    uint64_t torn_dropped;
+    uint64_t compactions;
+    uint64_t auto_retry_at;  /* after a failed automatic compaction: file size to retry at */
+    fkv_progress *progress;  /* set for the length of a compact/verify/repair call */
+    uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
+};
+
+/* How an open treats the file: a normal open creates a missing file, drops a
+ * torn tail and refuses other damage; a salvage open (verify, repair) never
+ * writes, reads past damage and reports it. */
+typedef enum open_mode { OPEN_NORMAL, OPEN_SALVAGE } open_mode;
+
+/* Open path as a store in the given mode; rep is filled when salvaging. */
+int store_open(const char *path, const fkv_options *opt, open_mode mode,
+               fkv_verify_report *rep, fkv_progress *progress, fkv_store **out);
+
+/* ---- progress, polled by another thread without a lock ------------------ */
+
+static inline void progress_total(fkv_store *s, uint64_t total)
+{
+    if (s->progress) {
+        __atomic_store_n(&s->progress->total, total, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->progress->done, 0, __ATOMIC_RELAXED);
+    }
+}
+
+static inline void progress_done(fkv_store *s, uint64_t done)
+{
+    if (s->progress)
+        __atomic_store_n(&s->progress->done, done, __ATOMIC_RELAXED);
+}
+
+/* ---- records at index offsets -------------------------------------------- */
+
+static inline int key_len_ok(size_t klen)
+{
+    return klen > 0 && klen <= FKV_KEY_MAX_BYTES;
+}
+
+static inline int is_expired(const fkv_rec_header *h, uint64_t now)
+{
+    return h->deadline_ms != 0 && h->deadline_ms <= now;
+}
+
+/* Read up to want bytes of the put record that an index entry says starts
+ * at off, and check that it is one: a header that decodes, of a put, whose
+ * key was read whole and whose end lies inside the log. Bytes from disk are
+ * untrusted; any doubt is FKV_ECORRUPT at off. */
+static inline int read_record_at(const fkv_store *s, uint64_t off, uint8_t *buf, size_t want,
+                                 fkv_wait wait, fkv_rec_header *h, size_t *got)
+{
+    if (off >= s->end)
+        return fkv_corrupt_at(off);
+    if (off + want > s->end)
+        want = (size_t)(s->end - off);
+    int rc = fkv_read_at(s->fd, buf, want, off, got, wait);
+    if (rc != FKV_OK)
+        return rc;
+    if (*got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(buf, h) != FKV_OK ||
+        h->kind != FKV_KIND_PUT || *got < FKV_REC_HEADER_SIZE + h->klen ||
+        off + fkv_record_size(h) > s->end)
+        return fkv_corrupt_at(off);
+    return FKV_OK;
+}
+
+/* ---- shared between the files --------------------------------------------- */
+
+typedef struct found {
+    uint64_t pos;  /* slot */
+    uint64_t off;  /* record offset */
+    size_t got;    /* bytes of the record now in the buffer */
+    int verified;  /* checksum already checked */
+    fkv_rec_header h;
+} found;
+
+/* Find key's entry (store.c). buf (buflen >= 16 + FKV_KEY_MAX_BYTES)
+ * receives the first bytes of its record. FKV_OK, FKV_ENOTFOUND,
+ * FKV_ECORRUPT, FKV_EIO, or FKV_EAGAIN with FKV_NO_WAIT. */
+int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                 size_t buflen, fkv_wait wait, found *f);
+
+/* Live keys at now (store.c). */
+int store_count_live(fkv_store *s, uint64_t now, uint64_t *out);
+
+/* Read the file header (writing one into an empty file when opening
+ * normally), then rebuild the index from the log (scan.c). */
+int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep);
+
+/* No slot is left out of a compaction. */
+#define COMPACT_KEEP_ALL UINT64_MAX
+
+/* Rewrite the file with the live records, leaving out the entry in slot
+ * skip_pos (COMPACT_KEEP_ALL: none) (compact.c). */
+int compact_locked(fkv_store *s, uint64_t skip_pos);
+
+/* Room for need more bytes under the cap, compacting if that can make it. */
+int compact_make_room(fkv_store *s, size_t need, uint64_t now);
+
+/* Compact on its own once dead bytes pass half the file. */
+void compact_maybe(fkv_store *s);
+
+#endif /* FKV_STORE_PRIVATE_H */
