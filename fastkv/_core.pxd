@@ -22,7 +22,7 @@ cdef extern from "status.h" nogil:
         FKV_ETTL
         FKV_EISDIR
         FKV_ECONFIG
-        FKV_ECHANGED
+        FKV_EFLUSH
         FKV_EAGAIN
     const char *fkv_strerror(int status)
     int fkv_last_errno()
@@ -79,6 +79,8 @@ cdef extern from "store.h" nogil:
         uint64_t max_file_size
         uint64_t torn_bytes_dropped
         uint64_t compactions
+        uint64_t flushes
+        int flush_errno
 
     ctypedef struct fkv_verify_report:
         uint64_t file_bytes
@@ -116,9 +118,20 @@ cdef extern from "store.h" nogil:
     int fkv_delete(fkv_store *s, const char *key, size_t klen)
     int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found)
     int fkv_count(fkv_store *s, uint64_t *n)
-    int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf,
-                      size_t bufsize, size_t *used, size_t *nkeys)
+    ctypedef struct fkv_key_batch:
+        uint8_t *data
+        size_t used
+        size_t count
+    enum:
+        FKV_ITER_START
+        FKV_ITER_END
+    int fkv_iter_next(fkv_store *s, uint64_t *cursor, const char *prefix, size_t plen,
+                      fkv_key_batch *out)
+    void fkv_key_batch_free(fkv_key_batch *b)
     int fkv_compact(fkv_store *s, fkv_progress *progress)
     int fkv_sync(fkv_store *s)
     int fkv_get_stats(fkv_store *s, fkv_stats *st)
     int fkv_debug_hold(fkv_store *s, uint64_t ms)
+    int fkv_debug_fail_next_flush(fkv_store *s, int err)
+    int fkv_debug_pause_next_read(fkv_store *s, uint64_t ms)
+    int fkv_debug_reads_paused(fkv_store *s)

@@ -38,7 +38,6 @@ from fastkv.errors import (
     KeyExistsError,
     KeyExpiredError,
     KeyNotFoundError,
-    StoreChangedError,
     StoreClosedError,
     StoreFullError,
     StoreIOError,
@@ -107,6 +106,12 @@ cdef int _raise(Store store, int rc, object key) except -1:
     if rc == FKV_EIO:
         err = fkv_last_errno()
         raise StoreIOError(err, f"{_os.strerror(err)} on {where}; the store is unchanged")
+    if rc == FKV_EFLUSH:
+        err = fkv_last_errno()
+        raise StoreIOError(
+            err, f"a flush to stable storage failed on {where} ({_os.strerror(err)}): "
+            f"writes since the last good flush may not be on disk, so every write is "
+            f"refused until the store is reopened")
     if rc == FKV_ENOMEM:
         raise MemoryError(f"out of memory in store {where}")
     if rc == FKV_EKEY:
@@ -119,8 +124,6 @@ cdef int _raise(Store store, int rc, object key) except -1:
         raise InvalidPathError(f"{where} is a directory, not a store file")
     if rc == FKV_ECONFIG:
         raise ConfigError(f"an option for {where} is out of range")
-    if rc == FKV_ECHANGED:
-        raise StoreChangedError(f"store {where} changed size during iteration")
     raise RuntimeError(f"fastkv: unexpected status {rc} ({fkv_strerror(rc).decode()})")
 
 
@@ -444,12 +447,41 @@ cdef class Store:
         return count
 
     def __iter__(self):
+        """The live keys, in no particular order (see keys())."""
         self._live()
-        return _KeyIterator(self)
+        return _KeyIterator(self, None)
 
-    def keys(self):
-        """An iterator over the live keys (see __iter__)."""
-        return iter(self)
+    def keys(self, prefix=None):
+        """An iterator over the live keys, or those that start with prefix.
+
+        Safe while other threads write and while the store compacts: every
+        key live for the whole iteration comes exactly once, none twice;
+        keys created or deleted meanwhile may or may not come. Holds one
+        batch of keys in memory, and no lock between batches.
+
+        Raises:
+            InvalidKeyError (a prefix that is not a str), StoreClosedError,
+            CorruptionError, StoreIOError.
+        """
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidKeyError(f"prefix must be a str, not {type(prefix).__name__}")
+        self._live()
+        return _KeyIterator(self, prefix)
+
+    def items(self, prefix=None):
+        """An iterator over (key, value) pairs of the live keys, or of those
+        that start with prefix, with the promises of keys(). A key deleted
+        or expired between its batch and its read is left out.
+
+        Raises:
+            as keys(), and CorruptionError for a damaged value.
+        """
+        for key in self.keys(prefix):
+            try:
+                value = self.read(key)
+            except KeyNotFoundError:
+                continue
+            yield key, value
 
     def compact(self, Progress progress=None):
         """Rewrite the data file with only the live records. A Progress,
@@ -500,6 +532,8 @@ cdef class Store:
             "max_file_size": st.max_file_size,
             "torn_bytes_dropped": st.torn_bytes_dropped,
             "compactions": st.compactions,
+            "flushes": st.flushes,
+            "flush_failed": st.flush_errno != 0,
         }
 
     def close(self):
@@ -510,50 +544,51 @@ cdef class Store:
 
 
 cdef class _KeyIterator:
-    """Live keys, read from the index in batches; keys created while
-    iterating may or may not appear, deleted ones do not."""
+    """Live keys in batches from the core (fkv_iter_next: why no key is
+    missed or repeated is in src_c/iterate.c)."""
 
     cdef Store _store
-    cdef uint64_t _pos
-    cdef uint64_t _gen
+    cdef uint64_t _cursor
+    cdef bytes _prefix
     cdef list _batch
     cdef Py_ssize_t _next
-    cdef bint _done
+    cdef fkv_key_batch _keys
 
-    def __cinit__(self, Store store):
+    def __cinit__(self, Store store, prefix):
         self._store = store
-        self._pos = 0
-        self._gen = <uint64_t>-1
+        self._cursor = FKV_ITER_START
+        self._prefix = b"" if prefix is None else (<str>prefix).encode("utf-8", "surrogatepass")
         self._batch = []
         self._next = 0
-        self._done = False
+
+    def __dealloc__(self):
+        fkv_key_batch_free(&self._keys)
 
     def __iter__(self):
         return self
 
     cdef int _fill(self) except -1:
-        cdef uint8_t buf[8192]
-        cdef size_t used = 0, nkeys = 0, i = 0
+        cdef size_t i = 0
         cdef int rc
+        cdef const char *prefix = self._prefix
+        cdef size_t plen = <size_t>len(self._prefix)
         self._store._live()
         with nogil:
-            rc = fkv_iter_keys(self._store._s, &self._pos, &self._gen, buf, sizeof(buf),
-                               &used, &nkeys)
+            rc = fkv_iter_next(self._store._s, &self._cursor, prefix, plen, &self._keys)
         if rc != FKV_OK:
             _raise(self._store, rc, None)
+        cdef uint8_t *data = self._keys.data
         batch = []
-        while i < used:
-            batch.append(PyUnicode_DecodeUTF8(<char *>buf + i + 1, buf[i], "strict"))
-            i += 1 + buf[i]
+        while i < self._keys.used:
+            batch.append(PyUnicode_DecodeUTF8(<char *>data + i + 1, data[i], "strict"))
+            i += 1 + data[i]
         self._batch = batch
         self._next = 0
-        if nkeys == 0:
-            self._done = True
         return 0
 
     def __next__(self):
         while self._next >= len(self._batch):
-            if self._done:
+            if self._cursor >= FKV_ITER_END:
                 raise StopIteration
             self._fill()
         key = self._batch[self._next]
@@ -657,6 +692,29 @@ def _debug_hold(Store store, double seconds):
     store._live()
     with nogil:
         rc = fkv_debug_hold(store._s, ms)
+    if rc != FKV_OK:
+        _raise(store, rc, None)
+
+
+def _debug_pause_next_read(Store store, double seconds):
+    """Make the next read that waits sleep in the core, outside the store's
+    mutex, as a read from a slow disk would. Tests only."""
+    store._live()
+    cdef int rc = fkv_debug_pause_next_read(store._s, <uint64_t>(seconds * 1000.0))
+    if rc != FKV_OK:
+        _raise(store, rc, None)
+
+
+def _debug_reads_paused(Store store):
+    """How many reads are sleeping in _debug_pause_next_read now. Tests only."""
+    store._live()
+    return fkv_debug_reads_paused(store._s)
+
+
+def _debug_fail_next_flush(Store store, int err):
+    """Make the store's next flush fail with errno err. Tests only."""
+    store._live()
+    cdef int rc = fkv_debug_fail_next_flush(store._s, err)
     if rc != FKV_OK:
         _raise(store, rc, None)
 

@@ -34,7 +34,7 @@ static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwrite
                      uint32_t *newloc)
 {
     fkv_window win;
-    if (fkv_window_init(&win, s->fd, s->end) != FKV_OK)
+    if (fkv_window_init(&win, s->file->fd, s->end) != FKV_OK)
         return FKV_ENOMEM;
     int rc = FKV_OK;
     progress_total(s, s->end);
@@ -97,7 +97,7 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
     fkv_tempfile tmp;
     fkv_bufwriter w = {0};
     uint32_t *newloc = (uint32_t *)calloc(s->ix.cap, sizeof(uint32_t));
-    int rc = fkv_temp_create(&tmp, s->path, COMPACT_SUFFIX, s->fd);
+    int rc = fkv_temp_create(&tmp, s->path, COMPACT_SUFFIX, s->file->fd);
     if (rc == FKV_OK && !newloc)
         rc = FKV_ENOMEM;
     if (rc == FKV_OK)
@@ -111,15 +111,21 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         rc = copy_live(s, skip_pos, now, &w, newloc);
     if (rc == FKV_OK)
         rc = fkv_bufwriter_finish(&w);
-    if (rc == FKV_OK)
-        rc = fkv_temp_install(&tmp, s->path);
+    fkv_file *fresh = NULL;
+    if (rc == FKV_OK && !(fresh = fkv_file_wrap(tmp.fd)))
+        rc = FKV_ENOMEM;
+    if (rc == FKV_OK && (rc = fkv_temp_install(&tmp, s->path)) != FKV_OK)
+        free(fresh); /* its descriptor is still tmp's, discarded below */
     if (rc == FKV_OK) {
         repoint_index(s, newloc);
         /* Wake anyone waiting on the old file: they see it was replaced
-         * and retry on the new one, which is locked already. */
-        fkv_close_locked(s->fd);
-        s->fd = tmp.fd;
+         * and retry on the new one, which is locked already. Reads in
+         * flight keep the old descriptor until they are done. */
+        fkv_file_release(s->file);
+        s->file = fresh;
         tmp.fd = -1;
+        /* The new file was flushed before the rename: all of it is durable. */
+        s->durable_seq = s->write_seq;
         s->end = w.flushed;
         s->live_bytes = w.flushed;
         s->cache_until = 0;

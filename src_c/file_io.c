@@ -4,6 +4,7 @@
 #include "status.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -172,6 +173,32 @@ void fkv_close_locked(int fd)
     /* Explicit unlock: a forked child may still hold a copy of the fd. */
     flock(fd, LOCK_UN);
     close(fd);
+}
+
+/* ---- shared descriptor ---------------------------------------------------- */
+
+fkv_file *fkv_file_wrap(int fd)
+{
+    fkv_file *f = (fkv_file *)malloc(sizeof *f);
+    if (f) {
+        f->fd = fd;
+        f->refs = 1;
+    }
+    return f;
+}
+
+void fkv_file_unpin(fkv_file *f)
+{
+    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        close(f->fd);
+        free(f);
+    }
+}
+
+void fkv_file_release(fkv_file *f)
+{
+    flock(f->fd, LOCK_UN);
+    fkv_file_unpin(f);
 }
 
 /* ---- temporary file renamed into place ---------------------------------- */

@@ -46,6 +46,33 @@ int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_m
  * parent's lock): close that descriptor only. */
 void fkv_close_locked(int fd);
 
+/* An open data file shared by the store and the reads in flight on it.
+ * Reads pin it under the store's mutex and read after letting the mutex go;
+ * a compaction that swaps in a new file (or a close) only drops the store's
+ * own reference, so the descriptor is closed by whoever lets go last and
+ * never while a read still uses it. The bytes a read was pointed at stay
+ * as they were: the log is append-only, and a replaced file is unlinked,
+ * not changed. */
+typedef struct fkv_file {
+    int fd;
+    uint32_t refs; /* the store's reference plus one per read in flight */
+} fkv_file;
+
+/* A file holding one reference (the store's), or NULL. */
+fkv_file *fkv_file_wrap(int fd);
+
+static inline void fkv_file_pin(fkv_file *f)
+{
+    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+}
+
+/* Drop a reference; the last one closes the descriptor. */
+void fkv_file_unpin(fkv_file *f);
+
+/* Drop the store's reference to a locked file: the lock goes now (another
+ * opener may wait for it), the descriptor when the last read is done. */
+void fkv_file_release(fkv_file *f);
+
 /* path + suffix in fresh memory, or NULL. */
 char *fkv_path_with_suffix(const char *path, const char *suffix);
 

@@ -44,9 +44,19 @@ uint32_t fkv_hash(const void *key, size_t len)
 static uint64_t cap_for(uint64_t entries)
 {
     uint64_t cap = MIN_CAP;
-    while (cap < 2 * entries) /* rebuilt tables start at most half full */
+    while (cap < 2 * entries && cap < FKV_INDEX_MAX_CAP) /* rebuilt: at most half full */
         cap <<= 1;
     return cap;
+}
+
+static unsigned shift_for(uint64_t cap)
+{
+    unsigned shift = FKV_HASH_BITS;
+    while (cap > 1) {
+        cap >>= 1;
+        shift--;
+    }
+    return shift;
 }
 
 int fkv_index_init(fkv_index *ix, uint64_t expected_entries)
@@ -58,9 +68,9 @@ int fkv_index_init(fkv_index *ix, uint64_t expected_entries)
         return FKV_ENOMEM;
     }
     ix->cap = cap;
+    ix->shift = shift_for(cap);
     ix->live = 0;
     ix->deleted = 0;
-    ix->gen = 0;
     return FKV_OK;
 }
 
@@ -82,15 +92,18 @@ int fkv_index_reserve(fkv_index *ix, uint64_t extra)
     uint64_t cap = cap_for(ix->live + extra);
     if (cap < ix->cap)
         cap = ix->cap; /* never shrink here: shrinking on delete bursts thrashes */
+    if ((ix->live + extra) * 4 > cap * 3)
+        return FKV_ENOMEM; /* past what any store of at most 1 GiB can hold */
     fkv_slot *fresh = (fkv_slot *)calloc(cap, sizeof(fkv_slot));
     if (!fresh)
         return FKV_ENOMEM;
     uint64_t mask = cap - 1;
+    unsigned shift = shift_for(cap);
     for (uint64_t i = 0; i < ix->cap; i++) {
         fkv_slot s = ix->slots[i];
         if (!FKV_LOC_IS_ENTRY(s.loc))
             continue;
-        uint64_t pos = FKV_SLOT_HASH(s.hash) & mask;
+        uint64_t pos = FKV_SLOT_HASH(s.hash) >> shift;
         while (fresh[pos].loc != FKV_LOC_EMPTY)
             pos = (pos + 1) & mask;
         fresh[pos] = s;
@@ -98,8 +111,8 @@ int fkv_index_reserve(fkv_index *ix, uint64_t extra)
     free(ix->slots);
     ix->slots = fresh;
     ix->cap = cap;
+    ix->shift = shift;
     ix->deleted = 0;
-    ix->gen++;
     return FKV_OK;
 }
 

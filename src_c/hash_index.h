@@ -21,6 +21,12 @@
  * cleared when the table is rebuilt. Offsets 0 and 1 lie inside the file
  * header, so they mark empty and deleted slots.
  *
+ * An entry's home slot is the top bits of its hash, so the table is laid out
+ * in hash order, whatever its size: an entry sits at its home or, pushed
+ * along by linear probing, after it with no empty slot in between. That is
+ * what lets iteration resume from a hash value across rebuilds (store.c,
+ * "Iteration").
+ *
  * No locking: the store's mutex guards the index. Never touches Python.
  */
 #ifndef FKV_HASH_INDEX_H
@@ -39,6 +45,9 @@
 #define FKV_HASH_MASK ((1u << FKV_HASH_BITS) - 1)
 #define FKV_SLOT_HASH(word) ((word) & FKV_HASH_MASK)
 #define FKV_SLOT_CLASS(word) ((word) >> FKV_HASH_BITS)
+/* One slot per hash value at most: a 1 GiB file holds at most 63 million
+ * records of 17 bytes, and the table stays at most half full when rebuilt. */
+#define FKV_INDEX_MAX_CAP (1ull << FKV_HASH_BITS)
 
 /* Size classes: 128 bytes times powers of 2^(1/4), so a read fetches at
  * most 19% more than the record; class 31 (27,554 bytes) holds the largest. */
@@ -76,7 +85,7 @@ typedef struct fkv_index {
     uint64_t cap;     /* number of slots, a power of two; 0 when freed */
     uint64_t live;    /* slots holding an entry */
     uint64_t deleted; /* slots holding a deleted marker */
-    uint64_t gen;     /* bumped whenever entries move to other slots */
+    unsigned shift;   /* FKV_HASH_BITS - log2(cap): hash >> shift is the home */
 } fkv_index;
 
 /* 27-bit hash of a key's bytes. */
@@ -92,7 +101,7 @@ int fkv_index_reserve(fkv_index *ix, uint64_t extra);
 
 static inline uint64_t fkv_index_home(const fkv_index *ix, uint32_t hash)
 {
-    return hash & (ix->cap - 1);
+    return (hash & FKV_HASH_MASK) >> ix->shift;
 }
 
 static inline uint64_t fkv_index_next(const fkv_index *ix, uint64_t pos)

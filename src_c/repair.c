@@ -52,11 +52,9 @@ static int write_live_records(fkv_store *s, fkv_bufwriter *w, uint64_t *written)
         if (!FKV_LOC_IS_ENTRY(slot.loc))
             continue;
         uint64_t off = FKV_LOC_OFFSET(slot.loc);
-        size_t want = fkv_class_bytes(FKV_SLOT_CLASS(slot.hash)), got;
-        if (want > FKV_REC_MAX)
-            want = FKV_REC_MAX;
+        size_t want = slot_read_size(slot, FKV_REC_MAX), got;
         fkv_rec_header h;
-        if ((rc = read_record_at(s, off, rec, want, FKV_MAY_WAIT, &h, &got)) != FKV_OK)
+        if ((rc = read_record_at(s->file->fd, s->end, off, rec, want, FKV_MAY_WAIT, &h, &got)) != FKV_OK)
             break;
         if (got < fkv_record_size(&h) || !fkv_record_checksum_ok(rec, &h)) {
             rc = fkv_corrupt_at(off);
@@ -82,7 +80,7 @@ int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep
         return rc;
     fkv_tempfile tmp;
     fkv_bufwriter w = {0};
-    rc = fkv_temp_create(&tmp, path, REPAIR_SUFFIX, s->fd);
+    rc = fkv_temp_create(&tmp, path, REPAIR_SUFFIX, s->file->fd);
     if (rc == FKV_OK)
         rc = fkv_bufwriter_init(&w, tmp.fd);
     if (rc == FKV_OK)

@@ -160,7 +160,7 @@ static int on_damage(fkv_store *s, fkv_window *w, open_mode mode, fkv_verify_rep
             rep->torn_tail_bytes = size - *off;
             return FKV_OK;
         }
-        if (ftruncate(s->fd, (off_t)*off) != 0)
+        if (ftruncate(s->file->fd, (off_t)*off) != 0)
             return fkv_io_error();
         s->torn_dropped = size - *off;
         return FKV_OK;
@@ -179,7 +179,7 @@ static int on_damage(fkv_store *s, fkv_window *w, open_mode mode, fkv_verify_rep
 static int scan(fkv_store *s, uint64_t size, open_mode mode, fkv_verify_report *rep)
 {
     fkv_window w;
-    if (fkv_window_init(&w, s->fd, size) != FKV_OK)
+    if (fkv_window_init(&w, s->file->fd, size) != FKV_OK)
         return FKV_ENOMEM;
     uint64_t off = FKV_FILE_HEADER_SIZE;
     int rc = FKV_OK, stop = 0;
@@ -213,9 +213,9 @@ static int load_header(fkv_store *s, open_mode mode, fkv_verify_report *rep, uin
         if (mode == OPEN_SALVAGE)
             return FKV_OK;
         fkv_file_header_encode(header, fkv_now_ms());
-        int rc = fkv_write_at(s->fd, header, sizeof header, 0);
+        int rc = fkv_write_at(s->file->fd, header, sizeof header, 0);
         if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
-            rc = fkv_flush(s->fd);
+            rc = fkv_flush(s->file->fd);
         if (rc == FKV_OK)
             *size = FKV_FILE_HEADER_SIZE;
         return rc;
@@ -223,7 +223,7 @@ static int load_header(fkv_store *s, open_mode mode, fkv_verify_report *rep, uin
     size_t got;
     if (*size < FKV_FILE_HEADER_SIZE)
         return FKV_ENOTSTORE;
-    int rc = fkv_read_at(s->fd, header, sizeof header, 0, &got, FKV_MAY_WAIT);
+    int rc = fkv_read_at(s->file->fd, header, sizeof header, 0, &got, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
     if (got < sizeof header)
@@ -245,7 +245,7 @@ static int load_header(fkv_store *s, open_mode mode, fkv_verify_report *rep, uin
 int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
 {
     struct stat st;
-    if (fstat(s->fd, &st) != 0)
+    if (fstat(s->file->fd, &st) != 0)
         return fkv_io_error();
     uint64_t size = (uint64_t)st.st_size;
     if (rep)

@@ -25,7 +25,7 @@ const char *fkv_strerror(int status)
     case FKV_ETTL: return "ttl out of range";
     case FKV_EISDIR: return "path is a directory";
     case FKV_ECONFIG: return "option out of range";
-    case FKV_ECHANGED: return "store changed during iteration";
+    case FKV_EFLUSH: return "a flush to stable storage failed";
     case FKV_EAGAIN: return "the call would have to wait";
     default: return "unknown status";
     }

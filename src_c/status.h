@@ -30,7 +30,7 @@ enum {
     FKV_ETTL = -14,     /* ttl out of range */
     FKV_EISDIR = -15,   /* path is a directory */
     FKV_ECONFIG = -16,  /* option out of range */
-    FKV_ECHANGED = -17, /* index rebuilt while iterating */
+    FKV_EFLUSH = -17,   /* a flush failed: writes refused until reopened (errno kept) */
     FKV_EAGAIN = -18    /* a fkv_try_ call would have had to wait */
 };
 

@@ -17,6 +17,13 @@ void fkv_progress_read(const fkv_progress *p, uint64_t *done, uint64_t *total)
     *done = __atomic_load_n(&p->done, __ATOMIC_RELAXED);
 }
 
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec pause = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+}
+
 /* ---- fork detection and the mutex ---------------------------------------- */
 
 /* Bumped in every forked child, so a store opened before the fork sees a
@@ -32,9 +39,7 @@ static inline int in_forked_child(const fkv_store *s)
     return s->fork_gen != __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
 }
 
-/* Take the mutex for a call; checks fork first (a fork may copy it locked).
- * With FKV_NO_WAIT, FKV_EAGAIN instead of waiting for it. */
-static inline int enter(fkv_store *s, fkv_wait wait)
+int store_enter(fkv_store *s, fkv_wait wait)
 {
     if (FKV_UNLIKELY(in_forked_child(s)))
         return FKV_EFORKED;
@@ -51,8 +56,6 @@ static inline int enter(fkv_store *s, fkv_wait wait)
     return FKV_OK;
 }
 
-static inline void leave(fkv_store *s) { pthread_mutex_unlock(&s->mu); }
-
 /* ---- lookup and count ---------------------------------------------------- */
 
 /* A hash hit counts only when the key read back from disk is the same. */
@@ -68,10 +71,8 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
             continue;
         uint64_t off = FKV_LOC_OFFSET(slot.loc);
         /* The size class covers the whole record: one pread fetches it. */
-        size_t want = fkv_class_bytes(FKV_SLOT_CLASS(slot.hash));
-        if (want > buflen)
-            want = buflen;
-        int rc = read_record_at(s, off, buf, want, wait, &f->h, &f->got);
+        int rc = read_record_at(s->file->fd, s->end, off, buf, slot_read_size(slot, buflen), wait,
+                                &f->h, &f->got);
         if (rc != FKV_OK)
             return rc;
         if (f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
@@ -107,8 +108,8 @@ int store_count_live(fkv_store *s, uint64_t now, uint64_t *out)
             }
             size_t got;
             fkv_rec_header h;
-            int rc = read_record_at(s, FKV_LOC_OFFSET(loc), hdr, sizeof hdr, FKV_MAY_WAIT, &h,
-                                    &got);
+            int rc = read_record_at(s->file->fd, s->end, FKV_LOC_OFFSET(loc), hdr, sizeof hdr,
+                                    FKV_MAY_WAIT, &h, &got);
             if (rc != FKV_OK)
                 return rc;
             if (!is_expired(&h, now)) {
@@ -139,9 +140,14 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     fkv_store *s = (fkv_store *)calloc(1, sizeof *s);
     if (!s)
         return FKV_ENOMEM;
-    s->fd = -1;
     s->path = strdup(path);
     if (!s->path || pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s->path);
+        free(s);
+        return FKV_ENOMEM;
+    }
+    if (commit_init(s) != FKV_OK) {
+        pthread_mutex_destroy(&s->mu);
         free(s->path);
         free(s);
         return FKV_ENOMEM;
@@ -152,7 +158,12 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     s->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
 
     fkv_create_mode create = mode == OPEN_NORMAL ? FKV_OPEN_CREATE : FKV_OPEN_EXISTING;
-    int rc = fkv_open_locked(path, create, opt->lock_timeout_ms, &s->fd);
+    int fd = -1;
+    int rc = fkv_open_locked(path, create, opt->lock_timeout_ms, &fd);
+    if (rc == FKV_OK && !(s->file = fkv_file_wrap(fd))) {
+        fkv_close_locked(fd);
+        rc = FKV_ENOMEM;
+    }
     if (rc == FKV_OK && mode == OPEN_NORMAL) {
         /* We hold the lock, so no compaction is running: a leftover is junk. */
         static const char *const leftovers[] = {COMPACT_SUFFIX, REPAIR_SUFFIX};
@@ -166,9 +177,10 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     if (rc == FKV_OK)
         rc = scan_load(s, mode, rep);
     if (rc != FKV_OK) {
-        if (s->fd >= 0)
-            fkv_close_locked(s->fd);
+        if (s->file)
+            fkv_file_release(s->file);
         fkv_index_free(&s->ix);
+        commit_destroy(s);
         pthread_mutex_destroy(&s->mu);
         free(s->path);
         free(s);
@@ -187,18 +199,22 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
 int fkv_close(fkv_store *s)
 {
     if (in_forked_child(s)) {
-        /* Only our copy of the descriptor goes; the parent keeps its lock. */
-        if (s->fd >= 0)
-            close(s->fd);
-        s->fd = -1;
+        /* Only our copy of the descriptor goes; the parent keeps its lock.
+         * No thread of the parent came along, so no read has it pinned. */
+        if (s->file) {
+            close(s->file->fd);
+            free(s->file);
+        }
+        s->file = NULL;
         s->closed = 1;
         return FKV_OK;
     }
     pthread_mutex_lock(&s->mu);
     if (!s->closed) {
+        commit_close(s);
         s->closed = 1;
-        fkv_close_locked(s->fd);
-        s->fd = -1;
+        fkv_file_release(s->file);
+        s->file = NULL;
         fkv_index_free(&s->ix);
     }
     pthread_mutex_unlock(&s->mu);
@@ -210,8 +226,10 @@ void fkv_free(fkv_store *s)
     if (!s)
         return;
     fkv_close(s);
-    if (!in_forked_child(s)) /* a child's copy of the mutex may be locked */
+    if (!in_forked_child(s)) { /* a child's copy of the mutex may be locked */
+        commit_destroy(s);
         pthread_mutex_destroy(&s->mu);
+    }
     fkv_index_free(&s->ix);
     free(s->path);
     free(s);
@@ -220,21 +238,31 @@ void fkv_free(fkv_store *s)
 /* ---- writes -------------------------------------------------------------- */
 
 /* Append one encoded record at the end of the log. On failure the file is
- * cut back, so no partial record is ever visible after a reopen. */
+ * cut back, so no partial record is ever visible after a reopen (nothing
+ * past s->end was acknowledged: writers are serialized by the mutex). */
 static int append(fkv_store *s, const uint8_t *rec, size_t len)
 {
-    int rc = fkv_write_at(s->fd, rec, len, s->end);
-    if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
-        rc = fkv_flush(s->fd);
+    int rc = fkv_write_at(s->file->fd, rec, len, s->end);
     if (rc != FKV_OK) {
         int saved = fkv_last_errno();
-        while (ftruncate(s->fd, (off_t)s->end) != 0 && errno == EINTR) {
+        while (ftruncate(s->file->fd, (off_t)s->end) != 0 && errno == EINTR) {
         }
         fkv_set_errno(saved);
         return rc;
     }
     s->end += len;
+    s->write_seq++;
     return FKV_OK;
+}
+
+/* The end of every write call: in fsync mode, wait for a flush that covers
+ * the record just appended (commit.c). */
+static int finish_write(fkv_store *s, int rc)
+{
+    if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
+        rc = commit_wait_durable(s, s->write_seq);
+    store_leave(s);
+    return rc;
 }
 
 static int create_locked(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
@@ -304,12 +332,12 @@ static int create_entry(fkv_store *s, const char *key, size_t klen, const uint8_
         return FKV_EVALUE;
     if (kind == DEADLINE_TTL_S && when > FKV_TTL_MAX_S)
         return FKV_ETTL;
-    int rc = enter(s, FKV_MAY_WAIT);
+    int rc = store_enter(s, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
-    rc = create_locked(s, key, klen, val, vlen, when, kind);
-    leave(s);
-    return rc;
+    if ((rc = commit_writable(s)) == FKV_OK)
+        rc = create_locked(s, key, klen, val, vlen, when, kind);
+    return finish_write(s, rc);
 }
 
 int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -354,15 +382,25 @@ int fkv_delete(fkv_store *s, const char *key, size_t klen)
 {
     if (!key_len_ok(klen))
         return FKV_EKEY;
-    int rc = enter(s, FKV_MAY_WAIT);
+    int rc = store_enter(s, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
-    rc = delete_locked(s, key, klen);
-    leave(s);
-    return rc;
+    if ((rc = commit_writable(s)) == FKV_OK)
+        rc = delete_locked(s, key, klen);
+    return finish_write(s, rc);
 }
 
-/* ---- reads --------------------------------------------------------------- */
+/* ---- reads --------------------------------------------------------------
+ *
+ * A read holds the mutex only to find its key's slot and pin the file
+ * (fkv_file), then reads the record with the mutex let go: a read that waits
+ * for the disk holds up no other read and no writer. What it reads is what
+ * the slot pointed to when the mutex was held, in the file of that moment;
+ * those bytes never change, so the read is as if done at that instant.
+ * The key read back must be the caller's: if another key shares the 27-bit
+ * hash (a few in a billion lookups), the lookup is done again under the
+ * mutex, candidate by candidate.
+ */
 
 /* is_expired at the current time; reads the clock only for deadlines. */
 static inline int expired_now(const fkv_rec_header *h)
@@ -370,30 +408,93 @@ static inline int expired_now(const fkv_rec_header *h)
     return h->deadline_ms != 0 && h->deadline_ms <= fkv_now_ms();
 }
 
-static int read_locked(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
-                       size_t *vlen, fkv_wait wait)
-{
+/* A key's record, found for a read: f->got bytes of it are in the buffer,
+ * the rest is to be read from file (pinned: the caller unpins it). */
+typedef struct read_hit {
     found f;
-    int rc = store_lookup(s, key, klen, fkv_hash(key, klen), buf, FKV_REC_MAX, wait, &f);
+    fkv_file *file;
+} read_hit;
+
+/* First entry slot on hash's probe path whose stored hash matches. */
+static int first_candidate(const fkv_index *ix, uint32_t hash, fkv_slot *out)
+{
+    for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
+        fkv_slot slot = ix->slots[pos];
+        if (slot.loc == FKV_LOC_EMPTY)
+            return 0;
+        if (FKV_SLOT_HASH(slot.hash) == hash && FKV_LOC_IS_ENTRY(slot.loc)) {
+            *out = slot;
+            return 1;
+        }
+    }
+}
+
+/* Under the mutex, the whole probe path: for keys that share a hash. */
+static int find_locked(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                       size_t buflen, fkv_wait wait, read_hit *r)
+{
+    int rc = store_enter(s, wait);
     if (rc != FKV_OK)
         return rc;
-    size_t total = fkv_record_size(&f.h);
-    if (f.got < total) {
-        size_t got, rest = total - f.got;
-        rc = fkv_read_at(s->fd, buf + f.got, rest, f.off + f.got, &got, wait);
-        if (rc != FKV_OK)
-            return rc;
-        if (got < rest)
-            return fkv_corrupt_at(f.off);
+    rc = store_lookup(s, key, klen, hash, buf, buflen, wait, &r->f);
+    if (rc == FKV_OK) {
+        r->file = s->file;
+        fkv_file_pin(r->file);
     }
-    /* Checksum before the deadline: the deadline is part of what it guards. */
-    if (!f.verified && !fkv_record_checksum_ok(buf, &f.h))
-        return fkv_corrupt_at(f.off);
-    if (expired_now(&f.h))
-        return FKV_EEXPIRED;
-    *voff = FKV_REC_HEADER_SIZE + klen;
-    *vlen = f.h.vlen;
-    return FKV_OK;
+    store_leave(s);
+    return rc;
+}
+
+static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
+                         size_t buflen, fkv_wait wait, read_hit *r)
+{
+    uint32_t hash = fkv_hash(key, klen);
+    int rc = store_enter(s, wait);
+    if (rc != FKV_OK)
+        return rc;
+    uint64_t pause_ms = 0;
+    if (FKV_UNLIKELY(s->debug_read_pause_ms)) { /* a test's stand-in for a slow disk */
+        if (wait == FKV_NO_WAIT) {
+            store_leave(s);
+            return FKV_EAGAIN;
+        }
+        pause_ms = s->debug_read_pause_ms;
+        s->debug_read_pause_ms = 0;
+    }
+    fkv_slot slot;
+    if (!first_candidate(&s->ix, hash, &slot)) {
+        store_leave(s);
+        return FKV_ENOTFOUND;
+    }
+    fkv_file *file = s->file;
+    uint64_t end = s->end;
+    fkv_file_pin(file);
+    store_leave(s);
+    if (FKV_UNLIKELY(pause_ms)) {
+        __atomic_add_fetch(&s->debug_reads_paused, 1, __ATOMIC_RELAXED);
+        sleep_ms(pause_ms);
+        __atomic_sub_fetch(&s->debug_reads_paused, 1, __ATOMIC_RELAXED);
+    }
+
+    found *f = &r->f;
+    f->off = FKV_LOC_OFFSET(slot.loc);
+    rc = read_record_at(file->fd, end, f->off, buf, slot_read_size(slot, buflen), wait, &f->h,
+                        &f->got);
+    if (rc == FKV_OK && f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
+        /* Small records are whole in buf: check them here, so no caller
+         * acts on a damaged deadline. read() checks larger ones. */
+        f->verified = f->got >= fkv_record_size(&f->h);
+        if (f->verified && !fkv_record_checksum_ok(buf, &f->h))
+            rc = fkv_corrupt_at(f->off);
+        if (rc == FKV_OK) {
+            r->file = file;
+            return FKV_OK;
+        }
+    }
+    fkv_file_unpin(file);
+    if (rc != FKV_OK)
+        return rc;
+    return find_locked(s, key, klen, hash, buf, buflen, wait, r);
 }
 
 static int read_entry(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
@@ -401,12 +502,29 @@ static int read_entry(fkv_store *s, const char *key, size_t klen, uint8_t *buf, 
 {
     if (!key_len_ok(klen))
         return FKV_EKEY;
-    int rc = enter(s, wait);
+    read_hit r;
+    int rc = find_for_read(s, key, klen, buf, FKV_REC_MAX, wait, &r);
     if (rc != FKV_OK)
         return rc;
-    rc = read_locked(s, key, klen, buf, voff, vlen, wait);
-    leave(s);
-    return rc;
+    const found *f = &r.f;
+    size_t total = fkv_record_size(&f->h);
+    if (f->got < total) {
+        size_t got, rest = total - f->got;
+        rc = fkv_read_at(r.file->fd, buf + f->got, rest, f->off + f->got, &got, wait);
+        if (rc == FKV_OK && got < rest)
+            rc = fkv_corrupt_at(f->off);
+    }
+    fkv_file_unpin(r.file);
+    if (rc != FKV_OK)
+        return rc;
+    /* Checksum before the deadline: the deadline is part of what it guards. */
+    if (!f->verified && !fkv_record_checksum_ok(buf, &f->h))
+        return fkv_corrupt_at(f->off);
+    if (expired_now(&f->h))
+        return FKV_EEXPIRED;
+    *voff = FKV_REC_HEADER_SIZE + klen;
+    *vlen = f->h.vlen;
+    return FKV_OK;
 }
 
 int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
@@ -427,17 +545,15 @@ static int contains_entry(fkv_store *s, const char *key, size_t klen, int *found
     *found_out = 0;
     if (!key_len_ok(klen))
         return FKV_OK;
-    int rc = enter(s, wait);
-    if (rc != FKV_OK)
-        return rc;
     uint8_t buf[READ_HINT];
-    found f;
-    rc = store_lookup(s, key, klen, fkv_hash(key, klen), buf, sizeof buf, wait, &f);
-    if (rc == FKV_OK)
-        *found_out = !expired_now(&f.h);
-    else if (rc == FKV_ENOTFOUND)
+    read_hit r;
+    int rc = find_for_read(s, key, klen, buf, sizeof buf, wait, &r);
+    if (rc == FKV_OK) {
+        fkv_file_unpin(r.file);
+        *found_out = !expired_now(&r.f.h);
+    } else if (rc == FKV_ENOTFOUND) {
         rc = FKV_OK;
-    leave(s);
+    }
     return rc;
 }
 
@@ -453,52 +569,11 @@ int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 
 int fkv_count(fkv_store *s, uint64_t *n)
 {
-    int rc = enter(s, FKV_MAY_WAIT);
+    int rc = store_enter(s, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
     rc = store_count_live(s, fkv_now_ms(), n);
-    leave(s);
-    return rc;
-}
-
-int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf, size_t bufsize,
-                  size_t *used, size_t *nkeys)
-{
-    *used = 0;
-    *nkeys = 0;
-    int rc = enter(s, FKV_MAY_WAIT);
-    if (rc != FKV_OK)
-        return rc;
-    if (*gen == UINT64_MAX) {
-        *gen = s->ix.gen;
-    } else if (*gen != s->ix.gen) {
-        leave(s);
-        return FKV_ECHANGED;
-    }
-    uint64_t now = fkv_now_ms();
-    uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
-    uint64_t p = *pos;
-    size_t u = 0, k = 0;
-    for (; p < s->ix.cap && u + 1 + FKV_KEY_MAX_BYTES <= bufsize; p++) {
-        uint32_t loc = s->ix.slots[p].loc;
-        if (!FKV_LOC_IS_ENTRY(loc))
-            continue;
-        size_t got;
-        fkv_rec_header h;
-        rc = read_record_at(s, FKV_LOC_OFFSET(loc), rec, sizeof rec, FKV_MAY_WAIT, &h, &got);
-        if (rc != FKV_OK)
-            break;
-        if (is_expired(&h, now))
-            continue;
-        buf[u] = h.klen;
-        memcpy(buf + u + 1, rec + FKV_REC_HEADER_SIZE, h.klen);
-        u += 1 + (size_t)h.klen;
-        k++;
-    }
-    *pos = p;
-    *used = u;
-    *nkeys = k;
-    leave(s);
+    store_leave(s);
     return rc;
 }
 
@@ -506,29 +581,20 @@ int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf, size
 
 int fkv_compact(fkv_store *s, fkv_progress *progress)
 {
-    int rc = enter(s, FKV_MAY_WAIT);
+    int rc = store_enter(s, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
     s->progress = progress;
-    rc = compact_locked(s, COMPACT_KEEP_ALL);
+    if ((rc = commit_writable(s)) == FKV_OK)
+        rc = compact_locked(s, COMPACT_KEEP_ALL);
     s->progress = NULL;
-    leave(s);
-    return rc;
-}
-
-int fkv_sync(fkv_store *s)
-{
-    int rc = enter(s, FKV_MAY_WAIT);
-    if (rc != FKV_OK)
-        return rc;
-    rc = fkv_flush(s->fd);
-    leave(s);
+    store_leave(s);
     return rc;
 }
 
 int fkv_get_stats(fkv_store *s, fkv_stats *st)
 {
-    int rc = enter(s, FKV_MAY_WAIT);
+    int rc = store_enter(s, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
     rc = store_count_live(s, fkv_now_ms(), &st->live_keys);
@@ -541,18 +607,33 @@ int fkv_get_stats(fkv_store *s, fkv_stats *st)
     st->max_file_size = s->max_file_size;
     st->torn_bytes_dropped = s->torn_dropped;
     st->compactions = s->compactions;
-    leave(s);
+    st->flushes = s->flushes;
+    st->flush_errno = s->flush_errno;
+    store_leave(s);
     return rc;
 }
 
 int fkv_debug_hold(fkv_store *s, uint64_t ms)
 {
-    int rc = enter(s, FKV_MAY_WAIT);
+    int rc = store_enter(s, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
-    struct timespec pause = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
-    }
-    leave(s);
+    sleep_ms(ms);
+    store_leave(s);
+    return FKV_OK;
+}
+
+int fkv_debug_reads_paused(fkv_store *s)
+{
+    return (int)__atomic_load_n(&s->debug_reads_paused, __ATOMIC_RELAXED);
+}
+
+int fkv_debug_pause_next_read(fkv_store *s, uint64_t ms)
+{
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    s->debug_read_pause_ms = ms;
+    store_leave(s);
     return FKV_OK;
 }

@@ -14,6 +14,10 @@
  *  - Between threads: one pthread mutex per store, taken by every entry point
  *    below. It is a leaf lock: nothing else is taken while it is held, and
  *    the core never calls Python, so callers release the GIL around each call.
+ *    Writers hold it for their whole lookup, append and index update; reads
+ *    and iteration hold it only to consult the index, and do their file reads
+ *    after letting it go; a flush in fsync mode runs without it (group
+ *    commit, commit.c).
  *  - After fork: every call in the child returns FKV_EFORKED without taking
  *    the mutex (the fork may have copied it locked), and the child never
  *    unlocks the file (LOCK_UN would drop the parent's lock).
@@ -54,6 +58,8 @@ typedef struct fkv_stats {
     uint64_t max_file_size;
     uint64_t torn_bytes_dropped; /* cut from the tail when opened */
     uint64_t compactions;    /* since open */
+    uint64_t flushes;        /* fdatasync calls by writers and sync() since open */
+    int flush_errno;         /* nonzero once a flush failed: writes are refused */
 } fkv_stats;
 
 /* What verify/repair found in a file, record by record. */
@@ -115,6 +121,10 @@ int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, s
 int fkv_create_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
                      size_t vlen, uint64_t deadline_ms);
 
+/* Every write (create, delete, compact) returns FKV_EFLUSH once a flush
+ * has failed, until the store is reopened. In fsync mode a write returns
+ * only after a flush that covers its record has returned. */
+
 /* Read a live key's value into buf (room for FKV_REC_MAX bytes). The value
  * is buf[*voff .. *voff + *vlen). Checksum verified before returning. */
 int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
@@ -138,17 +148,34 @@ int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found);
 /* Number of live keys. */
 int fkv_count(fkv_store *s, uint64_t *n);
 
-/* Fill buf with live keys as [u8 length][bytes] entries, resuming at slot
- * *pos (start at 0) and stopping when buf is full; *nkeys = 0 means done.
- * *gen holds the index generation from the first call (pass UINT64_MAX
- * then); FKV_ECHANGED if the index was rebuilt since. */
-int fkv_iter_keys(fkv_store *s, uint64_t *pos, uint64_t *gen, uint8_t *buf, size_t bufsize,
-                  size_t *used, size_t *nkeys);
+/* Keys handed out by fkv_iter_next: count entries of [u8 length][bytes]
+ * in data[0..used). The core grows data as needed; start from a zeroed
+ * struct and release it with fkv_key_batch_free. */
+typedef struct fkv_key_batch {
+    uint8_t *data;
+    size_t used;
+    size_t cap;
+    size_t count;
+} fkv_key_batch;
+
+/* Iteration cursors run from FKV_ITER_START up to FKV_ITER_END. */
+#define FKV_ITER_START 0u
+#define FKV_ITER_END (1u << 27)
+
+/* The next batch of live keys (a few hundred) starting with prefix (plen 0:
+ * all), replacing what out held, and the cursor moved past them. Holds the
+ * mutex only while it reads the index. Iterating from FKV_ITER_START until
+ * the cursor reaches FKV_ITER_END yields every key live throughout exactly
+ * once, even across writes and compactions (iterate.c says why). */
+int fkv_iter_next(fkv_store *s, uint64_t *cursor, const char *prefix, size_t plen,
+                  fkv_key_batch *out);
+
+void fkv_key_batch_free(fkv_key_batch *b);
 
 /* Rewrite the file with live records only; progress may be NULL. */
 int fkv_compact(fkv_store *s, fkv_progress *progress);
 
-/* Flush written data to stable storage. */
+/* Flush written data to stable storage (joins a flush that is running). */
 int fkv_sync(fkv_store *s);
 
 int fkv_get_stats(fkv_store *s, fkv_stats *st);
@@ -156,5 +183,16 @@ int fkv_get_stats(fkv_store *s, fkv_stats *st);
 /* Hold the store's mutex for ms milliseconds. For tests that show callers
  * wait for the mutex without holding the GIL. */
 int fkv_debug_hold(fkv_store *s, uint64_t ms);
+
+/* Make the next read that may wait sleep ms milliseconds after letting the
+ * mutex go, as a read waiting for a slow disk would (reads that may not
+ * wait answer FKV_EAGAIN meanwhile). Tests. */
+int fkv_debug_pause_next_read(fkv_store *s, uint64_t ms);
+
+/* Reads sleeping in that pause now. Tests. */
+int fkv_debug_reads_paused(fkv_store *s);
+
+/* Make the next flush fail with err instead of calling fdatasync. Tests. */
+int fkv_debug_fail_next_flush(fkv_store *s, int err);
 
 #endif /* FKV_STORE_H */

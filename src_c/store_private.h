@@ -2,8 +2,10 @@
  * store_private.h - what the store's files share and nobody else sees.
  *
  *   store.c    the store's lifecycle (open, close, free) and the per-call
- *              operations: create, read, delete, contains, count, iterate,
- *              sync, stats
+ *              operations: create, read, delete, contains, count, stats
+ *   iterate.c  iteration over live keys that holds no lock between batches
+ *   commit.c   flushing to stable storage: group commit, sync, a failed
+ *              flush refusing later writes
  *   scan.c     open-time recovery: the file header and the log scan that
  *              rebuilds the index and drops a torn tail (or, salvaging,
  *              steps over damage)
@@ -12,7 +14,10 @@
  *   file_io.c  the file, lock and directory primitives under all of them
  *
  * Locking: every function here that takes an fkv_store expects the caller
- * to hold s->mu (or to own the store alone, while opening). None touches
+ * to hold s->mu (or to own the store alone, while opening), unless it says
+ * otherwise. Writers hold s->mu for the whole of their lookup, append and
+ * index update; readers hold it only to find a slot and pin the file, and
+ * read the record after letting it go (fkv_file in file_io.h). None touches
  * Python.
  */
 #ifndef FKV_STORE_PRIVATE_H
@@ -33,7 +38,7 @@
 
 struct fkv_store {
     pthread_mutex_t mu;
-    int fd;
+    fkv_file *file;         /* the data file; NULL once closed */
     int closed;
     uint64_t fork_gen;      /* fork generation at open: differs in a child */
     char *path;
@@ -49,6 +54,18 @@ struct fkv_store {
     uint64_t compactions;
     uint64_t auto_retry_at;  /* after a failed automatic compaction: file size to retry at */
     fkv_progress *progress;  /* set for the length of a compact/verify/repair call */
+    /* Group commit (commit.c): records are numbered as they are appended;
+     * a flush covers every record appended before it started. */
+    pthread_cond_t flushed;  /* signalled when a flush ends */
+    uint64_t write_seq;      /* number of the last record appended */
+    uint64_t durable_seq;    /* the last record a finished flush covered */
+    int flushing;            /* a flush runs outside the mutex */
+    int flush_errno;         /* a flush failed: every write refused until reopened */
+    int fail_next_flush;     /* test hook: errno for the next flush to fail with */
+    uint64_t flushes;
+    uint64_t last_batch;     /* records the last flush covered */
+    uint64_t debug_read_pause_ms; /* test hook: the next waiting read sleeps this long */
+    uint32_t debug_reads_paused;  /* reads sleeping in that hook now (atomic) */
     uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
 };
 
@@ -93,21 +110,29 @@ static inline int is_expired(const fkv_rec_header *h, uint64_t now)
  * at off, and check that it is one: a header that decodes, of a put, whose
  * key was read whole and whose end lies inside the log. Bytes from disk are
  * untrusted; any doubt is FKV_ECORRUPT at off. */
-static inline int read_record_at(const fkv_store *s, uint64_t off, uint8_t *buf, size_t want,
-                                 fkv_wait wait, fkv_rec_header *h, size_t *got)
+static inline int read_record_at(int fd, uint64_t end, uint64_t off, uint8_t *buf,
+                                 size_t want, fkv_wait wait, fkv_rec_header *h, size_t *got)
 {
-    if (off >= s->end)
+    if (off >= end)
         return fkv_corrupt_at(off);
-    if (off + want > s->end)
-        want = (size_t)(s->end - off);
-    int rc = fkv_read_at(s->fd, buf, want, off, got, wait);
+    if (off + want > end)
+        want = (size_t)(end - off);
+    int rc = fkv_read_at(fd, buf, want, off, got, wait);
     if (rc != FKV_OK)
         return rc;
     if (*got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(buf, h) != FKV_OK ||
         h->kind != FKV_KIND_PUT || *got < FKV_REC_HEADER_SIZE + h->klen ||
-        off + fkv_record_size(h) > s->end)
+        off + fkv_record_size(h) > end)
         return fkv_corrupt_at(off);
     return FKV_OK;
+}
+
+/* Bytes to fetch for the record of an index slot: its size class, which
+ * covers the whole record, at most cap. */
+static inline size_t slot_read_size(fkv_slot slot, size_t cap)
+{
+    size_t want = fkv_class_bytes(FKV_SLOT_CLASS(slot.hash));
+    return want < cap ? want : cap;
 }
 
 /* ---- shared between the files --------------------------------------------- */
@@ -125,6 +150,12 @@ typedef struct found {
  * FKV_ECORRUPT, FKV_EIO, or FKV_EAGAIN with FKV_NO_WAIT. */
 int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
                  size_t buflen, fkv_wait wait, found *f);
+
+/* Take the mutex for a call; checks fork first (a fork may copy it locked).
+ * With FKV_NO_WAIT, FKV_EAGAIN instead of waiting for it (store.c). */
+int store_enter(fkv_store *s, fkv_wait wait);
+
+static inline void store_leave(fkv_store *s) { pthread_mutex_unlock(&s->mu); }
 
 /* Live keys at now (store.c). */
 int store_count_live(fkv_store *s, uint64_t now, uint64_t *out);
@@ -145,5 +176,20 @@ int compact_make_room(fkv_store *s, size_t need, uint64_t now);
 
 /* Compact on its own once dead bytes pass half the file. */
 void compact_maybe(fkv_store *s);
+
+/* Set up and tear down the group-commit state (commit.c). */
+int commit_init(fkv_store *s);
+void commit_destroy(fkv_store *s);
+
+/* FKV_EFLUSH (errno kept) once a flush has failed: no more writes. */
+int commit_writable(const fkv_store *s);
+
+/* Wait until a flush covers record seq, flushing as the leader if no flush
+ * is running. Lets s->mu go while flushing or waiting. */
+int commit_wait_durable(fkv_store *s, uint64_t seq);
+
+/* At close: wait for a running flush, then flush what is left in fsync
+ * mode, so no writer waiting on a flush is left without one. */
+void commit_close(fkv_store *s);
 
 #endif /* FKV_STORE_PRIVATE_H */

@@ -58,6 +58,20 @@ def clock() -> Iterator[Clock]:
     _core._set_clock(None)
 
 
+@pytest.fixture(scope="session")
+def hash_collision() -> tuple[str, str]:
+    """Two keys whose 27-bit index hashes are equal."""
+    seen: dict[int, str] = {}
+    i = 0
+    while True:
+        key = f"collide:{i}"
+        h = _core._key_hash(key)
+        if h in seen:
+            return seen[h], key
+        seen[h] = key
+        i += 1
+
+
 RunPython = Callable[..., "subprocess.CompletedProcess[str]"]
 
 

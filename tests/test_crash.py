@@ -20,9 +20,11 @@ from fastkv import DataStore
 WRITER = r"""
 import random, sys, fastkv
 path, seed, start, compacting = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+durability = sys.argv[5]
 rng = random.Random(seed)
 # compacting: a small cap forces automatic compactions, plus explicit ones
-db = fastkv.DataStore(path, max_file_size=256 * 1024 if compacting else 2**30)
+db = fastkv.DataStore(path, max_file_size=256 * 1024 if compacting else 2**30,
+                      durability=durability)
 live = [k for k in db]
 out = sys.stdout
 out.write("ready\n"); out.flush()
@@ -47,11 +49,12 @@ while True:
 
 
 def kill_writer_once(
-    path: Path, seed: int, start: int, run_for: float, compacting: bool
+    path: Path, seed: int, start: int, run_for: float, compacting: bool, durability: str
 ) -> tuple[list[tuple[str, str]], Optional[tuple[str, str]]]:
     """Returns the acknowledged operations and the one in flight (if any)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(seed), str(start), str(int(compacting))],
+        [sys.executable, "-c", WRITER, str(path), str(seed), str(start), str(int(compacting)),
+         durability],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -79,8 +82,11 @@ def kill_writer_once(
 ROUNDS = int(os.environ.get("FASTKV_CRASH_ROUNDS", "50"))  # more for a soak by hand
 
 
+@pytest.mark.parametrize("durability", ["process", "fsync"])
 @pytest.mark.parametrize("compacting", [False, True], ids=["appending", "compacting"])
-def test_sigkill_loses_no_acknowledged_operation(tmp_path: Path, compacting: bool) -> None:
+def test_sigkill_loses_no_acknowledged_operation(
+    tmp_path: Path, compacting: bool, durability: str
+) -> None:
     rounds = ROUNDS
     path = tmp_path / "crash.fkv"
     created = 0
@@ -89,7 +95,8 @@ def test_sigkill_loses_no_acknowledged_operation(tmp_path: Path, compacting: boo
     next_key = 0
     for r in range(rounds):
         ops, in_flight = kill_writer_once(
-            path, seed=r, start=next_key, run_for=rng.uniform(0.02, 0.3), compacting=compacting
+            path, seed=r, start=next_key, run_for=rng.uniform(0.02, 0.3), compacting=compacting,
+            durability=durability,
         )
         assert ops, "the writer acknowledged nothing"
         for op, key in ops:

@@ -84,22 +84,10 @@ def test_similar_keys_are_distinct(db: DataStore) -> None:
         assert db.read(k) == {"i": i}
 
 
-def find_hash_collision() -> tuple[str, str]:
-    from fastkv import _core
-
-    seen: dict[int, str] = {}
-    i = 0
-    while True:
-        key = f"collide:{i}"
-        h = _core._key_hash(key)
-        if h in seen:
-            return seen[h], key
-        seen[h] = key
-        i += 1
-
-
-def test_keys_with_the_same_hash_are_told_apart_by_the_key_on_disk(store_path: Path) -> None:
-    a, b = find_hash_collision()
+def test_keys_with_the_same_hash_are_told_apart_by_the_key_on_disk(
+    store_path: Path, hash_collision: tuple[str, str]
+) -> None:
+    a, b = hash_collision
     from fastkv import _core
 
     assert a != b and _core._key_hash(a) == _core._key_hash(b)

@@ -209,3 +209,55 @@ def test_close_racing_threads_in_flight(store_path: Path) -> None:
             for key in keys:
                 assert key in again
         assert len(again) == 100 + sum(map(len, acknowledged))
+
+
+def test_a_read_waiting_for_the_disk_holds_up_no_other_call(db: DataStore) -> None:
+    """A read that waits for the disk (the core's test hook sleeps where the
+    pread would wait, outside the store's mutex) must not hold up reads,
+    writes, membership tests or iteration in other threads: they all finish
+    while it is still waiting."""
+    for i in range(500):
+        db.create(f"k{i}", {"i": i})
+    _core._debug_pause_next_read(db, 5.0)
+    got: list[Any] = []
+    slow = threading.Thread(target=lambda: got.append(db.read("k7")))
+    slow.start()
+    deadline = time.monotonic() + 60
+    while _core._debug_reads_paused(db) == 0:
+        assert time.monotonic() < deadline and slow.is_alive(), "the slow read never started"
+        time.sleep(0.001)
+    for i in range(500):
+        assert db.read(f"k{i}") == {"i": i}
+    for i in range(50):
+        db.create(f"new{i}", {"i": i})
+        db.delete(f"new{i}")
+    assert "k1" in db and len(db) == 500
+    assert len(list(db)) == 500
+    # all of that happened while the slow read was still waiting
+    assert _core._debug_reads_paused(db) == 1
+    slow.join(timeout=60)
+    assert got == [{"i": 7}]
+
+
+def test_reads_in_flight_keep_their_file_across_a_compaction(store_path: Path) -> None:
+    """A read pinned to the file before a compaction replaced it still reads
+    the record from the old file: the descriptor lives until it is done."""
+    with DataStore(store_path) as db:
+        for i in range(2000):
+            db.create(f"k{i}", {"i": i, "pad": "x" * 200})
+        for i in range(0, 2000, 2):
+            db.delete(f"k{i}")
+        _core._debug_pause_next_read(db, 1.0)
+        got: list[Any] = []
+        slow = threading.Thread(target=lambda: got.append(db.read("k1999")))
+        slow.start()
+        deadline = time.monotonic() + 60
+        while _core._debug_reads_paused(db) == 0:
+            assert time.monotonic() < deadline and slow.is_alive()
+            time.sleep(0.001)
+        before = db.stats()["file_bytes"]
+        db.compact()  # replaces the file while the read is between lookup and pread
+        assert db.stats()["file_bytes"] < before
+        slow.join(timeout=60)
+        assert got == [{"i": 1999, "pad": "x" * 200}]
+        assert db.read("k1999") == {"i": 1999, "pad": "x" * 200}
