@@ -20,3 +20,10 @@ void fkv_clock_set(uint64_t ms)
 {
     __atomic_store_n(&pinned_ms, ms, __ATOMIC_RELAXED);
 }
+
+uint64_t fkv_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

@@ -16,4 +16,7 @@ uint64_t fkv_now_ms(void);
 /* Pin the clock at ms; 0 returns to the real clock. For tests. */
 void fkv_clock_set(uint64_t ms);
 
+/* Microseconds of a clock that never jumps, for timeouts (never pinned). */
+uint64_t fkv_monotonic_us(void);
+
 #endif /* FKV_CLOCK_H */

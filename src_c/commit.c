@@ -23,11 +23,8 @@
  */
 #include "store_private.h"
 
-#include <time.h>
-
-#ifndef GATHER_US
-#define GATHER_US 100
-#endif
+/* Longest a leader waits for the writers of the last batch to come back. */
+#define GATHER_MAX_US 150u
 
 int commit_init(fkv_store *s)
 {
@@ -35,12 +32,25 @@ int commit_init(fkv_store *s)
      * sync flushes it. */
     s->write_seq = 1;
     s->durable_seq = 0;
-    return pthread_cond_init(&s->flushed, NULL) == 0 ? FKV_OK : FKV_ENOMEM;
+    if (pthread_cond_init(&s->flushed, NULL) != 0)
+        return FKV_ENOMEM;
+    if (fkv_cond_init(&s->gathered) != 0) {
+        pthread_cond_destroy(&s->flushed);
+        return FKV_ENOMEM;
+    }
+    return FKV_OK;
 }
 
 void commit_destroy(fkv_store *s)
 {
     pthread_cond_destroy(&s->flushed);
+    pthread_cond_destroy(&s->gathered);
+}
+
+void commit_appended(fkv_store *s)
+{
+    if (FKV_UNLIKELY(s->gather_target) && s->write_seq >= s->gather_target)
+        pthread_cond_signal(&s->gathered);
 }
 
 int commit_writable(const fkv_store *s)
@@ -52,15 +62,34 @@ int commit_writable(const fkv_store *s)
 }
 
 /* One flush as the leader, the mutex let go meanwhile. */
+/* Before a flush: if the last one covered several writers, wait (mutex let
+ * go) until as many records are pending again, or GATHER_MAX_US at most.
+ * Writers that a flush just released need a moment to come back with their
+ * next record (they take turns on Python's GIL); flushing at once would
+ * cover only those already back, and the writers would settle into two
+ * groups that each get half the flushes. Waiting for the last batch's size
+ * adapts by itself: when fewer writers come, the next target is smaller,
+ * and a lone writer never waits. PostgreSQL's commit_delay is the same idea
+ * with a fixed delay. */
+static void gather(fkv_store *s)
+{
+    if (s->last_batch < 2)
+        return;
+    uint64_t start = fkv_monotonic_us();
+    s->gather_target = s->durable_seq + s->last_batch;
+    while (s->write_seq < s->gather_target && !s->closed) {
+        uint64_t waited = fkv_monotonic_us() - start;
+        if (waited >= GATHER_MAX_US)
+            break;
+        fkv_cond_wait_us(&s->gathered, &s->mu, GATHER_MAX_US - waited);
+    }
+    s->gather_target = 0;
+}
+
 static void lead_flush(fkv_store *s)
 {
     s->flushing = 1;
-    if (s->last_batch > 1 && GATHER_US > 0) {
-        store_leave(s);
-        struct timespec pause = {0, GATHER_US * 1000L};
-        nanosleep(&pause, NULL);
-        pthread_mutex_lock(&s->mu);
-    }
+    gather(s);
     uint64_t target = s->write_seq;
     s->last_batch = target - s->durable_seq;
     fkv_file *f = s->file;

@@ -1,6 +1,7 @@
 /* file_io.c - POSIX file, lock and directory primitives (see file_io.h). */
 #include "platform.h" /* first: sets the feature macros */
 #include "file_io.h"
+#include "clock.h"
 #include "status.h"
 
 #include <errno.h>
@@ -101,15 +102,6 @@ char *fkv_path_with_suffix(const char *path, const char *suffix)
     return p;
 }
 
-/* In microseconds: whole milliseconds would let a wait end up to 1 ms
- * short of its timeout (found by test_lock_timeout_gives_up). */
-static uint64_t monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Open path, refusing anything but a regular file. */
 static int open_regular(const char *path, fkv_create_mode create, int *out_fd, struct stat *st)
 {
@@ -134,7 +126,9 @@ static int open_regular(const char *path, fkv_create_mode create, int *out_fd, s
 
 int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd)
 {
-    uint64_t start = monotonic_us();
+    /* In microseconds: whole milliseconds would let a wait end up to 1 ms
+     * short of its timeout (found by test_lock_timeout_gives_up). */
+    uint64_t start = fkv_monotonic_us();
     for (;;) {
         int fd;
         struct stat st;
@@ -149,7 +143,7 @@ int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_m
                 close(fd);
                 return rc;
             }
-            if (monotonic_us() - start >= timeout_ms * 1000u) {
+            if (fkv_monotonic_us() - start >= timeout_ms * 1000u) {
                 close(fd);
                 return FKV_ELOCKED;
             }

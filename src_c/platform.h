@@ -20,7 +20,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -72,6 +74,42 @@ static inline ssize_t fkv_pread_nowait(int fd, void *buf, size_t len, off_t off)
     (void)fd; (void)buf; (void)len; (void)off;
     errno = EAGAIN;
     return -1;
+#endif
+}
+
+/* A condition variable whose timed waits run on a clock that never jumps
+ * (a wall-clock step must not stretch a wait). macOS has no clock choice
+ * for condition variables but waits on a relative time instead. */
+static inline int fkv_cond_init(pthread_cond_t *c)
+{
+#if defined(__APPLE__)
+    return pthread_cond_init(c, NULL);
+#else
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+#endif
+}
+
+/* Wait on c (mutex m held) for at most us microseconds. */
+static inline void fkv_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *m, uint64_t us)
+{
+    struct timespec ts;
+#if defined(__APPLE__)
+    ts.tv_sec = (time_t)(us / 1000000u);
+    ts.tv_nsec = (long)(us % 1000000u) * 1000L;
+    pthread_cond_timedwait_relative_np(c, m, &ts);
+#else
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (us % 1000000u) * 1000u;
+    ts.tv_sec += (time_t)(us / 1000000u + ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(c, m, &ts);
 #endif
 }
 

@@ -252,6 +252,7 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len)
     }
     s->end += len;
     s->write_seq++;
+    commit_appended(s);
     return FKV_OK;
 }
 
@@ -445,9 +446,34 @@ static int find_locked(fkv_store *s, const char *key, size_t klen, uint32_t hash
     return rc;
 }
 
+/* A read that may not wait first asks the page cache with preadv2(RWF_NOWAIT),
+ * which on a miss still starts the disk read (readahead) before it answers
+ * EAGAIN: the caller, holding Python's GIL, would submit I/O for every
+ * thread in turn. So after a miss the next COLD_SKIPS such reads answer
+ * EAGAIN at once, and the caller reads without the GIL; then one asks the
+ * page cache again. Shared by all threads; races only blur the count. */
+#define COLD_SKIPS 15u
+
+static inline int cold_skip(fkv_store *s)
+{
+    uint32_t n = __atomic_load_n(&s->cold_skips, __ATOMIC_RELAXED);
+    if (FKV_LIKELY(n == 0))
+        return 0;
+    __atomic_store_n(&s->cold_skips, n - 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+static inline void note_miss(fkv_store *s, int rc)
+{
+    if (rc == FKV_EAGAIN)
+        __atomic_store_n(&s->cold_skips, COLD_SKIPS, __ATOMIC_RELAXED);
+}
+
 static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
                          size_t buflen, fkv_wait wait, read_hit *r)
 {
+    if (wait == FKV_NO_WAIT && cold_skip(s))
+        return FKV_EAGAIN;
     uint32_t hash = fkv_hash(key, klen);
     int rc = store_enter(s, wait);
     if (rc != FKV_OK)
@@ -480,6 +506,8 @@ static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *bu
     f->off = FKV_LOC_OFFSET(slot.loc);
     rc = read_record_at(file->fd, end, f->off, buf, slot_read_size(slot, buflen), wait, &f->h,
                         &f->got);
+    if (wait == FKV_NO_WAIT)
+        note_miss(s, rc);
     if (rc == FKV_OK && f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
         /* Small records are whole in buf: check them here, so no caller
          * acts on a damaged deadline. read() checks larger ones. */
@@ -511,6 +539,8 @@ static int read_entry(fkv_store *s, const char *key, size_t klen, uint8_t *buf, 
     if (f->got < total) {
         size_t got, rest = total - f->got;
         rc = fkv_read_at(r.file->fd, buf + f->got, rest, f->off + f->got, &got, wait);
+        if (wait == FKV_NO_WAIT)
+            note_miss(s, rc);
         if (rc == FKV_OK && got < rest)
             rc = fkv_corrupt_at(f->off);
     }

@@ -64,6 +64,9 @@ struct fkv_store {
     int fail_next_flush;     /* test hook: errno for the next flush to fail with */
     uint64_t flushes;
     uint64_t last_batch;     /* records the last flush covered */
+    pthread_cond_t gathered; /* signalled when a gathering leader's target is reached */
+    uint64_t gather_target;  /* write_seq a leader waits for before flushing; 0: none */
+    uint32_t cold_skips;     /* reads that skip the page-cache probe (store.c); atomic */
     uint64_t debug_read_pause_ms; /* test hook: the next waiting read sleeps this long */
     uint32_t debug_reads_paused;  /* reads sleeping in that hook now (atomic) */
     uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
@@ -180,6 +183,9 @@ void compact_maybe(fkv_store *s);
 /* Set up and tear down the group-commit state (commit.c). */
 int commit_init(fkv_store *s);
 void commit_destroy(fkv_store *s);
+
+/* After each append: wakes a leader gathering writers for its flush. */
+void commit_appended(fkv_store *s);
 
 /* FKV_EFLUSH (errno kept) once a flush has failed: no more writes. */
 int commit_writable(const fkv_store *s);
