@@ -553,6 +553,7 @@ cdef class _KeyIterator:
     cdef list _batch
     cdef Py_ssize_t _next
     cdef fkv_key_batch _keys
+    cdef bint _filling
 
     def __cinit__(self, Store store, prefix):
         self._store = store
@@ -573,8 +574,16 @@ cdef class _KeyIterator:
         cdef const char *prefix = self._prefix
         cdef size_t plen = <size_t>len(self._prefix)
         self._store._live()
-        with nogil:
-            rc = fkv_iter_next(self._store._s, &self._cursor, prefix, plen, &self._keys)
+        # the core fills _keys without the GIL: a second thread must not
+        # come in meanwhile (a generator would say "already executing")
+        if self._filling:
+            raise RuntimeError("this key iterator is in use by another thread")
+        self._filling = True
+        try:
+            with nogil:
+                rc = fkv_iter_next(self._store._s, &self._cursor, prefix, plen, &self._keys)
+        finally:
+            self._filling = False
         if rc != FKV_OK:
             _raise(self._store, rc, None)
         cdef uint8_t *data = self._keys.data

@@ -159,7 +159,7 @@ def cmd_delete(args: argparse.Namespace, out: "_Output") -> int:
 
 def cmd_keys(args: argparse.Namespace, out: "_Output") -> int:
     with _open(args) as db:
-        keys = sorted(k for k in db.keys() if k.startswith(args.prefix))
+        keys = sorted(db.keys(args.prefix))
     if out.json:
         out.json_line(keys)
     else:

@@ -130,7 +130,8 @@ class StoreIOError(FastKVError, OSError):
 
 
 class StoreChangedError(FastKVError, RuntimeError):
-    """The store's index was rebuilt while it was being iterated over."""
+    """No longer raised: iteration is safe while the store changes. Kept so
+    that code catching it still imports."""
 
 
 class UnauthorizedError(FastKVError, PermissionError):

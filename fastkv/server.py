@@ -214,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_LIMIT_MAX:
                 raise RequestError(f"limit must be an integer from 1 to {LIST_LIMIT_MAX:,}")
             limit = int(raw_limit)
-        keys = sorted(k for k in self.server.db.keys() if k.startswith(prefix))
+        keys = sorted(self.server.db.keys(prefix))
         self._json(200, {"keys": keys[:limit], "truncated": len(keys) > limit})
 
     def _stats(self, query: dict[str, list[str]]) -> None:

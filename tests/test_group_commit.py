@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import threading
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -87,8 +88,9 @@ def test_failed_flush_refuses_every_later_write(store_path: Path, durability: st
         assert failed.value.errno == errno.EIO
         assert "reopened" in str(failed.value)
         assert db.stats()["flush_failed"] is True
-        for call in (lambda: db.create("after", {}), lambda: db.delete("k1"),
-                     lambda: db.compact(), lambda: db.sync()):
+        refused: list[Callable[[], None]] = [
+            lambda: db.create("after", {}), lambda: db.delete("k1"), db.compact, db.sync]
+        for call in refused:
             with pytest.raises(fastkv.StoreIOError):
                 call()
         # reads still work, and the store is unchanged by the refused calls
