@@ -34,10 +34,15 @@
 _Static_assert(FKV_ITER_END == FKV_INDEX_MAX_CAP, "the cursor spans the hash space");
 
 #define BATCH_ENTRIES 256u /* aimed at: entries found per batch */
+/* Bytes read first for a key: enough for the header and a key of up to 48
+ * bytes. Most keys are shorter, and copying fewer bytes out of a page that
+ * is cold in the CPU's cache is most of the cost; a longer key is read whole
+ * with a second pread. */
+#define KEY_PEEK (FKV_REC_HEADER_SIZE + 48u)
 
 typedef struct pending {
     uint64_t off;
-    uint32_t want; /* bytes to read: header and key */
+    uint32_t size; /* the record's size class: at most this many bytes */
 } pending;
 
 /* Entries with a hash in [lo, hi): their number, and the first max of them
@@ -54,7 +59,7 @@ static size_t collect(const fkv_index *ix, uint64_t lo, uint64_t hi, pending *ou
         if (FKV_LOC_IS_ENTRY(slot.loc) && h >= lo && h < hi) {
             if (n < max) {
                 out[n].off = FKV_LOC_OFFSET(slot.loc);
-                out[n].want = (uint32_t)slot_read_size(slot, FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES);
+                out[n].size = (uint32_t)slot_read_size(slot, FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES);
             }
             n++;
         }
@@ -92,12 +97,6 @@ static int take_range(const fkv_index *ix, uint64_t lo, uint64_t *hi_out, pendin
     return FKV_OK;
 }
 
-static int by_offset(const void *a, const void *b)
-{
-    uint64_t x = ((const pending *)a)->off, y = ((const pending *)b)->off;
-    return x < y ? -1 : x > y;
-}
-
 static int batch_add(fkv_key_batch *b, const uint8_t *key, size_t klen)
 {
     if (b->used + 1 + klen > b->cap) {
@@ -124,11 +123,14 @@ static int read_keys(int fd, uint64_t end, pending *p, size_t n, const char *pre
 {
     uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
     uint64_t now = fkv_now_ms();
-    qsort(p, n, sizeof *p, by_offset); /* front to back through the file */
     for (size_t i = 0; i < n; i++) {
         fkv_rec_header h;
-        size_t got;
-        int rc = read_record_at(fd, end, p[i].off, rec, p[i].want, FKV_MAY_WAIT, &h, &got);
+        size_t got = 0, want = p[i].size < KEY_PEEK ? p[i].size : KEY_PEEK;
+        int rc = read_record_at(fd, end, p[i].off, rec, want, FKV_MAY_WAIT, &h, &got);
+        /* A key longer than the peek: read the record's whole size class. */
+        if (rc == FKV_ECORRUPT && got == want && want < p[i].size &&
+            fkv_record_header_decode(rec, &h) == FKV_OK && FKV_REC_HEADER_SIZE + h.klen > want)
+            rc = read_record_at(fd, end, p[i].off, rec, p[i].size, FKV_MAY_WAIT, &h, &got);
         if (rc != FKV_OK)
             return rc;
         const uint8_t *key = rec + FKV_REC_HEADER_SIZE;

@@ -273,3 +273,14 @@ def test_tables_of_every_size_yield_each_key_once(db: DataStore) -> None:
         if i % 5 == 0:
             db.delete(key)
             expected.discard(key)
+
+
+def test_keys_of_every_utf8_length_are_read_back_whole(db: DataStore) -> None:
+    """Iteration peeks at the first 48 key bytes and reads longer keys again
+    in full: keys up to the 128-byte limit (32 four-byte characters)."""
+    keys = {c * n for c in ("a", "é", "€", "😀") for n in (1, 12, 13, 31, 32)}
+    for key in keys:
+        db.create(key, {"k": key, "pad": "x" * 300})
+    assert sorted(db) == sorted(keys)
+    assert dict(db.items()) == {k: {"k": k, "pad": "x" * 300} for k in keys}
+    assert sorted(db.keys("😀")) == sorted(k for k in keys if k.startswith("😀"))
