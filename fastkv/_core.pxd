@@ -110,6 +110,11 @@ cdef extern from "store.h" nogil:
                    size_t vlen, uint64_t ttl_s)
     int fkv_create_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
                          size_t vlen, uint64_t deadline_ms)
+    int fkv_put(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                size_t vlen, uint64_t ttl_s)
+    int fkv_put_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                      size_t vlen, uint64_t deadline_ms)
+    int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s)
     int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
                  size_t *voff, size_t *vlen)
     int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,

@@ -67,6 +67,9 @@ MAX_DEPTH = _MAX_DEPTH
 # orjson reads integers over 64 bits as floats; text with a run of 20 or more
 # digits is parsed again exactly, so such numbers are refused, not rounded.
 _LONG_DIGITS_STR = _re.compile(r"\d{20}")
+
+# What the _try_ methods answer when only a call that may wait could.
+WOULD_WAIT = object()
 _LONG_DIGITS_BYTES = _re.compile(rb"\d{20}")
 
 
@@ -316,20 +319,35 @@ cdef class Store:
             InvalidTTLError, KeyExistsError, StoreFullError, StoreClosedError,
             StoreIOError.
         """
-        self._append(key, value, <uint64_t>_ttl_seconds(ttl, key), True)
+        self._append(key, value, <uint64_t>_ttl_seconds(ttl, key), True, False)
 
-    def _create_until(self, key, value, deadline_ms):
-        """create() with an absolute deadline in ms since the epoch (None or
-        0: none), so that an import keeps expiry to the millisecond.
-        KeyExpiredError if the deadline has passed."""
+    def put(self, key, value, ttl=None):
+        """Store value under key, creating the key or replacing its value and
+        its expiry in one step: a reader sees the old value or the new one,
+        and a kill -9 leaves one of them, never neither.
+
+        Raises:
+            InvalidKeyError, InvalidValueError, ValueTooLargeError,
+            InvalidTTLError, StoreFullError (the old value stays),
+            StoreClosedError, StoreIOError.
+        """
+        self._append(key, value, <uint64_t>_ttl_seconds(ttl, key), True, True)
+
+    def __setitem__(self, key, value):
+        self._append(key, value, 0, True, True)
+
+    def _create_until(self, key, value, deadline_ms, replace=False):
+        """create() (put() with replace) with an absolute deadline in ms since
+        the epoch (None or 0: none), so that an import keeps expiry to the
+        millisecond. KeyExpiredError if the deadline has passed."""
         if deadline_ms is None:
             deadline_ms = 0
         if type(deadline_ms) is not int or not 0 <= deadline_ms < 2 ** 63:
             raise InvalidTTLError(f"deadline for {_show(key)} must be ms since the epoch, "
                                   f"not {deadline_ms!r}")
-        self._append(key, value, <uint64_t>deadline_ms, False)
+        self._append(key, value, <uint64_t>deadline_ms, False, bool(replace))
 
-    cdef int _append(self, key, value, uint64_t t, bint relative) except -1:
+    cdef int _append(self, key, value, uint64_t t, bint relative, bint replace) except -1:
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
         cdef bytes data = _encode(value, key)
@@ -338,13 +356,36 @@ cdef class Store:
         cdef int rc
         self._live()
         with nogil:
-            if relative:
+            if replace:
+                if relative:
+                    rc = fkv_put(self._s, k, <size_t>n, v, vlen, t)
+                else:
+                    rc = fkv_put_until(self._s, k, <size_t>n, v, vlen, t)
+            elif relative:
                 rc = fkv_create(self._s, k, <size_t>n, v, vlen, t)
             else:
                 rc = fkv_create_until(self._s, k, <size_t>n, v, vlen, t)
         if rc != FKV_OK:
             _raise(self, rc, key)
         return 0
+
+    def touch(self, key, ttl):
+        """Give a live key a new time-to-live of ttl seconds from now, or
+        no expiry with ttl=None; its value is kept. One step, like put().
+
+        Raises:
+            InvalidKeyError, InvalidTTLError, KeyNotFoundError,
+            KeyExpiredError, StoreFullError, StoreClosedError, StoreIOError.
+        """
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef uint64_t t = <uint64_t>_ttl_seconds(ttl, key)
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_touch(self._s, k, <size_t>n, t)
+        if rc != FKV_OK:
+            _raise(self, rc, key)
 
     def read(self, key):
         """Return the value stored under key, as a new dict.
@@ -365,6 +406,97 @@ cdef class Store:
                 raise KeyNotFoundError(key, self._where)
             _raise(self, rc, key)
         return self._parse(key, buf, voff, vlen)
+
+    def get(self, key, default=None):
+        """read(key), or default for a key that is missing or expired.
+
+        Raises:
+            InvalidKeyError, CorruptionError, StoreClosedError, StoreIOError.
+        """
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef uint8_t buf[FKV_REC_MAX]
+        cdef size_t voff = 0, vlen = 0
+        self._live()
+        cdef int rc = self._fetch(k, n, buf, &voff, &vlen)
+        if rc != FKV_OK:
+            if rc == FKV_ENOTFOUND or rc == FKV_EEXPIRED:
+                return default
+            _raise(self, rc, key)
+        return self._parse(key, buf, voff, vlen)
+
+    def __getitem__(self, key):
+        return self.read(key)
+
+    def __delitem__(self, key):
+        self.delete(key)
+
+    def ttl(self, key):
+        """Seconds left before key expires (a float), or None if it never
+        does.
+
+        Raises:
+            InvalidKeyError, KeyNotFoundError, KeyExpiredError,
+            CorruptionError, StoreClosedError, StoreIOError.
+        """
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef uint8_t buf[FKV_REC_MAX]
+        cdef size_t voff = 0, vlen = 0
+        self._live()
+        cdef int rc = self._fetch(k, n, buf, &voff, &vlen)
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+        return _left(buf)
+
+    def _try_read(self, key, default=WOULD_WAIT):
+        """read(key) (get(key, default) when default is given) if the answer
+        is in memory and no other thread holds the store, else WOULD_WAIT;
+        never waits. For an event loop (fastkv.aio)."""
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef uint8_t buf[FKV_REC_MAX]
+        cdef size_t voff = 0, vlen = 0
+        self._live()
+        cdef int rc = fkv_try_read(self._s, k, <size_t>n, buf, &voff, &vlen)
+        if rc == FKV_EAGAIN:
+            return WOULD_WAIT
+        if rc != FKV_OK:
+            if default is not WOULD_WAIT and (rc == FKV_ENOTFOUND or rc == FKV_EEXPIRED):
+                return default
+            _raise(self, rc, key)
+        return self._parse(key, buf, voff, vlen)
+
+    def _try_ttl(self, key):
+        """ttl(key) if it needs no wait, else WOULD_WAIT."""
+        cdef Py_ssize_t n
+        cdef const char *k = _key_utf8(key, &n)
+        cdef uint8_t buf[FKV_REC_MAX]
+        cdef size_t voff = 0, vlen = 0
+        self._live()
+        cdef int rc = fkv_try_read(self._s, k, <size_t>n, buf, &voff, &vlen)
+        if rc == FKV_EAGAIN:
+            return WOULD_WAIT
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+        return _left(buf)
+
+    def _try_contains(self, key):
+        """key in self if that needs no wait, else WOULD_WAIT."""
+        cdef Py_ssize_t n
+        cdef const char *k
+        cdef int found = 0, rc
+        try:
+            k = _key_utf8(key, &n)
+        except InvalidKeyError:
+            return False
+        self._live()
+        rc = fkv_try_contains(self._s, k, <size_t>n, &found)
+        if rc == FKV_EAGAIN:
+            return WOULD_WAIT
+        if rc != FKV_OK:
+            _raise(self, rc, key)
+        return found != 0
 
     def _read_with_deadline(self, key):
         """(value, deadline in ms since the epoch or None): what an export keeps."""
@@ -543,6 +675,17 @@ cdef class Store:
                 fkv_close(self._s)
 
 
+cdef object _left(const uint8_t *rec):
+    """Seconds left before the deadline of a record read (and checked) in
+    rec, or None without one."""
+    cdef fkv_rec_header h
+    fkv_record_header_decode(rec, &h)
+    if h.deadline_ms == 0:
+        return None
+    cdef uint64_t now = fkv_now_ms()
+    return (<double>(h.deadline_ms - now) / 1000.0) if h.deadline_ms > now else 0.0
+
+
 cdef class _KeyIterator:
     """Live keys in batches from the core (fkv_iter_next: why no key is
     missed or repeated is in src_c/iterate.c)."""
@@ -603,6 +746,19 @@ cdef class _KeyIterator:
         key = self._batch[self._next]
         self._next += 1
         return key
+
+    def _next_batch(self):
+        """The next batch of keys (maybe empty), or None when done: for a
+        caller that fetches batches in a worker thread (fastkv.aio)."""
+        if self._next < len(self._batch):
+            rest = self._batch[self._next:]
+            self._batch, self._next = [], 0
+            return rest
+        if self._cursor >= FKV_ITER_END:
+            return None
+        self._fill()
+        rest, self._batch, self._next = self._batch, [], 0
+        return rest
 
 
 # ---- verify and repair -------------------------------------------------------

@@ -59,10 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     command("info", "counters of the store: keys, file and index bytes", aliases=["stats"])
     p = command("read", "print the value of KEY")
     p.add_argument("key", metavar="KEY")
-    p = command("create", "store JSON (an object; '-' reads it from stdin) under KEY")
+    p = command("create", "store JSON (an object; '-' reads it from stdin) under a new KEY")
     p.add_argument("key", metavar="KEY")
     p.add_argument("value", metavar="JSON")
     p.add_argument("--ttl", type=int, metavar="SECONDS", help="expire after this many seconds")
+    p = command("put", "store JSON under KEY, replacing its value and expiry if it is held")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("value", metavar="JSON")
+    p.add_argument("--ttl", type=int, metavar="SECONDS", help="expire after this many seconds")
+    p = command("ttl", "print the seconds KEY has left, or 'none' if it never expires")
+    p.add_argument("key", metavar="KEY")
+    p = command("touch", "give KEY a new expiry counted from now, keeping its value")
+    p.add_argument("key", metavar="KEY")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--ttl", type=int, metavar="SECONDS", help="expire after this many seconds")
+    when.add_argument("--persist", action="store_true", help="never expire")
     p = command("delete", "remove KEY")
     p.add_argument("key", metavar="KEY")
     p = command("keys", "list the live keys, sorted")
@@ -135,15 +146,46 @@ def cmd_read(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_create(args: argparse.Namespace, out: "_Output") -> int:
+    return _write(args, out, "created")
+
+
+def cmd_put(args: argparse.Namespace, out: "_Output") -> int:
+    return _write(args, out, "put")
+
+
+def _write(args: argparse.Namespace, out: "_Output", done: str) -> int:
     text = sys.stdin.read() if args.value == "-" else args.value
     with _open(args, create=True) as db:
-        db.create(args.key, text, ttl=args.ttl)
+        (db.create if done == "created" else db.put)(args.key, text, ttl=args.ttl)
         if out.json:  # the deadline the store computed, for scripts
-            out.json_line({"created": args.key,
+            out.json_line({done: args.key,
                            "expires_at_ms": db._read_with_deadline(args.key)[1]})
             return EXIT_OK
     after = f" (expires in {args.ttl:,} s)" if args.ttl else ""
-    out.text(f"created {args.key!r}{after}")
+    out.text(f"{done} {args.key!r}{after}")
+    return EXIT_OK
+
+
+def cmd_ttl(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        left = db.ttl(args.key)
+    if out.json:
+        out.json_line({"key": args.key, "ttl": left})
+    else:
+        out.text("none" if left is None else f"{left:.3f}")
+    return EXIT_OK
+
+
+def cmd_touch(args: argparse.Namespace, out: "_Output") -> int:
+    ttl = None if args.persist else args.ttl
+    with _open(args) as db:
+        db.touch(args.key, ttl)
+        deadline = db._read_with_deadline(args.key)[1]
+    if out.json:
+        out.json_line({"touched": args.key, "expires_at_ms": deadline})
+    else:
+        out.text(f"touched {args.key!r} "
+                 + ("(never expires)" if ttl is None else f"(expires in {ttl:,} s)"))
     return EXIT_OK
 
 
@@ -260,6 +302,7 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, "_Output"], int]] = {
     "info": cmd_info, "stats": cmd_info, "read": cmd_read, "create": cmd_create,
+    "put": cmd_put, "ttl": cmd_ttl, "touch": cmd_touch,
     "delete": cmd_delete, "keys": cmd_keys, "compact": cmd_compact, "verify": cmd_verify,
     "repair": cmd_repair, "export": cmd_export, "import": cmd_import, "serve": cmd_serve,
 }

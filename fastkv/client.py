@@ -63,13 +63,63 @@ class Client:
             InvalidKeyError, InvalidValueError, ValueTooLargeError,
             InvalidTTLError, KeyExistsError, StoreFullError.
         """
+        self._write(key, value, ttl, {})
+
+    def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """As DataStore.put.
+
+        Raises:
+            InvalidKeyError, InvalidValueError, ValueTooLargeError,
+            InvalidTTLError, StoreFullError.
+        """
+        self._write(key, value, ttl, {"replace": "true"})
+
+    def _write(self, key: str, value: Any, ttl: Optional[int], query: dict[str, Any]) -> None:
         target = _key_path(key)
         body = _core.encode_value(value, key)  # the same checks, the same errors
         if ttl is not None:
             if type(ttl) is not int:
                 raise InvalidTTLError(f"ttl for {key!r} must be an int, not {type(ttl).__name__}")
-            target += "?" + urlencode({"ttl": ttl})
+            query = {**query, "ttl": ttl}
+        if query:
+            target += "?" + urlencode(query)
         self._call("PUT", target, body)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """As DataStore.get."""
+        try:
+            return self.read(key)
+        except KeyNotFoundError:
+            return default
+
+    def ttl(self, key: str) -> Optional[float]:
+        """As DataStore.ttl.
+
+        Raises:
+            InvalidKeyError, KeyNotFoundError, KeyExpiredError.
+        """
+        left: Optional[float] = self._call("GET", _key_path(key) + "/ttl")["ttl"]
+        return left
+
+    def touch(self, key: str, ttl: Optional[int]) -> None:
+        """As DataStore.touch.
+
+        Raises:
+            InvalidKeyError, InvalidTTLError, KeyNotFoundError,
+            KeyExpiredError, StoreFullError.
+        """
+        if ttl is not None and type(ttl) is not int:
+            raise InvalidTTLError(f"ttl for {key!r} must be an int, not {type(ttl).__name__}")
+        self._call("PUT", _key_path(key) + "/ttl", orjson.dumps({"ttl": ttl}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.read(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.put(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.delete(key)
 
     def read(self, key: str) -> Any:
         """As DataStore.read.

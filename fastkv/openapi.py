@@ -36,6 +36,13 @@ _KEY_PARAM = {
 }
 
 
+_KEY_ONLY = {"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}
+
+_TTL_LEFT = {"type": "object", "required": ["key", "ttl"],
+             "properties": {"key": {"type": "string"},
+                            "ttl": {"type": "number", "nullable": True, "minimum": 0}}}
+
+
 def document(version: str) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -71,20 +78,26 @@ def document(version: str) -> dict[str, Any]:
                 "parameters": [_KEY_PARAM],
                 "put": {
                     "operationId": "create",
-                    "summary": "Store a value under a key that is not live",
+                    "summary": "Store a value under a key that is not live (create), or with "
+                               "replace=true under any key, replacing a live key's value and "
+                               "expiry in one step (put)",
                     "parameters": [{
                         "name": "ttl", "in": "query", "required": False,
                         "description": "seconds until the key expires",
                         "schema": {"type": "integer", "minimum": 1,
                                    "maximum": _core.TTL_MAX_SECONDS},
+                    }, {
+                        "name": "replace", "in": "query", "required": False,
+                        "description": "true: create the key or replace its value (put)",
+                        "schema": {"type": "boolean", "default": False},
                     }],
                     "requestBody": {"required": True, "content": {
                         _JSON: {"schema": {"$ref": "#/components/schemas/Value"}}}},
                     "responses": {
-                        "201": _ok("created", {"type": "object", "required": ["key"],
-                                               "properties": {"key": {"type": "string"}}}),
+                        "200": _ok("stored (replace=true)", _KEY_ONLY),
+                        "201": _ok("created", _KEY_ONLY),
                         "400": _error("bad key, ttl or value (not a JSON object, not representable)"),
-                        "409": _error("the key is live"),
+                        "409": _error("the key is live (without replace=true)"),
                         "411": _error("no Content-Length"),
                         "413": _error(f"the body is over {_core.VALUE_MAX_BYTES:,} bytes"),
                         "415": _error("the body is not application/json"),
@@ -109,6 +122,40 @@ def document(version: str) -> dict[str, Any]:
                         "204": {"description": "deleted"},
                         "400": _error("bad key"),
                         "404": _error("no such key, or it has expired (KeyExpiredError)"),
+                        **_COMMON,
+                    },
+                },
+            },
+            "/keys/{key}/ttl": {
+                "parameters": [_KEY_PARAM],
+                "get": {
+                    "operationId": "ttl",
+                    "summary": "Seconds a live key has left, null if it never expires",
+                    "responses": {
+                        "200": _ok("the time left", _TTL_LEFT),
+                        "400": _error("bad key"),
+                        "404": _error("no such key, or it has expired (KeyExpiredError)"),
+                        **_COMMON,
+                    },
+                },
+                "put": {
+                    "operationId": "touch",
+                    "summary": "Give a live key a new expiry counted from now (null: none), "
+                               "keeping its value",
+                    "requestBody": {"required": True, "content": {_JSON: {"schema": {
+                        "type": "object", "required": ["ttl"], "additionalProperties": False,
+                        "properties": {"ttl": {"type": "integer", "nullable": True,
+                                               "minimum": 1,
+                                               "maximum": _core.TTL_MAX_SECONDS}},
+                    }}}},
+                    "responses": {
+                        "200": _ok("the new time left", _TTL_LEFT),
+                        "400": _error("bad key, ttl or body"),
+                        "404": _error("no such key, or it has expired (KeyExpiredError)"),
+                        "411": _error("no Content-Length"),
+                        "413": _error(f"the body is over {_core.VALUE_MAX_BYTES:,} bytes"),
+                        "415": _error("the body is not application/json"),
+                        "507": _error("the store file is full"),
                         **_COMMON,
                     },
                 },

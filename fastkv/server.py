@@ -5,9 +5,12 @@ standard library's threading HTTP server (a thread per connection,
 keep-alive), and every request goes straight to the DataStore, whose calls
 are thread-safe and release the GIL while they wait.
 
-    PUT    /keys/{key}[?ttl=N]  body: a JSON object   201 | 400 409 413 415 507
+    PUT    /keys/{key}[?ttl=N]  body: a JSON object   201 | 400 409 413 415 507  (create)
+    PUT    /keys/{key}?replace=true[&ttl=N]           200 | 400 413 415 507      (put)
     GET    /keys/{key}                                200 | 404
     DELETE /keys/{key}                                204 | 404
+    GET    /keys/{key}/ttl                            200 | 404   {"key", "ttl": s | null}
+    PUT    /keys/{key}/ttl  body: {"ttl": N | null}   200 | 400 404 507  (touch)
     GET    /keys?prefix=P&limit=N                     200
     GET    /stats | /health | /openapi.json           200
 
@@ -144,15 +147,15 @@ class _Handler(BaseHTTPRequestHandler):
         return parts.path, query
 
     def _one_key(self, method: str, segment: str, query: dict[str, list[str]]) -> None:
-        if "/" in segment:
+        segment, slash, sub = segment.partition("/")
+        if slash and sub == "ttl" and segment:
+            self._ttl(method, self._key_of(segment))
+            return
+        if slash:
             self._discard_body()
             self._error(404, "NotFound", "a key is one path segment: encode '/' in it as %2F")
             return
-        try:
-            key = unquote(segment, errors="strict")
-        except UnicodeDecodeError:
-            self._discard_body()
-            raise InvalidKeyError("the key is not valid UTF-8 once percent-decoded") from None
+        key = self._key_of(segment)
         db = self.server.db
         if method == "PUT":
             self._create(key, query)
@@ -165,6 +168,34 @@ class _Handler(BaseHTTPRequestHandler):
             self._empty(204)
         else:
             self._not_allowed("GET, PUT, DELETE")
+
+    def _key_of(self, segment: str) -> str:
+        try:
+            return unquote(segment, errors="strict")
+        except UnicodeDecodeError:
+            self._discard_body()
+            raise InvalidKeyError("the key is not valid UTF-8 once percent-decoded") from None
+
+    def _ttl(self, method: str, key: str) -> None:
+        db = self.server.db
+        if method == "GET":
+            self._discard_body()
+            self._json(200, {"key": key, "ttl": db.ttl(key)})
+        elif method == "PUT":
+            raw = self._body()
+            if raw is None:
+                return  # answered already
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise RequestError("the body is not valid JSON") from None
+            if not isinstance(body, dict) or set(body) != {"ttl"}:
+                raise RequestError('the body must be {"ttl": SECONDS} or {"ttl": null}')
+            db.touch(key, body["ttl"])
+            self._json(200, {"key": key, "ttl": db.ttl(key)})
+        else:
+            self._discard_body()
+            self._not_allowed("GET, PUT")
 
     def _fixed(self, method: str, path: str, query: dict[str, list[str]]) -> None:
         self._discard_body()
@@ -182,15 +213,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _create(self, key: str, query: dict[str, list[str]]) -> None:
         ttl = _ttl_from(query)
+        replace = _flag(query, "replace")
+        body = self._body()
+        if body is None:
+            return
+        if replace:
+            self.server.db.put(key, body, ttl=ttl)
+            self._json(200, {"key": key})
+            return
+        self.server.db.create(key, body, ttl=ttl)
+        self._json(201, {"key": key}, extra={"Location": "/keys/" + quote(key, safe="")})
+
+    def _body(self) -> Optional[bytes]:
+        """The request's JSON body (at most a value's size), or None after
+        answering why not."""
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             self._discard_body()
             self._error(wire.UNSUPPORTED_MEDIA_TYPE, "RequestError",
                         "the body must be a JSON object sent as Content-Type: application/json")
-            return
+            return None
         length = self._content_length()
         if length is None:
-            return
+            return None
         if length > _core.VALUE_MAX_BYTES:
             # refused from the header alone: the body is never read, so the
             # connection cannot be reused
@@ -200,11 +245,10 @@ class _Handler(BaseHTTPRequestHandler):
                         f"the body is {length:,} bytes; a value is at most "
                         f"{_core.VALUE_MAX_BYTES:,} bytes (send it as compact JSON)",
                         extra={"Connection": "close"})
-            return
+            return None
         self._consumed = True
-        body = self.rfile.read(length)
-        self.server.db.create(key, body, ttl=ttl)
-        self._json(201, {"key": key}, extra={"Location": "/keys/" + quote(key, safe="")})
+        return self.rfile.read(length)
+
 
     def _list(self, query: dict[str, list[str]]) -> None:
         prefix = _one(query, "prefix") or ""
@@ -334,6 +378,15 @@ def _one(query: dict[str, list[str]], name: str) -> Optional[str]:
     if len(values) > 1:
         raise RequestError(f"give {name} once")
     return values[0]
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    raw = _one(query, name)
+    if raw is None or raw in ("false", "0"):
+        return False
+    if raw in ("true", "1", ""):
+        return True
+    raise RequestError(f"{name} must be true or false, not {raw!r}")
 
 
 def _ttl_from(query: dict[str, list[str]]) -> Optional[int]:

@@ -106,7 +106,7 @@ def import_jsonl(
 
     on_conflict: "fail" (the default) refuses the import, before writing
     anything, if the store holds any of the keys; "skip" keeps the store's
-    value; "replace" deletes it and imports the file's.
+    value; "replace" puts the file's value in its place in one step.
 
     Raises:
         InvalidKeyError, InvalidValueError, ValueTooLargeError,
@@ -157,13 +157,10 @@ def _import_one(db: _core.Store, e: ImportEntry, on_conflict: str, report: Impor
         report.skipped_existing += 1
         return
     if held and on_conflict == "replace":
-        try:
-            db.delete(e.key)
-        except KeyNotFoundError:  # expired just now
-            pass
         report.replaced += 1
     try:
-        db._create_until(e.key, e.value, e.deadline)
+        # put (replace=True) over a held key: never a moment without it
+        db._create_until(e.key, e.value, e.deadline, replace=held)
     except KeyExpiredError:  # the deadline passed between the check and the write
         report.skipped_expired += 1
         return

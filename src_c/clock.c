@@ -2,6 +2,7 @@
 #include "platform.h" /* first: sets the feature macros */
 #include "clock.h"
 
+#include <errno.h>
 #include <time.h>
 
 static volatile uint64_t pinned_ms;
@@ -26,4 +27,11 @@ uint64_t fkv_monotonic_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void fkv_sleep_ms(uint64_t ms)
+{
+    struct timespec pause = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
 }

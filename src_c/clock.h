@@ -19,4 +19,7 @@ void fkv_clock_set(uint64_t ms);
 /* Microseconds of a clock that never jumps, for timeouts (never pinned). */
 uint64_t fkv_monotonic_us(void);
 
+/* Sleep ms milliseconds, resuming after signals. For test hooks. */
+void fkv_sleep_ms(uint64_t ms);
+
 #endif /* FKV_CLOCK_H */

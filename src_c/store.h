@@ -125,6 +125,19 @@ int fkv_create_until(fkv_store *s, const char *key, size_t klen, const uint8_t *
  * has failed, until the store is reopened. In fsync mode a write returns
  * only after a flush that covers its record has returned. */
 
+/* Create the key or replace its live record, value and deadline together,
+ * in one record: a reader or a crash sees the old value or the new one. */
+int fkv_put(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+            uint64_t ttl_s);
+
+/* fkv_put with an absolute deadline in ms since the epoch (0: none). */
+int fkv_put_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+                  uint64_t deadline_ms);
+
+/* Give a live key a deadline ttl_s seconds from now (0: none), value kept,
+ * in one new record. FKV_ENOTFOUND / FKV_EEXPIRED as a read. */
+int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s);
+
 /* Read a live key's value into buf (room for FKV_REC_MAX bytes). The value
  * is buf[*voff .. *voff + *vlen). Checksum verified before returning. */
 int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,

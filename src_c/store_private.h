@@ -1,8 +1,10 @@
 /*
  * store_private.h - what the store's files share and nobody else sees.
  *
- *   store.c    the store's lifecycle (open, close, free) and the per-call
- *              operations: create, read, delete, contains, count, stats
+ *   store.c    the store's lifecycle (open, close, free), its mutex,
+ *              lookups under it, counts and stats
+ *   write.c    create, put, touch, delete: appending records
+ *   read.c     read and contains: the record read after the mutex is let go
  *   iterate.c  iteration over live keys that holds no lock between batches
  *   commit.c   flushing to stable storage: group commit, sync, a failed
  *              flush refusing later writes
@@ -148,6 +150,10 @@ typedef struct found {
     fkv_rec_header h;
 } found;
 
+/* Stack buffer of lookups that need only a record's header and key
+ * (create, delete, contains); records this small are checksummed whole. */
+#define READ_HINT 512u
+
 /* Find key's entry (store.c). buf (buflen >= 16 + FKV_KEY_MAX_BYTES)
  * receives the first bytes of its record. FKV_OK, FKV_ENOTFOUND,
  * FKV_ECORRUPT, FKV_EIO, or FKV_EAGAIN with FKV_NO_WAIT. */
@@ -159,6 +165,11 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
 int store_enter(fkv_store *s, fkv_wait wait);
 
 static inline void store_leave(fkv_store *s) { pthread_mutex_unlock(&s->mu); }
+
+/* Complete a record found by a lookup: read the rest of it from fd into
+ * buf after the f->got bytes already there, and check its checksum unless
+ * the lookup did (store.c). */
+int store_finish_record(int fd, uint8_t *buf, found *f, fkv_wait wait);
 
 /* Live keys at now (store.c). */
 int store_count_live(fkv_store *s, uint64_t now, uint64_t *out);

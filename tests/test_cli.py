@@ -179,6 +179,15 @@ def test_default_path_comes_from_fastkv_path(tmp_path: Path, monkeypatch: pytest
         (["read", "missing"], "not found"),
         (["read", "k" * 33], "limit 32"),
         (["delete", "missing"], "not found"),
+        (["put", "k", "{bad"], "not valid JSON"),
+        (["put", "user:1", "[1]"], "object"),
+        (["put", "k" * 33, "{}"], "limit 32"),
+        (["put", "user:1", "{}", "--ttl", "-3"], "ttl"),
+        (["ttl", "missing"], "not found"),
+        (["ttl", "k" * 33], "limit 32"),
+        (["touch", "missing", "--ttl", "5"], "not found"),
+        (["touch", "user:1", "--ttl", "0"], "ttl"),
+        (["touch", "user:1", "--ttl", "315360001"], "ttl"),
     ],
 )
 def test_refusals_exit_1_with_one_line(cli_store: Path, args: list[str], needle: str) -> None:
@@ -194,12 +203,33 @@ def test_refusals_exit_1_with_one_line(cli_store: Path, args: list[str], needle:
     "args",
     [[], ["bogus"], ["read"], ["create", "k"], ["create", "k", "{}", "--ttl", "abc"],
      ["keys", "--wat"], ["--wait", "soon", "keys"], ["import"],
-     ["import", "f", "--on-conflict", "merge"]],
+     ["import", "f", "--on-conflict", "merge"], ["put", "k"], ["ttl"], ["touch", "k"],
+     ["touch", "k", "--ttl", "5", "--persist"], ["touch", "k", "--ttl", "x"]],
 )
 def test_usage_errors_exit_2_with_one_line(cli_store: Path, args: list[str]) -> None:
     res = fastkv_cli("--path", str(cli_store), *args)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert "--help" in one_line_error(res)
+
+
+def test_put_ttl_and_touch(cli_store: Path) -> None:
+    path = str(cli_store)
+    res = fastkv_cli("--path", path, "put", "user:1", '{"name": "Ann B"}', "--ttl", "90")
+    assert res.returncode == 0 and res.stdout.strip() == "put 'user:1' (expires in 90 s)"
+    res = fastkv_cli("--path", path, "ttl", "user:1")
+    assert res.returncode == 0 and 85 < float(res.stdout) <= 90
+    res = fastkv_cli("--path", path, "--json", "touch", "user:1", "--persist")
+    assert res.returncode == 0
+    assert json.loads(res.stdout) == {"touched": "user:1", "expires_at_ms": None}
+    assert fastkv_cli("--path", path, "ttl", "user:1").stdout.strip() == "none"
+    res = fastkv_cli("--path", path, "--json", "put", "new", "-", input='{"n": 1}')
+    assert res.returncode == 0 and json.loads(res.stdout) == {"put": "new", "expires_at_ms": None}
+    res = fastkv_cli("--path", path, "--json", "ttl", "session:9")
+    left = json.loads(res.stdout)["ttl"]
+    assert 3590 < left <= 3600
+    with DataStore(cli_store) as db:
+        assert db.read("user:1") == {"name": "Ann B"} and db.ttl("user:1") is None
+        assert db.read("new") == {"n": 1}
 
 
 def test_errors_as_json_with_the_class_name(cli_store: Path) -> None:

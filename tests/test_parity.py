@@ -130,3 +130,56 @@ def test_largest_value_fits(kv: KV) -> None:
     value = {"x": "y" * (fastkv.VALUE_MAX_BYTES - len('{"x":""}'))}
     kv.create("big", value)
     assert kv.read("big") == value
+
+
+# ---- put, get, ttl, touch, mapping manners: the same on both ------------------------
+
+
+def test_put_creates_then_replaces_value_and_expiry(kv: KV) -> None:
+    kv.put("p", {"v": 1}, ttl=100)
+    left = kv.ttl("p")
+    assert left is not None and 98 < left <= 100
+    kv.put("p", {"v": 2})
+    assert kv.read("p") == {"v": 2} and kv.ttl("p") is None
+    with pytest.raises(fastkv.KeyExistsError):
+        kv.create("p", {"v": 3})  # create still refuses a live key
+
+
+def test_get_returns_default_for_missing_keys(kv: KV) -> None:
+    assert kv.get("nope") is None and kv.get("nope", {"d": 1}) == {"d": 1}
+    kv.create("g", {"v": 1})
+    assert kv.get("g", "unused") == {"v": 1}
+    with pytest.raises(fastkv.InvalidKeyError):
+        kv.get("x" * 33)
+
+
+def test_touch_sets_and_removes_expiry_keeping_the_value(kv: KV) -> None:
+    kv.create("t", {"v": 1})
+    assert kv.ttl("t") is None
+    kv.touch("t", 50)
+    left = kv.ttl("t")
+    assert left is not None and 48 < left <= 50
+    kv.touch("t", None)
+    assert kv.ttl("t") is None and kv.read("t") == {"v": 1}
+    with pytest.raises(fastkv.KeyNotFoundError):
+        kv.touch("missing", 5)
+    with pytest.raises(fastkv.KeyNotFoundError):
+        kv.ttl("missing")
+    for bad in (0, -1, True, 1.5, "5", 315_360_001):
+        with pytest.raises(fastkv.InvalidTTLError):
+            kv.touch("t", bad)  # type: ignore[arg-type]
+    assert kv.read("t") == {"v": 1} and kv.ttl("t") is None
+
+
+def test_mapping_manners(kv: KV) -> None:
+    kv["m"] = {"v": 1}
+    kv["m"] = {"v": 2}
+    assert kv["m"] == {"v": 2}
+    del kv["m"]
+    with pytest.raises(KeyError):
+        kv["m"]
+    with pytest.raises(KeyError):
+        del kv["m"]
+    with pytest.raises(fastkv.InvalidValueError):
+        kv["m"] = [1, 2]  # type: ignore[assignment]
+    assert "m" not in kv

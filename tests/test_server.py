@@ -336,8 +336,9 @@ def test_a_request_in_flight_finishes_during_shutdown(served: Served) -> None:
     answer = sock.recv(65536).decode()
     sock.close()
     assert answer.startswith("HTTP/1.1 201 "), answer
-    code, _ = served.stop()
-    assert code == 0
+    # the first SIGTERM ends it: a second one (served.stop()) could land
+    # after the server put the default handlers back, and kill it
+    assert served.proc.wait(timeout=60) == 0
     with DataStore(served.path) as db:
         assert db.read("late") == {"late": True}
 

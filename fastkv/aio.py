@@ -1,0 +1,187 @@
+"""fastkv for asyncio: the DataStore API, every method a coroutine.
+
+    import fastkv.aio
+
+    async with await fastkv.aio.open("app.fkv") as db:
+        await db.put("user:1", {"name": "Ann"}, ttl=60)
+        value = await db.read("user:1")
+        async for key in db.keys("user:"):
+            ...
+
+The event loop must never stall on the disk, and a hop to a worker thread
+costs tens of microseconds, twenty times a read from memory. So a read
+(read, get, ttl, contains) first asks the core's no-wait path, which
+answers from the page cache when no other thread holds the store, and only
+if that would have had to wait does the call go to a worker thread. Calls
+that may wait for the disk always go to a worker thread: every write in
+fsync mode, compaction, sync, close, open (a scan of the file, or a wait
+for another opener's lock), and each batch of an iteration. A write in the
+default "process" mode goes to the page cache and runs inline; note that a
+write that finds half the file dead compacts it before it returns, which
+then holds the loop for that long (compact() in a thread beforehand, or
+"fsync" mode, avoids it).
+
+Same arguments, results and exceptions as the sync classes; runs under
+uvloop as under asyncio's own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from types import TracebackType
+from typing import Any, AsyncIterator, Callable, Optional, Type, TypeVar
+
+from fastkv import _core
+from fastkv.datastore import DataStore, PathArg
+
+__all__ = ["AsyncDataStore", "open"]
+
+_WOULD_WAIT = _core.WOULD_WAIT
+_MISSING: Any = object()
+T = TypeVar("T")
+
+
+class AsyncDataStore:
+    """A DataStore for asyncio code. Make one with ``await fastkv.aio.open()``
+    (or ``await AsyncDataStore.open()``); wrapping an open DataStore works too."""
+
+    __slots__ = ("_db", "_inline_writes")
+
+    def __init__(self, db: DataStore) -> None:
+        self._db = db
+        self._inline_writes = db.durability == "process"
+
+    @classmethod
+    async def open(cls, path: Optional[PathArg] = None, **options: Any) -> "AsyncDataStore":
+        """Open (or create) the store at path, with DataStore's options, in a
+        worker thread (opening scans the file, and may wait for a lock)."""
+        db = await _in_thread(functools.partial(DataStore, path, **options))
+        return cls(db)
+
+    @property
+    def sync_store(self) -> DataStore:
+        """The DataStore underneath, for code that is not async."""
+        return self._db
+
+    @property
+    def path(self) -> Any:
+        return self._db.path
+
+    # -- reads: inline when the answer is in memory ---------------------------
+
+    async def read(self, key: str) -> Any:
+        value = self._db._try_read(key)
+        if value is _WOULD_WAIT:
+            value = await _in_thread(functools.partial(self._db.read, key))
+        return value
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        value = self._db._try_read(key, default)
+        if value is _WOULD_WAIT:
+            value = await _in_thread(functools.partial(self._db.get, key, default))
+        return value
+
+    async def ttl(self, key: str) -> Optional[float]:
+        left = self._db._try_ttl(key)
+        if left is _WOULD_WAIT:
+            left = await _in_thread(functools.partial(self._db.ttl, key))
+        result: Optional[float] = left
+        return result
+
+    async def contains(self, key: object) -> bool:
+        """``key in db``, awaited."""
+        found = self._db._try_contains(key)
+        if found is _WOULD_WAIT:
+            found = await _in_thread(functools.partial(self._db.__contains__, key))
+        return bool(found)
+
+    # -- writes: inline into the page cache, or in a thread when they flush --
+
+    async def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        await self._write(self._db.create, key, value, ttl)
+
+    async def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        await self._write(self._db.put, key, value, ttl)
+
+    async def touch(self, key: str, ttl: Optional[int]) -> None:
+        await self._write(self._db.touch, key, ttl)
+
+    async def delete(self, key: str) -> None:
+        await self._write(self._db.delete, key)
+
+    async def _write(self, call: Callable[..., None], *args: Any) -> None:
+        if self._inline_writes:
+            call(*args)
+        else:
+            await _in_thread(functools.partial(call, *args))
+
+    # -- iteration: each batch read in a worker thread ----------------------
+
+    def keys(self, prefix: Optional[str] = None) -> AsyncIterator[str]:
+        """Live keys (starting with prefix), as DataStore.keys promises."""
+        return _keys(self._db, prefix)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return _keys(self._db, None)
+
+    async def items(self, prefix: Optional[str] = None) -> AsyncIterator[tuple[str, Any]]:
+        """(key, value) pairs, as DataStore.items promises."""
+        async for key in _keys(self._db, prefix):
+            value = await self.get(key, _MISSING)
+            if value is not _MISSING:  # deleted or expired since its batch
+                yield key, value
+
+    # -- the rest: in a worker thread -----------------------------------------
+
+    async def count(self) -> int:
+        """``len(db)``, awaited (it may read the headers of keys with a TTL)."""
+        return await _in_thread(self._db.__len__)
+
+    async def stats(self) -> dict[str, Any]:
+        return await _in_thread(self._db.stats)
+
+    async def compact(self) -> None:
+        await _in_thread(self._db.compact)
+
+    async def sync(self) -> None:
+        await _in_thread(self._db.sync)
+
+    async def close(self) -> None:
+        """Close the store; waits (in a worker thread) for calls in flight."""
+        await _in_thread(self._db.close)
+
+    async def __aenter__(self) -> "AsyncDataStore":
+        return self
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncDataStore({str(self._db.path)!r})"
+
+
+async def open(location: Optional[PathArg] = None, **options: Any) -> AsyncDataStore:
+    """Open the store at location (a path; None: the default store) for
+    asyncio code. Raises what DataStore() raises."""
+    if isinstance(location, str) and "://" in location:
+        from fastkv.errors import ConfigError
+
+        raise ConfigError(f"{location!r}: only file stores open here so far (a path)")
+    return await AsyncDataStore.open(location, **options)
+
+
+async def _keys(db: DataStore, prefix: Optional[str]) -> AsyncIterator[str]:
+    it = db.keys(prefix)
+    while True:
+        batch = await _in_thread(it._next_batch)
+        if batch is None:
+            return
+        for key in batch:
+            yield key
+
+
+async def _in_thread(call: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, call)
+

@@ -1,0 +1,215 @@
+/*
+ * read.c - the calls that only read: read, contains (and their no-wait
+ * variants for a caller holding Python's GIL).
+ */
+#include "store_private.h"
+
+/* A read holds the mutex only to find its key's slot and pin the file
+ * (fkv_file), then reads the record with the mutex let go: a read that waits
+ * for the disk holds up no other read and no writer. What it reads is what
+ * the slot pointed to when the mutex was held, in the file of that moment;
+ * those bytes never change, so the read is as if done at that instant.
+ * The key read back must be the caller's: if another key shares the 27-bit
+ * hash (a few in a billion lookups), the lookup is done again under the
+ * mutex, candidate by candidate.
+ */
+
+/* is_expired at the current time; reads the clock only for deadlines. */
+static inline int expired_now(const fkv_rec_header *h)
+{
+    return h->deadline_ms != 0 && h->deadline_ms <= fkv_now_ms();
+}
+
+/* A key's record, found for a read: f->got bytes of it are in the buffer,
+ * the rest is to be read from file (pinned: the caller unpins it). */
+typedef struct read_hit {
+    found f;
+    fkv_file *file;
+} read_hit;
+
+/* First entry slot on hash's probe path whose stored hash matches. */
+static int first_candidate(const fkv_index *ix, uint32_t hash, fkv_slot *out)
+{
+    for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
+        fkv_slot slot = ix->slots[pos];
+        if (slot.loc == FKV_LOC_EMPTY)
+            return 0;
+        if (FKV_SLOT_HASH(slot.hash) == hash && FKV_LOC_IS_ENTRY(slot.loc)) {
+            *out = slot;
+            return 1;
+        }
+    }
+}
+
+/* Under the mutex, the whole probe path: for keys that share a hash. */
+static int find_locked(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                       size_t buflen, fkv_wait wait, read_hit *r)
+{
+    int rc = store_enter(s, wait);
+    if (rc != FKV_OK)
+        return rc;
+    rc = store_lookup(s, key, klen, hash, buf, buflen, wait, &r->f);
+    if (rc == FKV_OK) {
+        r->file = s->file;
+        fkv_file_pin(r->file);
+    }
+    store_leave(s);
+    return rc;
+}
+
+/* A read that may not wait first asks the page cache with preadv2(RWF_NOWAIT),
+ * which on a miss still starts the disk read (readahead) before it answers
+ * EAGAIN: the caller, holding Python's GIL, would submit I/O for every
+ * thread in turn. So after a miss the next COLD_SKIPS such reads answer
+ * EAGAIN at once, and the caller reads without the GIL; then one asks the
+ * page cache again. Shared by all threads; races only blur the count. */
+#define COLD_SKIPS 15u
+
+static inline int cold_skip(fkv_store *s)
+{
+    uint32_t n = __atomic_load_n(&s->cold_skips, __ATOMIC_RELAXED);
+    if (FKV_LIKELY(n == 0))
+        return 0;
+    __atomic_store_n(&s->cold_skips, n - 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+static inline void note_miss(fkv_store *s, int rc)
+{
+    if (rc == FKV_EAGAIN)
+        __atomic_store_n(&s->cold_skips, COLD_SKIPS, __ATOMIC_RELAXED);
+}
+
+static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
+                         size_t buflen, fkv_wait wait, read_hit *r)
+{
+    if (wait == FKV_NO_WAIT && cold_skip(s))
+        return FKV_EAGAIN;
+    uint32_t hash = fkv_hash(key, klen);
+    int rc = store_enter(s, wait);
+    if (rc != FKV_OK)
+        return rc;
+    uint64_t pause_ms = 0;
+    if (FKV_UNLIKELY(s->debug_read_pause_ms)) { /* a test's stand-in for a slow disk */
+        if (wait == FKV_NO_WAIT) {
+            store_leave(s);
+            return FKV_EAGAIN;
+        }
+        pause_ms = s->debug_read_pause_ms;
+        s->debug_read_pause_ms = 0;
+    }
+    fkv_slot slot;
+    if (!first_candidate(&s->ix, hash, &slot)) {
+        store_leave(s);
+        return FKV_ENOTFOUND;
+    }
+    fkv_file *file = s->file;
+    uint64_t end = s->end;
+    fkv_file_pin(file);
+    store_leave(s);
+    if (FKV_UNLIKELY(pause_ms)) {
+        __atomic_add_fetch(&s->debug_reads_paused, 1, __ATOMIC_RELAXED);
+        fkv_sleep_ms(pause_ms);
+        __atomic_sub_fetch(&s->debug_reads_paused, 1, __ATOMIC_RELAXED);
+    }
+
+    found *f = &r->f;
+    f->off = FKV_LOC_OFFSET(slot.loc);
+    rc = read_record_at(file->fd, end, f->off, buf, slot_read_size(slot, buflen), wait, &f->h,
+                        &f->got);
+    if (wait == FKV_NO_WAIT)
+        note_miss(s, rc);
+    if (rc == FKV_OK && f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
+        /* Small records are whole in buf: check them here, so no caller
+         * acts on a damaged deadline. read() checks larger ones. */
+        f->verified = f->got >= fkv_record_size(&f->h);
+        if (f->verified && !fkv_record_checksum_ok(buf, &f->h))
+            rc = fkv_corrupt_at(f->off);
+        if (rc == FKV_OK) {
+            r->file = file;
+            return FKV_OK;
+        }
+    }
+    fkv_file_unpin(file);
+    if (rc != FKV_OK)
+        return rc;
+    return find_locked(s, key, klen, hash, buf, buflen, wait, r);
+}
+
+static int read_entry(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+                      size_t *vlen, fkv_wait wait)
+{
+    if (!key_len_ok(klen))
+        return FKV_EKEY;
+    read_hit r;
+    int rc = find_for_read(s, key, klen, buf, FKV_REC_MAX, wait, &r);
+    if (rc != FKV_OK)
+        return rc;
+    const found *f = &r.f;
+    rc = store_finish_record(r.file->fd, buf, &r.f, wait);
+    if (wait == FKV_NO_WAIT)
+        note_miss(s, rc);
+    fkv_file_unpin(r.file);
+    if (rc != FKV_OK)
+        return rc;
+    if (expired_now(&f->h))
+        return FKV_EEXPIRED;
+    *voff = FKV_REC_HEADER_SIZE + klen;
+    *vlen = f->h.vlen;
+    return FKV_OK;
+}
+
+int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+             size_t *vlen)
+{
+    return read_entry(s, key, klen, buf, voff, vlen, FKV_MAY_WAIT);
+}
+
+int fkv_try_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf, size_t *voff,
+                 size_t *vlen)
+{
+    return read_entry(s, key, klen, buf, voff, vlen, FKV_NO_WAIT);
+}
+
+static int contains_entry(fkv_store *s, const char *key, size_t klen, int *found_out,
+                          fkv_wait wait)
+{
+    *found_out = 0;
+    if (!key_len_ok(klen))
+        return FKV_OK;
+    uint8_t buf[READ_HINT];
+    read_hit r;
+    int rc = find_for_read(s, key, klen, buf, sizeof buf, wait, &r);
+    if (rc == FKV_OK) {
+        fkv_file_unpin(r.file);
+        *found_out = !expired_now(&r.f.h);
+    } else if (rc == FKV_ENOTFOUND) {
+        rc = FKV_OK;
+    }
+    return rc;
+}
+
+int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
+{
+    return contains_entry(s, key, klen, found_out, FKV_MAY_WAIT);
+}
+
+int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
+{
+    return contains_entry(s, key, klen, found_out, FKV_NO_WAIT);
+}
+
+int fkv_debug_reads_paused(fkv_store *s)
+{
+    return (int)__atomic_load_n(&s->debug_reads_paused, __ATOMIC_RELAXED);
+}
+
+int fkv_debug_pause_next_read(fkv_store *s, uint64_t ms)
+{
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    s->debug_read_pause_ms = ms;
+    store_leave(s);
+    return FKV_OK;
+}

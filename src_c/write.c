@@ -1,0 +1,229 @@
+/*
+ * write.c - the calls that append records: create, put, touch, delete.
+ *
+ * A writer holds the store's mutex from its lookup to its index update, so
+ * writes are serialized; the record is appended before the index points at
+ * it, so a reader or a crash sees the old state or the new one. In fsync
+ * mode the writer then waits for a flush that covers its record (commit.c).
+ */
+#include "store_private.h"
+
+#include <stdlib.h>
+
+/* How a write's deadline argument is meant. */
+typedef enum deadline_kind { DEADLINE_TTL_S, DEADLINE_ABS_MS } deadline_kind;
+
+/* Whether a write may replace a live key (put) or is refused on one (create). */
+typedef enum write_kind { WRITE_CREATE, WRITE_PUT } write_kind;
+
+/* Append one encoded record at the end of the log. On failure the file is
+ * cut back, so no partial record is ever visible after a reopen (nothing
+ * past s->end was acknowledged: writers are serialized by the mutex). */
+static int append(fkv_store *s, const uint8_t *rec, size_t len)
+{
+    int rc = fkv_write_at(s->file->fd, rec, len, s->end);
+    if (rc != FKV_OK) {
+        int saved = fkv_last_errno();
+        while (ftruncate(s->file->fd, (off_t)s->end) != 0 && errno == EINTR) {
+        }
+        fkv_set_errno(saved);
+        return rc;
+    }
+    s->end += len;
+    s->write_seq++;
+    commit_appended(s);
+    return FKV_OK;
+}
+
+/* The end of every write call: in fsync mode, wait for a flush that covers
+ * the record just appended (commit.c). */
+static int finish_write(fkv_store *s, int rc)
+{
+    if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
+        rc = commit_wait_durable(s, s->write_seq);
+    store_leave(s);
+    return rc;
+}
+
+/* One record for key holding val: a create (refused on a live key) or a
+ * put (replacing the live record, which becomes dead bytes). Either way the
+ * index moves to the new record only after it is written, so a reader or a
+ * crash sees the old record or the new one, never neither. */
+static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                        size_t vlen, uint64_t when, deadline_kind kind, write_kind wk)
+{
+    uint8_t buf[READ_HINT];
+    uint32_t hash = fkv_hash(key, klen);
+    /* Grow the index before writing: after the write nothing may fail. */
+    int rc = fkv_index_reserve(&s->ix, 1);
+    if (rc != FKV_OK)
+        return rc;
+    uint64_t now = fkv_now_ms();
+    uint64_t deadline = kind == DEADLINE_TTL_S && when ? now + when * 1000u : when;
+    if (kind == DEADLINE_ABS_MS && deadline) {
+        if (deadline <= now)
+            return FKV_EEXPIRED;
+        if (deadline - now > FKV_TTL_MAX_S * 1000u)
+            return FKV_ETTL;
+    }
+    found f;
+    rc = store_lookup(s, key, klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &f);
+    int was_live = rc == FKV_OK && !is_expired(&f.h, now);
+    if (was_live && wk == WRITE_CREATE)
+        return FKV_EEXISTS;
+    if (rc != FKV_OK && rc != FKV_ENOTFOUND)
+        return rc;
+    size_t need = FKV_REC_HEADER_SIZE + klen + vlen;
+    if (s->end + need > s->max_file_size) {
+        if ((rc = compact_make_room(s, need, now)) != FKV_OK)
+            return rc;
+        /* Compaction dropped expired records and moved the rest. */
+        rc = store_lookup(s, key, klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &f);
+        if (rc != FKV_OK && rc != FKV_ENOTFOUND)
+            return rc;
+    }
+    int replacing = rc == FKV_OK;
+    size_t n = fkv_record_encode(s->wbuf, FKV_KIND_PUT, key, klen, val, vlen, deadline);
+    if ((rc = append(s, s->wbuf, n)) != FKV_OK)
+        return rc;
+    uint32_t loc = (uint32_t)(s->end - n) | (deadline ? FKV_LOC_TTL : 0);
+    uint32_t word = fkv_slot_word(hash, n);
+    if (replacing) {
+        s->live_bytes -= fkv_record_size(&f.h);
+        s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
+        s->ix.slots[f.pos].hash = word;
+        s->ix.slots[f.pos].loc = loc;
+    } else {
+        fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), word, loc);
+    }
+    s->live_bytes += n;
+    /* An expired entry being replaced was not in the count (the count is
+     * only used while no counted deadline has passed). */
+    if (!was_live)
+        s->live_cache++;
+    if (deadline) {
+        s->n_ttl++;
+        if (deadline < s->cache_until)
+            s->cache_until = deadline;
+    }
+    compact_maybe(s);
+    return FKV_OK;
+}
+
+static int write_entry(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                       size_t vlen, uint64_t when, deadline_kind kind, write_kind wk)
+{
+    if (!key_len_ok(klen))
+        return FKV_EKEY;
+    if (vlen > FKV_VALUE_MAX)
+        return FKV_EVALUE;
+    if (kind == DEADLINE_TTL_S && when > FKV_TTL_MAX_S)
+        return FKV_ETTL;
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    if ((rc = commit_writable(s)) == FKV_OK)
+        rc = write_locked(s, key, klen, val, vlen, when, kind, wk);
+    return finish_write(s, rc);
+}
+
+int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+               uint64_t ttl_s)
+{
+    return write_entry(s, key, klen, val, vlen, ttl_s, DEADLINE_TTL_S, WRITE_CREATE);
+}
+
+int fkv_create_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
+                     size_t vlen, uint64_t deadline_ms)
+{
+    return write_entry(s, key, klen, val, vlen, deadline_ms, DEADLINE_ABS_MS, WRITE_CREATE);
+}
+
+int fkv_put(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+            uint64_t ttl_s)
+{
+    return write_entry(s, key, klen, val, vlen, ttl_s, DEADLINE_TTL_S, WRITE_PUT);
+}
+
+int fkv_put_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
+                  uint64_t deadline_ms)
+{
+    return write_entry(s, key, klen, val, vlen, deadline_ms, DEADLINE_ABS_MS, WRITE_PUT);
+}
+
+/* A new record with the live key's value and a deadline ttl_s from now (0:
+ * none). The value is copied from the old record under the mutex, so the
+ * touch is one step like a put. */
+static int touch_locked(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s)
+{
+    uint8_t *buf = (uint8_t *)malloc(FKV_REC_MAX);
+    if (!buf)
+        return FKV_ENOMEM;
+    found f;
+    int rc = store_lookup(s, key, klen, fkv_hash(key, klen), buf, FKV_REC_MAX, FKV_MAY_WAIT, &f);
+    if (rc == FKV_OK)
+        rc = store_finish_record(s->file->fd, buf, &f, FKV_MAY_WAIT);
+    uint64_t now = fkv_now_ms();
+    if (rc == FKV_OK && is_expired(&f.h, now))
+        rc = FKV_EEXPIRED;
+    if (rc == FKV_OK) {
+        /* The value is copied out of buf into the store's record buffer. */
+        uint64_t deadline = ttl_s ? now + ttl_s * 1000u : 0;
+        rc = write_locked(s, key, klen, buf + FKV_REC_HEADER_SIZE + klen, f.h.vlen, deadline,
+                          DEADLINE_ABS_MS, WRITE_PUT);
+    }
+    free(buf);
+    return rc;
+}
+
+int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s)
+{
+    if (!key_len_ok(klen))
+        return FKV_EKEY;
+    if (ttl_s > FKV_TTL_MAX_S)
+        return FKV_ETTL;
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    if ((rc = commit_writable(s)) == FKV_OK)
+        rc = touch_locked(s, key, klen, ttl_s);
+    return finish_write(s, rc);
+}
+
+static int delete_locked(fkv_store *s, const char *key, size_t klen)
+{
+    uint8_t buf[READ_HINT];
+    found f;
+    int rc = store_lookup(s, key, klen, fkv_hash(key, klen), buf, sizeof buf, FKV_MAY_WAIT, &f);
+    if (rc != FKV_OK)
+        return rc;
+    if (is_expired(&f.h, fkv_now_ms()))
+        return FKV_EEXPIRED;
+    size_t n = FKV_REC_HEADER_SIZE + klen;
+    if (s->end + n > s->max_file_size) {
+        /* No room for a tombstone at the cap: rewrite the file without the
+         * key instead, which always fits because it only shrinks. */
+        return compact_locked(s, f.pos);
+    }
+    n = fkv_record_encode(s->wbuf, FKV_KIND_DEL, key, klen, NULL, 0, 0);
+    if ((rc = append(s, s->wbuf, n)) != FKV_OK)
+        return rc;
+    s->live_bytes -= fkv_record_size(&f.h);
+    s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
+    fkv_index_remove(&s->ix, f.pos);
+    s->live_cache--;
+    compact_maybe(s);
+    return FKV_OK;
+}
+
+int fkv_delete(fkv_store *s, const char *key, size_t klen)
+{
+    if (!key_len_ok(klen))
+        return FKV_EKEY;
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    if ((rc = commit_writable(s)) == FKV_OK)
+        rc = delete_locked(s, key, klen);
+    return finish_write(s, rc);
+}
