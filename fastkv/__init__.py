@@ -13,7 +13,7 @@ opened on first use (see ``default_path()``).
 from __future__ import annotations
 
 import atexit
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from fastkv.errors import (
     ConfigError,
@@ -38,7 +38,9 @@ from fastkv.errors import (
 from fastkv import _core
 from fastkv.datastore import DataStore, default_path, _close_default, _default
 from fastkv.recovery import repair, verify
-from fastkv.client import Client
+
+if TYPE_CHECKING:
+    from fastkv.client import Client
 
 from fastkv._version import __version__ as __version__
 
@@ -99,3 +101,12 @@ def delete(key: str) -> None:
 
 
 atexit.register(_close_default)
+
+
+def __getattr__(name: str) -> Any:
+    # the HTTP client pulls in http.client and email: imported when first used
+    if name == "Client":
+        from fastkv.client import Client
+
+        return Client
+    raise AttributeError(f"module 'fastkv' has no attribute {name!r}")
