@@ -81,6 +81,9 @@ cdef extern from "store.h" nogil:
         uint64_t compactions
         uint64_t flushes
         int flush_errno
+        int snapshot_status
+        uint64_t open_scanned_bytes
+        uint64_t snapshots_written
 
     ctypedef struct fkv_verify_report:
         uint64_t file_bytes
@@ -99,6 +102,7 @@ cdef extern from "store.h" nogil:
         uint64_t done
         uint64_t total
 
+    const char *fkv_snapshot_status_name(int status)
     void fkv_progress_read(const fkv_progress *p, uint64_t *done, uint64_t *total)
     int fkv_verify(const char *path, fkv_verify_report *rep, fkv_progress *progress)
     int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep,

@@ -666,6 +666,11 @@ cdef class Store:
             "compactions": st.compactions,
             "flushes": st.flushes,
             "flush_failed": st.flush_errno != 0,
+            # 1: SNAP_LOADED (src_c/snapshot.c)
+            "open_path": "snapshot" if st.snapshot_status == 1 else "scan",
+            "snapshot": fkv_snapshot_status_name(st.snapshot_status).decode(),
+            "open_scanned_bytes": st.open_scanned_bytes,
+            "snapshots_written": st.snapshots_written,
         }
 
     def close(self):

@@ -31,7 +31,7 @@ static uint64_t slot_of_offset(const fkv_index *ix, uint32_t hash, uint64_t off)
  * skip_pos) points to and that has not expired into w; newloc[pos] receives
  * the entry's location in the new file. */
 static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwriter *w,
-                     uint32_t *newloc)
+                     uint32_t *newloc, uint64_t *tail_off, uint32_t *tail_crc)
 {
     fkv_window win;
     if (fkv_window_init(&win, s->file->fd, s->end) != FKV_OK)
@@ -65,6 +65,8 @@ static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwrite
                 if ((rc = fkv_bufwriter_add(w, rec, rl)) != FKV_OK)
                     break;
                 newloc[pos] = (uint32_t)at | (s->ix.slots[pos].loc & FKV_LOC_TTL);
+                *tail_off = at;
+                *tail_crc = h.crc;
             }
         }
         off += rl;
@@ -102,13 +104,15 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         rc = FKV_ENOMEM;
     if (rc == FKV_OK)
         rc = fkv_bufwriter_init(&w, tmp.fd);
-    uint64_t now = fkv_now_ms();
+    uint64_t now = fkv_now_ms(), tail_off = 0;
+    uint32_t tail_crc = 0;
     uint8_t header[FKV_FILE_HEADER_SIZE];
-    fkv_file_header_encode(header, now);
+    fkv_file_identity ident;
+    fkv_file_header_encode(header, now, &ident);
     if (rc == FKV_OK)
         rc = fkv_bufwriter_add(&w, header, sizeof header);
     if (rc == FKV_OK)
-        rc = copy_live(s, skip_pos, now, &w, newloc);
+        rc = copy_live(s, skip_pos, now, &w, newloc, &tail_off, &tail_crc);
     if (rc == FKV_OK)
         rc = fkv_bufwriter_finish(&w);
     fkv_file *fresh = NULL;
@@ -130,6 +134,13 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         s->live_bytes = w.flushed;
         s->cache_until = 0;
         s->compactions++;
+        s->ident = ident;
+        s->tail_off = tail_off;
+        s->tail_crc = tail_crc;
+        /* The new file has a new identity: save its index at once (a cache:
+         * a failure costs the next open a scan, nothing else). */
+        if (snapshot_write(s) == FKV_OK)
+            s->snapshot_seq = s->write_seq;
     }
     fkv_temp_discard(&tmp);
     fkv_bufwriter_free(&w);

@@ -34,15 +34,10 @@
 _Static_assert(FKV_ITER_END == FKV_INDEX_MAX_CAP, "the cursor spans the hash space");
 
 #define BATCH_ENTRIES 256u /* aimed at: entries found per batch */
-/* Bytes read first for a key: enough for the header and a key of up to 48
- * bytes. Most keys are shorter, and copying fewer bytes out of a page that
- * is cold in the CPU's cache is most of the cost; a longer key is read whole
- * with a second pread. */
-#define KEY_PEEK (FKV_REC_HEADER_SIZE + 48u)
 
 typedef struct pending {
     uint64_t off;
-    uint32_t size; /* the record's size class: at most this many bytes */
+    uint32_t size; /* the record's size class: it covers the whole record */
 } pending;
 
 /* Entries with a hash in [lo, hi): their number, and the first max of them
@@ -59,7 +54,7 @@ static size_t collect(const fkv_index *ix, uint64_t lo, uint64_t hi, pending *ou
         if (FKV_LOC_IS_ENTRY(slot.loc) && h >= lo && h < hi) {
             if (n < max) {
                 out[n].off = FKV_LOC_OFFSET(slot.loc);
-                out[n].size = (uint32_t)slot_read_size(slot, FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES);
+                out[n].size = (uint32_t)slot_read_size(slot, FKV_REC_MAX);
             }
             n++;
         }
@@ -116,30 +111,33 @@ static int batch_add(fkv_key_batch *b, const uint8_t *key, size_t klen)
     return FKV_OK;
 }
 
-/* Without the mutex: read each entry's key from the pinned file and keep
- * the live ones that start with prefix. */
+/* Without the mutex: read each entry's record from the pinned file, check
+ * it whole (a store opened from its snapshot has not read it since; a
+ * damaged key must never come out as a key), and keep the live ones that
+ * start with prefix. */
 static int read_keys(int fd, uint64_t end, pending *p, size_t n, const char *prefix,
                      size_t plen, fkv_key_batch *out)
 {
-    uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
+    uint8_t *rec = (uint8_t *)malloc(FKV_REC_MAX);
+    if (!rec)
+        return FKV_ENOMEM;
     uint64_t now = fkv_now_ms();
-    for (size_t i = 0; i < n; i++) {
+    int rc = FKV_OK;
+    for (size_t i = 0; i < n && rc == FKV_OK; i++) {
         fkv_rec_header h;
-        size_t got = 0, want = p[i].size < KEY_PEEK ? p[i].size : KEY_PEEK;
-        int rc = read_record_at(fd, end, p[i].off, rec, want, FKV_MAY_WAIT, &h, &got);
-        /* A key longer than the peek: read the record's whole size class. */
-        if (rc == FKV_ECORRUPT && got == want && want < p[i].size &&
-            fkv_record_header_decode(rec, &h) == FKV_OK && FKV_REC_HEADER_SIZE + h.klen > want)
-            rc = read_record_at(fd, end, p[i].off, rec, p[i].size, FKV_MAY_WAIT, &h, &got);
+        size_t got = 0;
+        rc = read_record_at(fd, end, p[i].off, rec, p[i].size, FKV_MAY_WAIT, &h, &got);
+        if (rc == FKV_OK && (got < fkv_record_size(&h) || !fkv_record_checksum_ok(rec, &h)))
+            rc = fkv_corrupt_at(p[i].off);
         if (rc != FKV_OK)
-            return rc;
+            break;
         const uint8_t *key = rec + FKV_REC_HEADER_SIZE;
         if (is_expired(&h, now) || h.klen < plen || memcmp(key, prefix, plen) != 0)
             continue;
-        if ((rc = batch_add(out, key, h.klen)) != FKV_OK)
-            return rc;
+        rc = batch_add(out, key, h.klen);
     }
-    return FKV_OK;
+    free(rec);
+    return rc;
 }
 
 int fkv_iter_next(fkv_store *s, uint64_t *cursor, const char *prefix, size_t plen,

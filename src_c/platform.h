@@ -24,8 +24,12 @@
 #include <stdint.h>
 #include <time.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#if defined(__linux__)
+#include <sys/random.h>
+#endif
 #include <unistd.h>
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -111,6 +115,25 @@ static inline void fkv_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *m, uint6
     ts.tv_nsec = (long)(ns % 1000000000u);
     pthread_cond_timedwait(c, m, &ts);
 #endif
+}
+
+/* 32 random bits for a file id: from the system's generator where there is
+ * one, else from the clock, the process id and an address (ids only have to
+ * differ between files, not resist an attacker). */
+static inline uint32_t fkv_random_u32(void)
+{
+    uint32_t v = 0;
+#if defined(__APPLE__)
+    v = arc4random();
+#elif defined(__linux__)
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    v = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u ^ (uint32_t)getpid() << 16 ^
+        (uint32_t)(uintptr_t)&v;
+#endif
+    return v;
 }
 
 /* Open flags that skip updating the access time on reads, where allowed. */

@@ -6,25 +6,34 @@
 
 static const uint8_t MAGIC[8] = {0x89, 'F', 'K', 'V', '\r', '\n', 0x1a, '\n'};
 
-void fkv_file_header_encode(uint8_t *out, uint64_t created_ms)
+void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity *ident)
 {
+    uint32_t id;
+    do {
+        id = fkv_random_u32();
+    } while (id == 0); /* 0 means "none" */
     memcpy(out, MAGIC, 8);
     fkv_store32(out + 8, FKV_FORMAT_VERSION);
     fkv_store32(out + 12, FKV_FILE_HEADER_SIZE);
     fkv_store64(out + 16, created_ms);
-    fkv_store32(out + 24, 0);
+    fkv_store32(out + 24, id);
     fkv_store32(out + 28, fkv_crc32c(0, out, 28));
+    ident->created_ms = created_ms;
+    ident->id = id;
 }
 
-int fkv_file_header_check(const uint8_t *buf)
+int fkv_file_header_check(const uint8_t *buf, fkv_file_identity *ident)
 {
     if (memcmp(buf, MAGIC, 8) != 0)
         return FKV_ENOTSTORE;
     if (fkv_load32(buf + 28) != fkv_crc32c(0, buf, 28))
         return FKV_ECORRUPT;
-    if (fkv_load32(buf + 8) != FKV_FORMAT_VERSION ||
+    uint32_t version = fkv_load32(buf + 8);
+    if ((version != FKV_FORMAT_VERSION && version != FKV_FORMAT_VERSION_NO_ID) ||
         fkv_load32(buf + 12) != FKV_FILE_HEADER_SIZE)
         return FKV_ENOTSTORE;
+    ident->created_ms = fkv_load64(buf + 16);
+    ident->id = version == FKV_FORMAT_VERSION ? fkv_load32(buf + 24) : 0;
     return FKV_OK;
 }
 

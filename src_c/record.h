@@ -3,11 +3,14 @@
  *
  * File header, 32 bytes, little-endian:
  *   0  magic   8 bytes "\x89FKV\r\n\x1a\n" (catches text-mode mangling)
- *   8  u32     format version (FKV_FORMAT_VERSION)
+ *   8  u32     format version (FKV_FORMAT_VERSION; 1 is read too)
  *  12  u32     header length (32)
  *  16  u64     creation time, ms since the Unix epoch
- *  24  u32     reserved, zero
+ *  24  u32     random file id, new whenever a header is written (at
+ *              creation, compaction and repair); zero in version 1 files
  *  28  u32     CRC-32C of bytes 0..28
+ * Creation time and file id together name one file's contents up to its
+ * end: an index snapshot (snapshot.c) is only trusted for that file.
  *
  * Record, 16-byte header then key then value:
  *   0  u32     CRC-32C of bytes 4..end of record
@@ -27,7 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FKV_FORMAT_VERSION 1u
+#define FKV_FORMAT_VERSION 2u
+#define FKV_FORMAT_VERSION_NO_ID 1u /* no file id: still read, never snapshotted */
 #define FKV_FILE_HEADER_SIZE 32u
 #define FKV_REC_HEADER_SIZE 16u
 #define FKV_KEY_MAX_CHARS 32u
@@ -46,12 +50,20 @@ typedef struct fkv_rec_header {
     uint64_t deadline_ms;
 } fkv_rec_header;
 
-/* Write a file header for a store created at created_ms into out[32]. */
-void fkv_file_header_encode(uint8_t *out, uint64_t created_ms);
+/* Which file a header names: see the layout above. */
+typedef struct fkv_file_identity {
+    uint64_t created_ms;
+    uint32_t id;      /* 0: a version 1 file, which has none */
+} fkv_file_identity;
 
-/* FKV_OK if buf[0..32) is a fastkv header of a version we read,
- * FKV_ENOTSTORE if the magic differs, FKV_ECORRUPT if it is damaged. */
-int fkv_file_header_check(const uint8_t *buf);
+/* Write a file header for a store created at created_ms, with a fresh
+ * random file id, into out[32]; *ident receives its identity. */
+void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity *ident);
+
+/* FKV_OK if buf[0..32) is a fastkv header of a version we read (and its
+ * identity in *ident), FKV_ENOTSTORE if the magic differs, FKV_ECORRUPT if
+ * it is damaged. */
+int fkv_file_header_check(const uint8_t *buf, fkv_file_identity *ident);
 
 /* Encode a record into out (room for FKV_REC_MAX bytes); returns its length. */
 size_t fkv_record_encode(uint8_t *out, uint8_t kind, const char *key, size_t klen,

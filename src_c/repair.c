@@ -44,7 +44,8 @@ static int write_live_records(fkv_store *s, fkv_bufwriter *w, uint64_t *written)
         return FKV_ENOMEM;
     uint64_t now = fkv_now_ms();
     uint8_t header[FKV_FILE_HEADER_SIZE];
-    fkv_file_header_encode(header, now);
+    fkv_file_identity ident; /* a new file: an old snapshot no longer fits it */
+    fkv_file_header_encode(header, now, &ident);
     int rc = fkv_bufwriter_add(w, header, sizeof header);
     *written = 0;
     for (uint64_t pos = 0; pos < s->ix.cap && rc == FKV_OK; pos++) {
@@ -91,6 +92,8 @@ int fkv_repair(const char *path, const char *backup_path, fkv_verify_report *rep
         rc = fkv_io_error();
     if (rc == FKV_OK && (rc = fkv_temp_install(&tmp, path)) != FKV_OK && backup_path)
         unlink(backup_path);
+    if (rc == FKV_OK) /* it described the damaged file: the next open scans */
+        snapshot_forget(path);
     fkv_temp_discard(&tmp);
     fkv_bufwriter_free(&w);
     fkv_free(s);

@@ -139,6 +139,8 @@ static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_heade
                 rep->tombstones++;
         }
         s->end = batch[i].off + fkv_record_size(&batch[i].h);
+        s->tail_off = batch[i].off;
+        s->tail_crc = batch[i].h.crc;
     }
     return FKV_OK;
 }
@@ -175,13 +177,14 @@ static int on_damage(fkv_store *s, fkv_window *w, open_mode mode, fkv_verify_rep
     return FKV_OK;
 }
 
-/* Rebuild the index from the log's first size bytes. */
-static int scan(fkv_store *s, uint64_t size, open_mode mode, fkv_verify_report *rep)
+/* Apply the log from offset from up to size to the index. */
+static int scan(fkv_store *s, uint64_t from, uint64_t size, open_mode mode,
+                fkv_verify_report *rep)
 {
     fkv_window w;
     if (fkv_window_init(&w, s->file->fd, size) != FKV_OK)
         return FKV_ENOMEM;
-    uint64_t off = FKV_FILE_HEADER_SIZE;
+    uint64_t off = from;
     int rc = FKV_OK, stop = 0;
     s->end = off;
     progress_total(s, size);
@@ -212,7 +215,7 @@ static int load_header(fkv_store *s, open_mode mode, fkv_verify_report *rep, uin
     if (*size == 0) {
         if (mode == OPEN_SALVAGE)
             return FKV_OK;
-        fkv_file_header_encode(header, fkv_now_ms());
+        fkv_file_header_encode(header, fkv_now_ms(), &s->ident);
         int rc = fkv_write_at(s->file->fd, header, sizeof header, 0);
         if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
             rc = fkv_flush(s->file->fd);
@@ -228,7 +231,7 @@ static int load_header(fkv_store *s, open_mode mode, fkv_verify_report *rep, uin
         return rc;
     if (got < sizeof header)
         return FKV_ENOTSTORE;
-    rc = fkv_file_header_check(header);
+    rc = fkv_file_header_check(header, &s->ident);
     if (rc == FKV_ECORRUPT && mode == OPEN_SALVAGE) {
         rep->header_ok = 0; /* the magic is ours: salvage what follows */
         rc = FKV_OK;
@@ -256,5 +259,16 @@ int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
     if ((rc = fkv_index_init(&s->ix, 0)) != FKV_OK)
         return rc;
     s->live_bytes = FKV_FILE_HEADER_SIZE;
-    return size > 0 ? scan(s, size, mode, rep) : FKV_OK;
+    if (size == 0)
+        return FKV_OK;
+    /* Verify and repair read every record: they never trust a snapshot. */
+    uint64_t from = FKV_FILE_HEADER_SIZE;
+    if (mode == OPEN_NORMAL)
+        s->snapshot_status = snapshot_load(s, size, &from);
+    s->open_scanned = size - from;
+    if ((rc = scan(s, from, size, mode, rep)) != FKV_OK)
+        return rc;
+    if (s->snapshot_status == SNAP_LOADED && s->end == from)
+        s->snapshot_seq = s->write_seq; /* nothing past it: the snapshot is current */
+    return FKV_OK;
 }

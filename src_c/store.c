@@ -73,6 +73,11 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
             f->off = off;
             return FKV_OK;
         }
+        /* Another key with the same hash (a few in a billion lookups), or
+         * this key with damaged bytes: a record that fails its checksum is
+         * damage, never "not found". */
+        if (f->got >= fkv_record_size(&f->h) && !fkv_record_checksum_ok(buf, &f->h))
+            return fkv_corrupt_at(off);
     }
 }
 
@@ -154,7 +159,8 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     }
     if (rc == FKV_OK && mode == OPEN_NORMAL) {
         /* We hold the lock, so no compaction is running: a leftover is junk. */
-        static const char *const leftovers[] = {COMPACT_SUFFIX, REPAIR_SUFFIX};
+        const char *const leftovers[] = {COMPACT_SUFFIX, REPAIR_SUFFIX,
+                                         snapshot_leftover_suffix()};
         for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++) {
             char *tmp = fkv_path_with_suffix(path, leftovers[i]);
             if (tmp)
@@ -200,6 +206,10 @@ int fkv_close(fkv_store *s)
     pthread_mutex_lock(&s->mu);
     if (!s->closed) {
         commit_close(s);
+        /* Save the index for a fast reopen, unless the one on disk is
+         * current; a failure only costs the next open a scan. */
+        if (s->flush_errno == 0 && s->snapshot_seq != s->write_seq)
+            (void)snapshot_write(s);
         s->closed = 1;
         fkv_file_release(s->file);
         s->file = NULL;
@@ -285,6 +295,9 @@ int fkv_get_stats(fkv_store *s, fkv_stats *st)
     st->compactions = s->compactions;
     st->flushes = s->flushes;
     st->flush_errno = s->flush_errno;
+    st->snapshot_status = s->snapshot_status;
+    st->open_scanned_bytes = s->open_scanned;
+    st->snapshots_written = s->snapshots_written;
     store_leave(s);
     return rc;
 }

@@ -60,7 +60,13 @@ typedef struct fkv_stats {
     uint64_t compactions;    /* since open */
     uint64_t flushes;        /* fdatasync calls by writers and sync() since open */
     int flush_errno;         /* nonzero once a flush failed: writes are refused */
+    int snapshot_status;     /* what open made of the index snapshot */
+    uint64_t open_scanned_bytes; /* bytes of log the open scanned */
+    uint64_t snapshots_written;  /* since open */
 } fkv_stats;
+
+/* A phrase for fkv_stats.snapshot_status. */
+const char *fkv_snapshot_status_name(int status);
 
 /* What verify/repair found in a file, record by record. */
 typedef struct fkv_verify_report {

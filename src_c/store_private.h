@@ -11,6 +11,8 @@
  *   scan.c     open-time recovery: the file header and the log scan that
  *              rebuilds the index and drops a torn tail (or, salvaging,
  *              steps over damage)
+ *   snapshot.c the index saved beside the data file, loaded at open so that
+ *              only the log past it is scanned
  *   compact.c  rewriting the file with live records only
  *   repair.c   verify and repair of a damaged file
  *   file_io.c  the file, lock and directory primitives under all of them
@@ -56,6 +58,13 @@ struct fkv_store {
     uint64_t compactions;
     uint64_t auto_retry_at;  /* after a failed automatic compaction: file size to retry at */
     fkv_progress *progress;  /* set for the length of a compact/verify/repair call */
+    fkv_file_identity ident; /* of the data file's header (record.h) */
+    uint64_t tail_off;       /* offset of the last record in the log; 0: none */
+    uint32_t tail_crc;       /* its stored CRC */
+    int snapshot_status;     /* what open made of the snapshot (SNAP_*) */
+    uint64_t open_scanned;   /* bytes of log the open scanned */
+    uint64_t snapshot_seq;   /* write_seq when the snapshot on disk was current */
+    uint64_t snapshots_written;
     /* Group commit (commit.c): records are numbered as they are appended;
      * a flush covers every record appended before it started. */
     pthread_cond_t flushed;  /* signalled when a flush ends */
@@ -177,6 +186,37 @@ int store_count_live(fkv_store *s, uint64_t now, uint64_t *out);
 /* Read the file header (writing one into an empty file when opening
  * normally), then rebuild the index from the log (scan.c). */
 int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep);
+
+/* What open made of the snapshot (snapshot.c). */
+enum {
+    SNAP_NOT_TRIED = 0,
+    SNAP_LOADED,
+    SNAP_MISSING,
+    SNAP_NO_FILE_ID,
+    SNAP_UNREADABLE,
+    SNAP_BAD_HEADER,
+    SNAP_BAD_SIZE,
+    SNAP_BAD_CHECKSUM,
+    SNAP_OTHER_FILE,
+    SNAP_BAD_END,
+    SNAP_TAIL_MISMATCH,
+    SNAP_BAD_TABLE,
+    SNAP_NO_MEMORY
+};
+
+/* Load and check the snapshot of s's data file (size bytes), replacing the
+ * empty index; *covered is the log offset it covers. A SNAP_* status; on
+ * anything but SNAP_LOADED the store is as it was. */
+int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered);
+
+/* Flush the data file, then save the index beside it (renamed into place). */
+int snapshot_write(fkv_store *s);
+
+/* Remove the snapshot of the data file at path, if any. */
+void snapshot_forget(const char *path);
+
+/* The suffix of a snapshot being written: a leftover is removed at open. */
+const char *snapshot_leftover_suffix(void);
 
 /* No slot is left out of a compaction. */
 #define COMPACT_KEEP_ALL UINT64_MAX

@@ -29,6 +29,8 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len)
         fkv_set_errno(saved);
         return rc;
     }
+    s->tail_off = s->end;
+    s->tail_crc = fkv_load32(rec);
     s->end += len;
     s->write_seq++;
     commit_appended(s);

@@ -185,6 +185,16 @@ def test_damage_before_intact_records_is_corruption(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[ends[10] + 20] ^= 0x01  # inside record 11, with 38 intact records after it
     path.write_bytes(bytes(data))
+    # Opened from its index snapshot, the store does not read record 11
+    # until asked for it: then the damage is reported, never returned.
+    with DataStore(path) as db:
+        with pytest.raises(fastkv.CorruptionError, match=f"offset {ends[10]:,}"):
+            db.read("key11")
+        with pytest.raises(fastkv.CorruptionError):
+            list(db)  # iteration checks every record it reads a key from
+    assert fastkv.verify(path)["damaged_regions"] == 1
+    # With no snapshot, the open scans the whole log and refuses it.
+    Path(str(path) + ".idx").unlink()
     with pytest.raises(fastkv.CorruptionError, match=f"offset {ends[10]:,}"):
         DataStore(path)
     assert path.read_bytes() == bytes(data)  # not "repaired" behind the user's back
@@ -196,6 +206,7 @@ def test_damage_in_the_second_to_last_record_is_corruption(tmp_path: Path) -> No
     data = bytearray(path.read_bytes())
     data[ends[2] + 18] ^= 0x01  # record 3 of 5: record 4 after it is intact
     path.write_bytes(bytes(data))
+    Path(str(path) + ".idx").unlink()  # a full scan (see the test above for a snapshot)
     with pytest.raises(fastkv.CorruptionError):
         DataStore(path)
 

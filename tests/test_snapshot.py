@@ -1,0 +1,284 @@
+"""The index snapshot beside the data file: a clean reopen loads it and
+scans only what was written after it; any snapshot that does not fit the
+data file (damaged, truncated, from another store, from before a
+compaction, newer than the log, garbage) is refused and the whole log is
+scanned. Results always equal those of a full scan."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fastkv
+from fastkv import DataStore, _core
+
+
+def snap_of(path: Path) -> Path:
+    return Path(str(path) + ".idx")
+
+
+def contents(db: DataStore) -> dict[str, Any]:
+    return {k: db._read_with_deadline(k) for k in db}
+
+
+def truth(path: Path, tmp: Path) -> dict[str, Any]:
+    """What a full scan of the data file's bytes finds (no snapshot)."""
+    alone = tmp / f"truth-{random.randrange(10**9)}" / path.name
+    alone.parent.mkdir()
+    shutil.copyfile(path, alone)
+    with DataStore(alone) as db:
+        assert db.stats()["open_path"] == "scan"
+        return contents(db)
+
+
+def fill(path: Path, n: int = 3000, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    with DataStore(path) as db:
+        for i in range(n):
+            db.create(f"k{i}", {"i": i, "pad": "p" * rng.randrange(200)},
+                      ttl=rng.choice([None, 3600, 7200]))
+        for i in range(0, n, 5):
+            db.delete(f"k{i}")
+        for i in range(0, n, 7):
+            if f"k{i}" in db:
+                db.put(f"k{i}", {"i": -i})
+        db.touch("k1", 100)
+
+
+def test_clean_reopen_loads_the_snapshot_and_scans_nothing(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path)
+    assert snap_of(store_path).exists()
+    expected = truth(store_path, tmp_path)
+    with DataStore(store_path) as db:
+        st = db.stats()
+        assert st["open_path"] == "snapshot" and st["snapshot"] == "loaded"
+        assert st["open_scanned_bytes"] == 0
+        assert contents(db) == expected
+        assert len(db) == len(expected)
+        assert st["live_bytes"] + st["dead_bytes"] == st["file_bytes"]
+
+
+def test_a_reopen_that_changed_nothing_does_not_rewrite_the_snapshot(store_path: Path) -> None:
+    fill(store_path, 200)
+    before = snap_of(store_path).stat().st_mtime_ns
+    time.sleep(0.01)
+    with DataStore(store_path) as db:
+        db.read("k1")
+    assert snap_of(store_path).stat().st_mtime_ns == before
+
+
+def test_writes_after_the_snapshot_are_scanned_from_its_end(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 500)
+    size = store_path.stat().st_size
+    # another process writes and is killed: no clean close, no new snapshot
+    code = (f"import fastkv, os, signal\n"
+            f"db = fastkv.DataStore({str(store_path)!r})\n"
+            f"for i in range(300): db.put(f'new{{i}}', {{'n': i}})\n"
+            f"db.delete('k1'); db.touch('k2', 50)\n"
+            f"os.kill(os.getpid(), signal.SIGKILL)\n")
+    res = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert res.returncode == -signal.SIGKILL
+    expected = truth(store_path, tmp_path)
+    with DataStore(store_path) as db:
+        st = db.stats()
+        assert st["open_path"] == "snapshot"
+        assert st["open_scanned_bytes"] == store_path.stat().st_size - size > 0
+        assert contents(db) == expected
+        assert "k1" not in db and db.read("new299") == {"n": 299}
+
+
+def reopen_matches_truth(path: Path, tmp: Path, expect_scan: bool = True) -> str:
+    expected = truth(path, tmp)
+    with DataStore(path) as db:
+        st = db.stats()
+        if expect_scan:
+            assert st["open_path"] == "scan", st["snapshot"]
+        assert contents(db) == expected
+        return str(st["snapshot"])
+
+
+def test_deleted_snapshot_means_a_full_scan(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 500)
+    snap_of(store_path).unlink()
+    assert reopen_matches_truth(store_path, tmp_path) == "missing"
+
+
+def test_truncated_snapshots_are_refused(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 500)
+    original = snap_of(store_path).read_bytes()
+    for cut in (0, 1, 50, 95, 96, 97, len(original) // 2, len(original) - 4, len(original) - 1):
+        snap_of(store_path).write_bytes(original[:cut])
+        reopen_matches_truth(store_path, tmp_path)
+        snap_of(store_path).write_bytes(original)  # each reopen may rewrite it
+
+
+def test_a_flipped_bit_anywhere_is_refused(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 300)
+    original = snap_of(store_path).read_bytes()
+    rng = random.Random(5)
+    offsets = list(range(0, 100)) + rng.sample(range(100, len(original)), 60)
+    expected = truth(store_path, tmp_path)
+    for off in offsets:
+        damaged = bytearray(original)
+        damaged[off] ^= 1 << rng.randrange(8)
+        snap_of(store_path).write_bytes(bytes(damaged))
+        with DataStore(store_path) as db:
+            assert db.stats()["open_path"] == "scan", off
+            assert contents(db) == expected
+        snap_of(store_path).write_bytes(original)
+
+
+def test_a_snapshot_from_another_store_is_refused(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.fkv", tmp_path / "b.fkv"
+    fill(a, 400, seed=1)
+    fill(b, 400, seed=2)
+    shutil.copyfile(snap_of(b), snap_of(a))
+    assert reopen_matches_truth(a, tmp_path) == "made for another data file"
+
+
+def test_a_snapshot_from_before_a_compaction_is_refused(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 400)
+    old = snap_of(store_path).read_bytes()
+    with DataStore(store_path) as db:
+        db.compact()  # a new file with a new identity, and its own snapshot
+    snap_of(store_path).write_bytes(old)
+    assert reopen_matches_truth(store_path, tmp_path) == "made for another data file"
+
+
+def test_an_older_snapshot_of_the_same_file_still_gives_the_right_answers(
+        store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 400)
+    old = snap_of(store_path).read_bytes()
+    with DataStore(store_path) as db:
+        for i in range(100):
+            db.put(f"k{i}", {"later": i})
+        db.delete("k3")
+    snap_of(store_path).write_bytes(old)  # covers a prefix of the log
+    expected = truth(store_path, tmp_path)
+    with DataStore(store_path) as db:
+        assert db.stats()["open_path"] == "snapshot"  # valid for its prefix
+        assert db.stats()["open_scanned_bytes"] > 0
+        assert contents(db) == expected
+
+
+def test_a_snapshot_newer_than_the_log_is_refused(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 400)
+    with open(store_path, "r+b") as f:  # the log loses its last records
+        f.truncate(store_path.stat().st_size - 500)
+    status = reopen_matches_truth(store_path, tmp_path)
+    assert status in ("covers more than the data file holds",
+                      "the last record it covers differs in the data file")
+
+
+def test_an_older_log_under_a_newer_snapshot_is_refused(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 400)
+    older_log = store_path.read_bytes()
+    with DataStore(store_path) as db:
+        db.put("k2", {"v": "new"})  # the log grows; the snapshot is rewritten
+    newer_snap = snap_of(store_path).read_bytes()
+    store_path.write_bytes(older_log + b"\0" * 200)  # same identity, other tail
+    snap_of(store_path).write_bytes(newer_snap)
+    expected_status = reopen_matches_truth  # a full scan drops the zeros as a torn tail
+    assert expected_status(store_path, tmp_path) == (
+        "the last record it covers differs in the data file")
+
+
+def test_garbage_of_the_right_size_is_refused(store_path: Path, tmp_path: Path) -> None:
+    fill(store_path, 300)
+    size = snap_of(store_path).stat().st_size
+    snap_of(store_path).write_bytes(random.Random(3).randbytes(size))
+    assert reopen_matches_truth(store_path, tmp_path) == "bad header"
+
+
+def test_a_crafted_table_with_a_valid_checksum_is_refused(store_path: Path, tmp_path: Path) -> None:
+    """Fields changed and the checksum fixed up: the table checks still
+    catch an entry out of range, wrong counts, and an unreachable entry."""
+    fill(store_path, 300)
+    original = bytearray(snap_of(store_path).read_bytes())
+    cap = struct.unpack_from("<Q", original, 56)[0]
+
+    def write_with_crc(data: bytearray) -> None:
+        struct.pack_into("<I", data, len(data) - 4, _core._crc32c(bytes(data[:-4])))
+        snap_of(store_path).write_bytes(bytes(data))
+
+    slots = [struct.unpack_from("<II", original, 96 + 8 * i) for i in range(cap)]
+    entry = next(i for i, (_, loc) in enumerate(slots) if loc > 1)
+    crafted = []
+    d = bytearray(original)  # an offset past the end of the log
+    struct.pack_into("<II", d, 96 + 8 * entry, slots[entry][0], 0x7FFFFFF0)
+    crafted.append(d)
+    d = bytearray(original)  # one entry more than the table holds
+    struct.pack_into("<Q", d, 64, struct.unpack_from("<Q", original, 64)[0] + 1)
+    crafted.append(d)
+    # an entry moved past an empty slot, where probing from its home stops
+    # before reaching it (its old slot emptied: the counts stay right)
+    empties = [i for i in range(entry + 1, cap) if slots[i][1] == 0]
+    d = bytearray(original)
+    struct.pack_into("<II", d, 96 + 8 * empties[1], *slots[entry])
+    struct.pack_into("<II", d, 96 + 8 * entry, 0, 0)
+    crafted.append(d)
+    for data in crafted:
+        write_with_crc(data)
+        assert reopen_matches_truth(store_path, tmp_path) == "table failed its checks"
+
+
+def test_a_store_of_format_1_still_opens(tmp_path: Path) -> None:
+    """A file written before file ids existed: version 1, no id. It opens
+    by a scan, and its first compaction gives it a version 2 header."""
+    path = tmp_path / "v1.fkv"
+    header = bytearray(b"\x89FKV\r\n\x1a\n" + struct.pack("<IIQI", 1, 32, 1_700_000_000_000, 0))
+    header += struct.pack("<I", _core._crc32c(bytes(header)))
+
+    def record(key: str, value: bytes) -> bytes:
+        body = struct.pack("<BBHQ", 1, len(key), len(value), 0) + key.encode() + value
+        return struct.pack("<I", _core._crc32c(body)) + body
+
+    path.write_bytes(bytes(header) + record("a", b'{"v":1}') + record("b", b'{"v":2}'))
+    with DataStore(path) as db:
+        assert db.stats()["snapshot"].startswith("data file has no id")
+        assert db.read("a") == {"v": 1} and db.read("b") == {"v": 2}
+        db.put("c", {"v": 3})
+    assert not snap_of(path).exists()  # nothing to bind a snapshot to
+    with DataStore(path) as db:
+        db.compact()
+    assert struct.unpack_from("<I", path.read_bytes(), 8)[0] == 2
+    with DataStore(path) as db:
+        assert db.stats()["open_path"] == "snapshot"
+        assert {k: db.read(k) for k in db} == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 3}}
+
+
+def test_sigkill_rounds_reopen_right_and_scan_only_the_tail(tmp_path: Path) -> None:
+    path = tmp_path / "crash.fkv"
+    fill(path, 300)
+    rounds = int(os.environ.get("FASTKV_CRASH_ROUNDS", "50")) // 5
+    rng = random.Random(8)
+    for r in range(rounds):
+        code = (f"import fastkv, random, sys\n"
+                f"rng = random.Random({r})\n"
+                f"db = fastkv.DataStore({str(path)!r})\n"
+                f"print('ready', flush=True)\n"
+                f"i = 0\n"
+                f"while True:\n"
+                f"    db.put(f'r{r}:{{i % 50}}', {{'i': i}}); i += 1\n"
+                f"    if i % 500 == 0: db.close(); db = fastkv.DataStore({str(path)!r})\n")
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        time.sleep(rng.uniform(0.05, 0.3))
+        proc.kill()
+        proc.wait(timeout=60)
+        expected = truth(path, tmp_path)
+        with DataStore(path) as db:
+            assert contents(db) == expected
+            st = db.stats()
+            assert st["open_path"] == "snapshot", st["snapshot"]
+            assert st["open_scanned_bytes"] < st["file_bytes"]
