@@ -59,24 +59,24 @@ static unsigned shift_for(uint64_t cap)
     return shift;
 }
 
-int fkv_index_init(fkv_index *ix, uint64_t expected_entries)
+int fkv_index_alloc(fkv_index *ix, uint64_t cap)
 {
-    uint64_t cap = cap_for(expected_entries);
-    ix->slots = (fkv_slot *)calloc(cap, sizeof(fkv_slot));
-    if (!ix->slots) {
-        ix->cap = 0;
-        return FKV_ENOMEM;
-    }
-    ix->cap = cap;
+    ix->slots = (fkv_slot *)fkv_map_zeroed((size_t)cap * sizeof(fkv_slot));
+    ix->cap = ix->slots ? cap : 0;
     ix->shift = shift_for(cap);
     ix->live = 0;
     ix->deleted = 0;
-    return FKV_OK;
+    return ix->slots ? FKV_OK : FKV_ENOMEM;
+}
+
+int fkv_index_init(fkv_index *ix, uint64_t expected_entries)
+{
+    return fkv_index_alloc(ix, cap_for(expected_entries));
 }
 
 void fkv_index_free(fkv_index *ix)
 {
-    free(ix->slots);
+    fkv_unmap(ix->slots, (size_t)ix->cap * sizeof(fkv_slot));
     ix->slots = NULL;
     ix->cap = 0;
     ix->live = 0;
@@ -94,7 +94,7 @@ int fkv_index_reserve(fkv_index *ix, uint64_t extra)
         cap = ix->cap; /* never shrink here: shrinking on delete bursts thrashes */
     if ((ix->live + extra) * 4 > cap * 3)
         return FKV_ENOMEM; /* past what any store of at most 1 GiB can hold */
-    fkv_slot *fresh = (fkv_slot *)calloc(cap, sizeof(fkv_slot));
+    fkv_slot *fresh = (fkv_slot *)fkv_map_zeroed((size_t)cap * sizeof(fkv_slot));
     if (!fresh)
         return FKV_ENOMEM;
     uint64_t mask = cap - 1;
@@ -108,7 +108,7 @@ int fkv_index_reserve(fkv_index *ix, uint64_t extra)
             pos = (pos + 1) & mask;
         fresh[pos] = s;
     }
-    free(ix->slots);
+    fkv_unmap(ix->slots, (size_t)ix->cap * sizeof(fkv_slot));
     ix->slots = fresh;
     ix->cap = cap;
     ix->shift = shift;

@@ -93,6 +93,10 @@ uint32_t fkv_hash(const void *key, size_t len);
 
 /* FKV_OK or FKV_ENOMEM. */
 int fkv_index_init(fkv_index *ix, uint64_t expected_entries);
+
+/* An empty table of exactly cap slots (a power of two up to
+ * FKV_INDEX_MAX_CAP), for a caller that fills it (snapshot.c). */
+int fkv_index_alloc(fkv_index *ix, uint64_t cap);
 void fkv_index_free(fkv_index *ix);
 
 /* Make room so that `extra` more fkv_index_put calls need no rebuild.

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #if defined(__linux__)
@@ -134,6 +135,28 @@ static inline uint32_t fkv_random_u32(void)
         (uint32_t)(uintptr_t)&v;
 #endif
     return v;
+}
+
+/* Zeroed memory straight from the system, given back whole by fkv_unmap:
+ * the index's tables, so that a table dropped when it grows (or closes)
+ * leaves no hole in the heap that keeps its pages. Large tables ask for
+ * huge pages, where the kernel allows: fewer page faults when one is filled. */
+static inline void *fkv_map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#if defined(MADV_HUGEPAGE)
+    if (bytes >= (4u << 20))
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static inline void fkv_unmap(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes);
 }
 
 /* Open flags that skip updating the access time on reads, where allowed. */

@@ -151,42 +151,85 @@ const char *snapshot_leftover_suffix(void) { return SNAP_SUFFIX "-new"; }
 
 /* ---- loading ---------------------------------------------------------------- */
 
-/* Every entry well formed and reachable from its home slot; counts right.
- * One pass, written without branches on the slot's kind (they would be
- * mispredicted half the time): a million-key table takes a few ms. Probing
- * from an entry's home must reach it before any empty slot, so the walk
- * starts just after an empty slot and counts the run of non-empty slots
- * that ends at each position: the entry's distance from home must be less. */
-static int table_ok(const fkv_index *ix, uint64_t end, uint64_t live, uint64_t deleted,
-                    uint64_t n_ttl)
+/* The table pass, run on each chunk of the table as it is read (while the
+ * chunk is still in the CPU's cache: a million-key table is 16 MB, and
+ * memory bandwidth, not arithmetic, is what a reopen spends). Every entry
+ * well formed, counts as stated, and every entry reachable by probing from
+ * its home slot: no empty slot between the two, so its distance from home
+ * is less than the run of non-empty slots that ends at it. The run of the
+ * slots before the first empty one continues the run at the table's end
+ * (probing wraps), so their need is settled once the end is known. The
+ * loop avoids branches on the slot's kind, which would be mispredicted
+ * half the time. */
+typedef struct table_check {
+    uint64_t cap, mask, end;
+    uint64_t n_live, n_deleted, n_dl, bad;
+    uint64_t run;       /* non-empty slots ending at the last one seen */
+    uint64_t seen_empty;
+    uint64_t wrap_need; /* run the table's end must supply to the first slots */
+} table_check;
+
+static void check_slots(table_check *c, const fkv_slot *sl, uint64_t from, uint64_t n)
 {
-    uint64_t cap = ix->cap, mask = cap - 1, first_empty = 0;
-    if ((live + deleted) * 4 > cap * 3)
-        return 0;
-    while (first_empty < cap && ix->slots[first_empty].loc != FKV_LOC_EMPTY)
-        first_empty++;
-    if (first_empty == cap)
-        return 0;
-    uint64_t run = 0, n_live = 0, n_deleted = 0, n_dl = 0, bad = 0;
-    for (uint64_t i = 1; i <= cap; i++) {
-        uint64_t pos = (first_empty + i) & mask;
-        fkv_slot sl = ix->slots[pos];
-        uint64_t empty = sl.loc == FKV_LOC_EMPTY, marker = sl.loc == FKV_LOC_DELETED;
-        uint64_t entry = !(empty | marker), off = FKV_LOC_OFFSET(sl.loc);
-        run = (run + 1) & (empty - 1); /* 0 at an empty slot; no branch */
+    /* locals, not c->: the compiler cannot tell c from the slots and would
+     * store every counter back to memory on every slot */
+    const uint64_t cap = c->cap, mask = c->mask, end = c->end;
+    uint64_t n_live = c->n_live, n_deleted = c->n_deleted, n_dl = c->n_dl, bad = c->bad;
+    uint64_t run = c->run, seen_empty = c->seen_empty, wrap_need = c->wrap_need;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t pos = from + i;
+        fkv_slot x = sl[i];
+        uint64_t empty = x.loc == FKV_LOC_EMPTY, marker = x.loc == FKV_LOC_DELETED;
+        uint64_t entry = !(empty | marker), off = FKV_LOC_OFFSET(x.loc);
+        run = (run + 1) & (empty - 1); /* 0 at an empty slot */
         n_live += entry;
         n_deleted += marker;
-        n_dl += entry & (sl.loc >> 31);
-        /* home = hash >> shift, as fkv_index_home, but as a multiply: a
-         * shift by a variable count would chain every iteration through
-         * the flags register on x86 and run at a third of the speed */
-        uint64_t home = ((uint64_t)FKV_SLOT_HASH(sl.hash) * cap) >> FKV_HASH_BITS;
+        n_dl += entry & (x.loc >> 31);
+        /* hash >> shift as a multiply: a shift by a variable count chains
+         * every iteration through the flags register on x86 */
+        uint64_t home = ((uint64_t)FKV_SLOT_HASH(x.hash) * cap) >> FKV_HASH_BITS;
         uint64_t dist = (pos - home) & mask;
-        bad |= entry & ((off < FKV_FILE_HEADER_SIZE) | (off + FKV_REC_HEADER_SIZE + 1 > end) |
-                        (dist >= run));
-        bad |= (1 - entry) & (sl.hash != 0);
+        bad |= entry & ((off < FKV_FILE_HEADER_SIZE) | (off + FKV_REC_HEADER_SIZE + 1 > end));
+        bad |= (1 - entry) & (x.hash != 0);
+        if (FKV_LIKELY(seen_empty)) {
+            bad |= entry & (dist >= run);
+        } else if (entry && dist >= run && dist + 1 - run > wrap_need) {
+            wrap_need = dist + 1 - run;
+        }
+        seen_empty |= empty;
     }
-    return !bad && n_live == live && n_deleted == deleted && n_dl == n_ttl;
+    c->n_live = n_live;
+    c->n_deleted = n_deleted;
+    c->n_dl = n_dl;
+    c->bad = bad;
+    c->run = run;
+    c->seen_empty = seen_empty;
+    c->wrap_need = wrap_need;
+}
+
+static int table_done(const table_check *c, uint64_t live, uint64_t deleted, uint64_t n_ttl)
+{
+    return !c->bad && c->seen_empty && c->wrap_need <= c->run && c->n_live == live &&
+           c->n_deleted == deleted && c->n_dl == n_ttl && (live + deleted) * 4 <= c->cap * 3;
+}
+
+#define LOAD_CHUNK (256u * 1024u) /* bytes of table read and checked at a time */
+
+/* Read the table into slots chunk by chunk, checking each and adding it to
+ * *crc. FKV_OK, or SNAP_UNREADABLE as a negative number. */
+static int read_table(int fd, fkv_slot *slots, uint64_t cap, uint32_t *crc, table_check *c)
+{
+    size_t body = (size_t)cap * SNAP_SLOT;
+    for (size_t done = 0; done < body;) {
+        size_t n = body - done < LOAD_CHUNK ? body - done : LOAD_CHUNK, got;
+        uint8_t *at = (uint8_t *)slots + done;
+        if (fkv_read_at(fd, at, n, SNAP_HEADER + done, &got, FKV_MAY_WAIT) != FKV_OK || got != n)
+            return -1;
+        *crc = fkv_crc32c(*crc, at, n);
+        check_slots(c, (const fkv_slot *)at, done / SNAP_SLOT, n / SNAP_SLOT);
+        done += n;
+    }
+    return FKV_OK;
 }
 
 /* The record that ends at E: intact, and the one the snapshot saw. */
@@ -224,6 +267,7 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
         return errno == ENOENT ? SNAP_MISSING : SNAP_UNREADABLE;
     int status = SNAP_UNREADABLE;
     fkv_slot *slots = NULL;
+    fkv_index loaded = {NULL, 0, 0, 0, 0};
     uint8_t h[SNAP_HEADER], trailer[4];
     struct stat st;
     size_t got;
@@ -242,18 +286,6 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     status = SNAP_OTHER_FILE;
     if (fkv_load64(h + 24) != s->ident.created_ms || fkv_load32(h + 32) != s->ident.id)
         goto done;
-    status = SNAP_NO_MEMORY;
-    if (!(slots = (fkv_slot *)malloc((size_t)cap * SNAP_SLOT)))
-        goto done;
-    status = SNAP_UNREADABLE;
-    size_t body = (size_t)cap * SNAP_SLOT;
-    if (fkv_read_at(fd, slots, body, SNAP_HEADER, &got, FKV_MAY_WAIT) != FKV_OK || got != body ||
-        fkv_read_at(fd, trailer, sizeof trailer, SNAP_HEADER + body, &got, FKV_MAY_WAIT) !=
-            FKV_OK || got != sizeof trailer)
-        goto done;
-    status = SNAP_BAD_CHECKSUM;
-    if (fkv_crc32c(fkv_crc32c(0, h, sizeof h), slots, body) != fkv_load32(trailer))
-        goto done;
     uint64_t end = fkv_load64(h + 40);
     status = SNAP_BAD_END;
     if (end < FKV_FILE_HEADER_SIZE || end > size)
@@ -261,16 +293,26 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     status = SNAP_TAIL_MISMATCH;
     if (!tail_ok(s, end, fkv_load64(h + 48), fkv_load32(h + 36)))
         goto done;
-    fkv_index loaded = {slots, cap, 0, 0, 0};
-    unsigned shift = FKV_HASH_BITS;
-    for (uint64_t c = cap; c > 1; c >>= 1)
-        shift--;
-    loaded.shift = shift;
+    status = SNAP_NO_MEMORY;
+    if (fkv_index_alloc(&loaded, cap) != FKV_OK)
+        goto done;
+    slots = loaded.slots;
+    status = SNAP_UNREADABLE;
+    uint32_t crc = fkv_crc32c(0, h, sizeof h);
+    table_check check = {cap, cap - 1, end, 0, 0, 0, 0, 0, 0, 0};
+    size_t body = (size_t)cap * SNAP_SLOT;
+    if (read_table(fd, slots, cap, &crc, &check) != FKV_OK ||
+        fkv_read_at(fd, trailer, sizeof trailer, SNAP_HEADER + body, &got, FKV_MAY_WAIT) !=
+            FKV_OK || got != sizeof trailer)
+        goto done;
+    status = SNAP_BAD_CHECKSUM;
+    if (crc != fkv_load32(trailer))
+        goto done;
     uint64_t live = fkv_load64(h + 64), deleted = fkv_load64(h + 72);
     uint64_t live_bytes = fkv_load64(h + 80), n_ttl = fkv_load64(h + 88);
     status = SNAP_BAD_TABLE;
     if (live_bytes < FKV_FILE_HEADER_SIZE || live_bytes > end ||
-        !table_ok(&loaded, end, live, deleted, n_ttl))
+        !table_done(&check, live, deleted, n_ttl))
         goto done;
     loaded.live = live;
     loaded.deleted = deleted;
@@ -285,7 +327,8 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     *covered = end;
     status = SNAP_LOADED;
 done:
-    free(slots);
+    if (slots)
+        fkv_index_free(&loaded);
     close(fd);
     return status;
 }
