@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 CHILD = r"""
 import json, sys, time
@@ -78,8 +78,12 @@ def child(kind: str, path: Path, key: str) -> dict[str, Any]:
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def median_of(runs: int, kind: str, path: Path, key: str) -> dict[str, Any]:
-    results = [child(kind, path, key) for _ in range(runs)]
+def median_of(runs: int, kind: str, path: Path, key: str,
+              prepare: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    results = []
+    for _ in range(runs):
+        prepare()
+        results.append(child(kind, path, key))
     return {"ms": statistics.median(r["seconds"] for r in results) * 1000,
             "rss_anon_added": statistics.median(r["rss_anon_added"] for r in results),
             **{k: v for k, v in results[0].items() if k not in ("seconds", "rss_anon_added")}}
@@ -134,10 +138,11 @@ def main() -> None:
             key = f"user:{n // 2:08d}"
             row: dict[str, Any] = {"snapshot": median_of(args.runs, "fastkv", path, key)}
             snap = Path(str(path) + ".idx")
-            shutil.move(snap, d / "aside.idx")
-            row["scan"] = median_of(args.runs, "fastkv", path, key)
-            # each scan wrote a fresh snapshot at close: put the original back
-            shutil.move(d / "aside.idx", snap)
+            shutil.copyfile(snap, d / "aside.idx")
+            # each run's close writes a snapshot again: remove it before each
+            row["scan"] = median_of(args.runs, "fastkv", path, key,
+                                    prepare=lambda: snap.unlink(missing_ok=True))
+            shutil.copyfile(d / "aside.idx", snap)
             crashed = d / f"c{n}.fkv"
             shutil.copyfile(path, crashed)
             shutil.copyfile(snap, str(crashed) + ".idx")
