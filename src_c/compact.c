@@ -137,10 +137,10 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         s->ident = ident;
         s->tail_off = tail_off;
         s->tail_crc = tail_crc;
-        /* The new file has a new identity: save its index at once (a cache:
-         * a failure costs the next open a scan, nothing else). */
-        if (snapshot_write(s) == FKV_OK)
-            s->snapshot_seq = s->write_seq;
+        /* The new file has a new identity: the snapshot on disk no longer
+         * fits it. fkv_compact saves one at once; a compaction inside a
+         * write leaves it to close, so the write does not pay for it. */
+        s->snapshot_seq = UINT64_MAX;
     }
     fkv_temp_discard(&tmp);
     fkv_bufwriter_free(&w);

@@ -2,7 +2,7 @@
  * snapshot.c - the index saved beside the data file, so that reopening a
  * store reads one file instead of scanning the whole log.
  *
- * At a clean close and after a compaction the store flushes the data file,
+ * At a clean close and after compact() the store flushes the data file,
  * then writes its hash table and counters to <data file>.idx (through a
  * temporary file that is flushed and renamed into place). The snapshot
  * covers the log up to its end E at that moment. Opening loads it, checks

@@ -274,6 +274,9 @@ int fkv_compact(fkv_store *s, fkv_progress *progress)
     if ((rc = commit_writable(s)) == FKV_OK)
         rc = compact_locked(s, COMPACT_KEEP_ALL);
     s->progress = NULL;
+    /* A cache: a failure costs the next open a scan, nothing else. */
+    if (rc == FKV_OK && snapshot_write(s) == FKV_OK)
+        s->snapshot_seq = s->write_seq;
     store_leave(s);
     return rc;
 }
