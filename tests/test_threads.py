@@ -211,6 +211,19 @@ def test_close_racing_threads_in_flight(store_path: Path) -> None:
         assert len(again) == 100 + sum(map(len, acknowledged))
 
 
+def start_slow_read(db: DataStore, key: str, seconds: float, got: list[Any]) -> threading.Thread:
+    """A thread whose read of key sleeps in the core, outside the store's
+    mutex, as a read from a slow disk would; returns once it sleeps there."""
+    _core._debug_pause_next_read(db, seconds)
+    slow = threading.Thread(target=lambda: got.append(db.read(key)))
+    slow.start()
+    deadline = time.monotonic() + 60
+    while _core._debug_reads_paused(db) == 0:
+        assert time.monotonic() < deadline and slow.is_alive(), "the slow read never started"
+        time.sleep(0.001)
+    return slow
+
+
 def test_a_read_waiting_for_the_disk_holds_up_no_other_call(db: DataStore) -> None:
     """A read that waits for the disk (the core's test hook sleeps where the
     pread would wait, outside the store's mutex) must not hold up reads,
@@ -218,14 +231,8 @@ def test_a_read_waiting_for_the_disk_holds_up_no_other_call(db: DataStore) -> No
     while it is still waiting."""
     for i in range(500):
         db.create(f"k{i}", {"i": i})
-    _core._debug_pause_next_read(db, 5.0)
     got: list[Any] = []
-    slow = threading.Thread(target=lambda: got.append(db.read("k7")))
-    slow.start()
-    deadline = time.monotonic() + 60
-    while _core._debug_reads_paused(db) == 0:
-        assert time.monotonic() < deadline and slow.is_alive(), "the slow read never started"
-        time.sleep(0.001)
+    slow = start_slow_read(db, "k7", 5.0, got)
     for i in range(500):
         assert db.read(f"k{i}") == {"i": i}
     for i in range(50):
@@ -247,14 +254,8 @@ def test_reads_in_flight_keep_their_file_across_a_compaction(store_path: Path) -
             db.create(f"k{i}", {"i": i, "pad": "x" * 200})
         for i in range(0, 2000, 2):
             db.delete(f"k{i}")
-        _core._debug_pause_next_read(db, 1.0)
         got: list[Any] = []
-        slow = threading.Thread(target=lambda: got.append(db.read("k1999")))
-        slow.start()
-        deadline = time.monotonic() + 60
-        while _core._debug_reads_paused(db) == 0:
-            assert time.monotonic() < deadline and slow.is_alive()
-            time.sleep(0.001)
+        slow = start_slow_read(db, "k1999", 1.0, got)
         before = db.stats()["file_bytes"]
         db.compact()  # replaces the file while the read is between lookup and pread
         assert db.stats()["file_bytes"] < before
