@@ -1,0 +1,137 @@
+# Keys, TTLs and JSON values checked and converted for the C core.
+# Included by _core.pyx (one module: these share its C declarations).
+
+# ---- input conversion --------------------------------------------------------
+
+cdef inline const char *_key_utf8(object key, Py_ssize_t *n) except NULL:
+    """UTF-8 bytes of a valid key (cached inside the str, no copy)."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"key must be a str, not {type(key).__name__}")
+    cdef Py_ssize_t chars = len(<str>key)
+    if chars == 0:
+        raise InvalidKeyError("key must not be empty")
+    if chars > FKV_KEY_MAX_CHARS:
+        raise InvalidKeyError(
+            f"key {_show(key)} is {chars} characters; limit {FKV_KEY_MAX_CHARS}")
+    try:
+        return PyUnicode_AsUTF8AndSize(key, n)
+    except UnicodeEncodeError:
+        raise InvalidKeyError(
+            f"key {_show(key)} cannot be encoded as UTF-8 (it holds a lone surrogate)"
+        ) from None
+
+
+cdef int64_t _ttl_seconds(object ttl, object key) except -1:
+    if ttl is None:
+        return 0
+    if type(ttl) is bool or not isinstance(ttl, int):
+        raise InvalidTTLError(
+            f"ttl for {_show(key)} must be an int of seconds, not {type(ttl).__name__}")
+    if ttl < 1 or ttl > FKV_TTL_MAX_S:
+        raise InvalidTTLError(
+            f"ttl for {_show(key)} is {ttl}; it must be 1 to {FKV_TTL_MAX_S:,} "
+            f"seconds (ten years)")
+    return <int64_t>ttl
+
+
+cdef str _kind(object v):
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, str):
+        return "string"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    return "number"
+
+
+cdef int _check(object v, int depth, object key) except -1:
+    """Refuse anything JSON cannot hold as it is. Exact types first: they
+    are the common case and cost a pointer comparison each."""
+    cdef object t = type(v)
+    cdef int overflow = 0
+    if t is str or v is None or t is bool:
+        return 0
+    if t is int:
+        PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow:
+            raise InvalidValueError(
+                f"value for {_show(key)} holds the integer {v}, outside the signed "
+                f"64-bit range")
+        return 0
+    if t is float:
+        if not isfinite(PyFloat_AS_DOUBLE(v)):
+            raise InvalidValueError(
+                f"value for {_show(key)} holds {v!r}; JSON has no NaN or infinity")
+        return 0
+    if isinstance(v, dict) or isinstance(v, (list, tuple)):
+        if depth > _MAX_DEPTH:
+            raise InvalidValueError(
+                f"value for {_show(key)} nests deeper than {_MAX_DEPTH} levels")
+        if isinstance(v, dict):
+            for k, x in (<dict>v).items():
+                if not isinstance(k, str):
+                    raise InvalidValueError(
+                        f"value for {_show(key)} has a key of type {type(k).__name__}; "
+                        f"JSON object keys are str")
+                _check(x, depth + 1, key)
+        else:
+            for x in v:
+                _check(x, depth + 1, key)
+        return 0
+    if isinstance(v, str):
+        return 0
+    if isinstance(v, int):
+        return _check(int(v), depth, key)
+    if isinstance(v, float):
+        return _check(float(v), depth, key)
+    raise InvalidValueError(
+        f"value for {_show(key)} holds a {t.__name__}, which JSON cannot represent")
+
+
+cdef object _parse_text(object text, object key):
+    try:
+        obj = _loads(text)
+    except _JSONDecodeError as exc:
+        raise InvalidValueError(f"value for {_show(key)} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidValueError(
+            f"value for {_show(key)} is JSON text of type {_kind(obj)}, not an object")
+    pattern = _LONG_DIGITS_STR if isinstance(text, str) else _LONG_DIGITS_BYTES
+    if pattern.search(text) is not None:
+        obj = _json.loads(text)
+    return obj
+
+
+cdef bytes _encode(object value, object key):
+    """Compact UTF-8 JSON of a value SPEC.md accepts; raises otherwise."""
+    if not isinstance(value, dict):
+        if isinstance(value, (str, bytes, bytearray)):
+            value = _parse_text(value, key)
+        else:
+            raise InvalidValueError(
+                f"value for {_show(key)} must be a dict (a JSON object) or JSON text "
+                f"of one, not {type(value).__name__}")
+    _check(value, 1, key)
+    try:
+        data = _dumps(value)
+    except _JSONEncodeError as exc:
+        raise InvalidValueError(
+            f"value for {_show(key)} cannot be encoded as JSON: {exc}") from None
+    if PyBytes_GET_SIZE(data) > FKV_VALUE_MAX:
+        raise ValueTooLargeError(
+            f"value for {_show(key)} is {PyBytes_GET_SIZE(data):,} bytes of JSON; "
+            f"limit {FKV_VALUE_MAX:,}")
+    return data
+
+
+def encode_value(value, key="value"):
+    """The bytes fastkv stores for value (validated as create() does)."""
+    return _encode(value, key)
+
+
+def check_key(key):
+    """Raise InvalidKeyError unless create() would accept key."""
+    cdef Py_ssize_t n
+    _key_utf8(key, &n)
