@@ -31,16 +31,19 @@ from fastkv.errors import (
     StoreFullError,
     StoreIOError,
     StoreLockedError,
+    StoreUnavailableError,
     UnauthorizedError,
     RequestError,
     ValueTooLargeError,
 )
 from fastkv import _core
 from fastkv.datastore import DataStore, default_path, _close_default, _default
+from fastkv.locations import PathArg, url_scheme
 from fastkv.recovery import repair, verify
 
 if TYPE_CHECKING:
     from fastkv.client import Client
+    from fastkv.redis_store import RedisStore
 
 from fastkv._version import __version__ as __version__
 
@@ -52,7 +55,9 @@ MAX_DEPTH: int = _core.MAX_DEPTH
 
 __all__ = [
     "DataStore",
+    "RedisStore",
     "Client",
+    "open",
     "create",
     "read",
     "delete",
@@ -75,6 +80,7 @@ __all__ = [
     "CorruptionError",
     "StoreIOError",
     "StoreChangedError",
+    "StoreUnavailableError",
     "UnauthorizedError",
     "RequestError",
     "KEY_MAX_CHARS",
@@ -100,6 +106,17 @@ def delete(key: str) -> None:
     _default().delete(key)
 
 
+def open(location: Optional[PathArg] = None, **options: Any) -> Any:  # noqa: A001
+    """Open the store at location: a path (or None: the default file) gives a
+    DataStore, a ``redis://``, ``rediss://`` or ``unix://`` URL a RedisStore.
+    options go to that class. An unknown URL scheme is a ConfigError."""
+    if url_scheme(location) is not None:
+        from fastkv.redis_store import RedisStore
+
+        return RedisStore(str(location), **options)
+    return DataStore(location, **options)
+
+
 atexit.register(_close_default)
 
 
@@ -109,4 +126,8 @@ def __getattr__(name: str) -> Any:
         from fastkv.client import Client
 
         return Client
+    if name == "RedisStore":  # redis-py: only for those who use it
+        from fastkv.redis_store import RedisStore
+
+        return RedisStore
     raise AttributeError(f"module 'fastkv' has no attribute {name!r}")

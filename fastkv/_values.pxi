@@ -135,3 +135,9 @@ def check_key(key):
     """Raise InvalidKeyError unless create() would accept key."""
     cdef Py_ssize_t n
     _key_utf8(key, &n)
+
+
+def check_ttl(ttl, key="value"):
+    """The ttl in whole seconds (0 for None), or InvalidTTLError as create()
+    raises it: the one check every store uses."""
+    return _ttl_seconds(ttl, key)

@@ -1,69 +1,24 @@
 """DataStore: the public class, a thin layer over the compiled core.
 
 create/read/delete and the other per-call methods are inherited from
-``fastkv._core.Store`` and run in C; this module only resolves paths and
-options, and adds the Python manners (context manager, ``path``, repr).
+``fastkv._core.Store`` and run in C; this module only checks options, and adds
+the Python manners (context manager, ``path``, repr).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from fastkv import _core
-from fastkv.errors import ConfigError, InvalidPathError
+from fastkv.errors import ConfigError
+from fastkv.locations import PathArg, default_path, redact, store_path, url_scheme
 
-__all__ = ["DataStore", "default_path", "DEFAULT_MAX_FILE_SIZE"]
-
-PathArg = Union[str, "os.PathLike[str]"]
+__all__ = ["DataStore", "PathArg", "default_path", "DEFAULT_MAX_FILE_SIZE"]
 
 DEFAULT_MAX_FILE_SIZE: int = _core.MAX_FILE_SIZE
-DEFAULT_FILE_NAME = "default.fkv"
-
-
-def default_path() -> Path:
-    """The store used when no path is given.
-
-    ``$FASTKV_PATH`` if set, else ``default.fkv`` in the per-user data
-    directory that platformdirs names (``~/.local/share/fastkv`` on Linux).
-    """
-    env = os.environ.get("FASTKV_PATH")
-    if env:
-        return Path(os.path.expanduser(env))
-    import platformdirs  # only needed for the default location
-
-    return platformdirs.user_data_path("fastkv", appauthor=False) / DEFAULT_FILE_NAME
-
-
-def _resolve(path: Optional[PathArg]) -> Path:
-    if path is None:
-        raw: Path = default_path()
-    else:
-        try:
-            raw = Path(os.path.expanduser(os.fsdecode(os.fspath(path))))
-        except TypeError:
-            raise InvalidPathError(
-                f"path must be a str or os.PathLike, not {type(path).__name__}"
-            ) from None
-    try:
-        # Resolve symlinks: compaction renames a new file over the real path.
-        resolved = raw.resolve()
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise InvalidPathError(f"cannot use {raw} as a store path: {exc}") from None
-    if resolved.is_dir():
-        raise InvalidPathError(f"{resolved} is a directory, not a store file")
-    try:
-        resolved.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidPathError(
-            f"cannot create the directory {resolved.parent} for the store: {exc.strerror}"
-        ) from None
-    if "\x00" in str(resolved):
-        raise InvalidPathError(f"{resolved!r} holds a NUL character")
-    return resolved
 
 
 class DataStore(_core.Store):
@@ -119,7 +74,11 @@ class DataStore(_core.Store):
             raise ConfigError(
                 f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}"
             )
-        self._path = _resolve(path)
+        if url_scheme(path) is not None:
+            raise ConfigError(
+                f"{redact(str(path))!r} is a server URL, not a file: open it with fastkv.open() or "
+                f"fastkv.RedisStore()")
+        self._path = store_path(path)
         self._durability = durability
         self._open(str(self._path), max_file_size, durability, float(lock_timeout))
 

@@ -32,6 +32,7 @@ __all__ = [
     "StoreChangedError",
     "UnauthorizedError",
     "RequestError",
+    "StoreUnavailableError",
 ]
 
 
@@ -115,7 +116,8 @@ class InvalidPathError(FastKVError, OSError):
 
 
 class ConfigError(FastKVError, ValueError):
-    """An option is out of range: max_file_size, durability or lock_timeout."""
+    """An option is out of range (max_file_size, durability, lock_timeout), or a
+    location has a URL scheme fastkv does not know."""
 
 
 class CorruptionError(FastKVError, OSError):
@@ -136,6 +138,13 @@ class StoreChangedError(FastKVError, RuntimeError):
 
 class UnauthorizedError(FastKVError, PermissionError):
     """A fastkv server refused the request: its token is missing or wrong."""
+
+
+class StoreUnavailableError(FastKVError, ConnectionError):
+    """A server (Redis, Valkey, or a ``fastkv serve`` behind a Client) could
+    not be reached, or did not answer in time. For a write, the message says
+    whether it may have happened: a write whose answer was lost is never
+    retried by fastkv."""
 
 
 class RequestError(FastKVError, ValueError):

@@ -8,32 +8,14 @@ user's explicit choice, because it gives up the damaged records.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from fastkv import _core
-from fastkv.errors import InvalidPathError
+from fastkv.locations import PathArg, existing_store_path
 
 __all__ = ["verify", "repair"]
-
-PathArg = Union[str, "os.PathLike[str]"]
-
-
-def _existing(path: PathArg) -> Path:
-    try:
-        p = Path(os.path.expanduser(os.fsdecode(os.fspath(path)))).resolve()
-    except TypeError:
-        raise InvalidPathError(
-            f"path must be a str or os.PathLike, not {type(path).__name__}"
-        ) from None
-    if p.is_dir():
-        raise InvalidPathError(f"{p} is a directory, not a store file")
-    if not p.is_file():
-        raise InvalidPathError(f"no store file at {p}")
-    return p
-
 
 def verify(path: PathArg, *, progress: Optional[_core.Progress] = None) -> dict[str, Any]:
     """Read every record of a store file and report what is intact.
@@ -52,7 +34,7 @@ def verify(path: PathArg, *, progress: Optional[_core.Progress] = None) -> dict[
         CorruptionError: the file is not a fastkv store at all.
         StoreLockedError: the store is open elsewhere.
     """
-    p = _existing(path)
+    p = existing_store_path(path)
     report: dict[str, Any] = _core.verify(str(p), progress)
     report["path"] = str(p)
     return report
@@ -78,7 +60,7 @@ def repair(
         StoreLockedError: the store is open elsewhere.
         StoreIOError: the new file could not be written.
     """
-    p = _existing(path)
+    p = existing_store_path(path)
     backup_path: Optional[Path] = None
     if backup:
         backup_path = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")

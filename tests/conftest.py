@@ -153,3 +153,159 @@ def serve() -> Iterator[Callable[..., Served]]:
     for s in started:
         if s.proc.poll() is None:
             s.stop()
+
+
+# ---- real redis-server processes (Debian's redis-server) ---------------------------
+
+REDIS_REQUIRED = os.environ.get("FASTKV_REQUIRE_REDIS") == "1"
+
+
+def _redis_or_skip() -> str:
+    """redis-server's path; without it the test skips, or fails under CI
+    (FASTKV_REQUIRE_REDIS=1, set by .ci/run, which installs it)."""
+    found = shutil.which("redis-server")
+    if found and shutil.which("redis-cli"):
+        pytest.importorskip("redis", reason="redis-py is not installed (the redis extra)")
+        return found
+    why = "redis-server/redis-cli not installed (apt-get install redis-server redis-tools)"
+    if REDIS_REQUIRED:
+        pytest.fail(why + ", and FASTKV_REQUIRE_REDIS=1")
+    pytest.skip(why)
+
+
+def free_port(bus: bool = False) -> int:
+    """A free loopback port; with bus, port + 10000 is free too (a cluster
+    node's bus port), so both are below 65536."""
+    import random
+    import socket
+
+    while True:
+        port = random.randint(20000, 50000) if bus else 0
+        try:
+            with socket.socket() as s, socket.socket() as b:
+                s.bind(("127.0.0.1", port))
+                if bus:
+                    b.bind(("127.0.0.1", port + 10000))
+                found: int = s.getsockname()[1]
+                return found
+        except OSError:
+            continue
+
+
+class RedisServer:
+    """One redis-server on a free loopback port, in its own directory,
+    persistence off unless asked for."""
+
+    def __init__(self, directory: Path, *config: str) -> None:
+        self.dir, self.config = directory, list(config)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port(bus="--cluster-enabled" in config)
+        self.proc: Optional["subprocess.Popen[bytes]"] = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        cmd = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+               "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
+               "--appendonly", "no", "--daemonize", "no", "--logfile", "server.log",
+               *self.config]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait_ready()
+
+    def cli(self, *args: str, check: bool = True) -> str:
+        res = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+                             text=True, timeout=30, check=check)
+        return res.stdout.strip()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        import socket
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    reply = s.recv(64)
+                    if reply.startswith((b"+PONG", b"-NOAUTH")):
+                        return
+            except OSError:
+                pass
+            assert self.proc is not None and self.proc.poll() is None, "redis-server exited"
+            time.sleep(0.02)
+        raise AssertionError(f"redis-server on port {self.port} did not start")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+
+class RedisCluster:
+    """Three primaries, no replicas, slots spread by redis-cli --cluster create."""
+
+    def __init__(self, directory: Path) -> None:
+        self.nodes = [RedisServer(directory / f"node{i}", "--cluster-enabled", "yes",
+                                  "--cluster-config-file", "nodes.conf",
+                                  "--cluster-node-timeout", "5000") for i in range(3)]
+        addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        subprocess.run(["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas", "0",
+                        "--cluster-yes"], capture_output=True, text=True, timeout=60, check=True)
+        import time
+
+        deadline = time.monotonic() + 60
+        while not all("cluster_state:ok" in n.cli("cluster", "info") for n in self.nodes):
+            assert time.monotonic() < deadline, "the cluster did not come up"
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def kill(self) -> None:
+        for n in self.nodes:
+            n.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One standalone server for the session; tests keep apart by namespace."""
+    _redis_or_skip()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    _redis_or_skip()
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.kill()
+
+
+@pytest.fixture
+def new_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Start servers of a test's own (extra redis-server options); killed at the end."""
+    _redis_or_skip()
+    started: list[RedisServer] = []
+
+    def start(*config: str) -> RedisServer:
+        s = RedisServer(tmp_path / f"redis{len(started)}", *config)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.kill()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    """A namespace of this test's own, so tests sharing a server never meet."""
+    import uuid
+
+    return f"t{uuid.uuid4().hex[:12]}"
