@@ -34,8 +34,9 @@ from typing import Any, AsyncIterator, Callable, Optional, Type, TypeVar
 
 from fastkv import _core
 from fastkv.datastore import DataStore, PathArg
+from fastkv.locations import url_scheme
 
-__all__ = ["AsyncDataStore", "open"]
+__all__ = ["AsyncDataStore", "AsyncRedisStore", "open"]
 
 _WOULD_WAIT = _core.WOULD_WAIT
 _MISSING: Any = object()
@@ -162,14 +163,23 @@ class AsyncDataStore:
         return f"AsyncDataStore({str(self._db.path)!r})"
 
 
-async def open(location: Optional[PathArg] = None, **options: Any) -> AsyncDataStore:
-    """Open the store at location (a path; None: the default store) for
-    asyncio code. Raises what DataStore() raises."""
-    if isinstance(location, str) and "://" in location:
-        from fastkv.errors import ConfigError
+async def open(location: Optional[PathArg] = None, **options: Any) -> Any:
+    """Open the store at location for asyncio code: a path (None: the default
+    store) gives an AsyncDataStore, a redis://, rediss:// or unix:// URL an
+    AsyncRedisStore. Raises what fastkv.open() raises."""
+    if url_scheme(location) is not None:
+        from fastkv.aio_redis import AsyncRedisStore
 
-        raise ConfigError(f"{location!r}: only file stores open here so far (a path)")
+        return await AsyncRedisStore.open(str(location), **options)
     return await AsyncDataStore.open(location, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncRedisStore":  # redis.asyncio: only for those who use it
+        from fastkv.aio_redis import AsyncRedisStore
+
+        return AsyncRedisStore
+    raise AttributeError(f"module 'fastkv.aio' has no attribute {name!r}")
 
 
 async def _keys(db: DataStore, prefix: Optional[str]) -> AsyncIterator[str]:

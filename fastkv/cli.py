@@ -18,8 +18,9 @@ from typing import IO, Any, Callable, NoReturn, Optional, Sequence, TypeVar
 
 from fastkv import _core, recovery, transfer
 from fastkv._version import __version__
-from fastkv.datastore import DataStore, default_path
-from fastkv.errors import FastKVError, InvalidPathError, StoreIOError
+from fastkv.datastore import DataStore
+from fastkv.errors import FastKVError, StoreIOError
+from fastkv.locations import as_path, default_path, existing_store_path, url_scheme
 from fastkv.progress import ProgressBar
 
 __all__ = ["main"]
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common_options(argparse.SUPPRESS)],
         epilog="Exit codes: 0 done, 1 refused or not found, 2 bad command line.",
     )
-    parser.set_defaults(path=None, json=False, wait=0.0)
+    parser.set_defaults(path=None, json=False, wait=0.0, namespace="fastkv")
     parser.add_argument("--version", action="version", version=f"fastkv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -109,7 +110,10 @@ def _common_options(default: Any) -> "_Parser":
     so a value given before the command is not reset by the command's parser."""
     common = _Parser(add_help=False)
     common.add_argument("--path", "--datastore", dest="path", default=default,
-                        metavar="PATH", help=f"the store file (default: {_default_shown()})")
+                        metavar="PATH", help="the store: a file, or a redis://, rediss:// or "
+                        f"unix:// URL of a Redis server (default: {_default_shown()})")
+    common.add_argument("--namespace", default=default, metavar="NS",
+                        help="with a Redis URL: keys live in Redis as NS:key (default: fastkv)")
     common.add_argument("--json", action="store_true", default=default,
                         help="machine-readable output (and errors) as JSON")
     common.add_argument("--wait", type=float, default=default, metavar="SECONDS",
@@ -130,7 +134,8 @@ def _default_shown() -> str:
 def cmd_info(args: argparse.Namespace, out: "_Output") -> int:
     with _open(args) as db:
         stats = db.stats()
-    stats["path"] = str(stats["path"])
+    if "path" in stats:
+        stats["path"] = str(stats["path"])
     out.mapping(stats)
     return EXIT_OK
 
@@ -210,6 +215,10 @@ def cmd_keys(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_compact(args: argparse.Namespace, out: "_Output") -> int:
+    if args.url:
+        _open(args).close()  # the server must be there
+        out.text("nothing to compact: a Redis server reclaims deleted keys itself")
+        return EXIT_OK
     with _open(args) as db:
         before = db.stats()["file_bytes"]
         _run_with_bar("compact", lambda pr: db.compact(pr))
@@ -225,7 +234,7 @@ def cmd_compact(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: "_Output") -> int:
-    path = _existing(args)
+    path = _existing(args, "verify")
     report = _run_with_bar("verify", lambda pr: recovery.verify(path, progress=pr))
     out.mapping(report)
     if not report["ok"]:
@@ -236,7 +245,7 @@ def cmd_verify(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_repair(args: argparse.Namespace, out: "_Output") -> int:
-    path = _existing(args)
+    path = _existing(args, "repair")
     report = _run_with_bar(
         "repair", lambda pr: recovery.repair(path, backup=not args.no_backup, progress=pr)
     )
@@ -287,8 +296,9 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
             sys.stderr.write("fastkv: warning: listening beyond this machine with no token\n")
         sys.stderr.flush()
 
+    path = _existing(args, "serve", must_exist=False)
     try:
-        server.serve(args.resolved, args.host, args.port, token, lock_timeout=args.wait,
+        server.serve(path, args.host, args.port, token, lock_timeout=args.wait,
                      max_file_size=args.max_file_size, ready=ready)
     except OSError as e:
         if isinstance(e, FastKVError):
@@ -311,19 +321,24 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, "_Output"], int]] = {
 # ---- plumbing ------------------------------------------------------------------
 
 
-def _open(args: argparse.Namespace, create: bool = False) -> DataStore:
-    """The store of --path; it must exist unless the command creates keys
-    (a typo in a path must not leave an empty store behind)."""
+def _open(args: argparse.Namespace, create: bool = False) -> Any:
+    """The store of --path: a DataStore, or a RedisStore for a URL. A file
+    must exist unless the command creates keys (a typo in a path must not
+    leave an empty store behind)."""
+    if args.url:
+        from fastkv.redis_store import RedisStore
+
+        return RedisStore(args.url, namespace=args.namespace)
     if not create:
-        _existing(args)
+        existing_store_path(args.resolved)
     return DataStore(args.resolved, lock_timeout=args.wait)
 
 
-def _existing(args: argparse.Namespace) -> Path:
-    path: Path = args.resolved
-    if not path.exists():
-        raise InvalidPathError(f"no store at {path}")
-    return path
+def _existing(args: argparse.Namespace, command: str, must_exist: bool = True) -> Path:
+    """The store file of a command that works on files only."""
+    if args.url:
+        raise _UsageError(f"'{command}' works on a store file, not on a server URL")
+    return existing_store_path(args.resolved) if must_exist else Path(args.resolved)
 
 
 def _run_with_bar(label: str, call: Callable[[Optional[_core.Progress]], T]) -> T:
@@ -433,8 +448,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         # Resolved without creating anything: a command that only reads must
         # not leave directories behind for a mistyped path.
-        raw = default_path() if args.path is None else Path(args.path)
-        args.resolved = Path(os.path.expanduser(raw)).resolve()
+        args.url = args.path if url_scheme(args.path) else None
+        args.resolved = None if args.url else as_path(args.path)
         return COMMANDS[args.command](args, out)
     except _UsageError as e:
         out.error(str(e), "UsageError")

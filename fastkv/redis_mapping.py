@@ -59,13 +59,17 @@ _encode = _core.encode_value
 _check_ttl = _core.check_ttl
 
 
-def client_options(timeout: float) -> dict[str, Any]:
+def client_options(timeout: float, asyncio: bool = False) -> dict[str, Any]:
     """redis-py options every client fastkv makes gets: a bounded wait, and
     no retry. A write whose reply was lost may have happened; sending it
     again could turn a successful create into a KeyExistsError, or repeat a
     delete. The caller is told instead (translate())."""
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
+
+    if asyncio:
+        from redis.asyncio.retry import Retry
+    else:
+        from redis.retry import Retry  # type: ignore[assignment]
 
     return {"socket_timeout": timeout, "socket_connect_timeout": timeout,
             "retry": Retry(NoBackoff(), 0)}
@@ -174,7 +178,9 @@ def translate(exc: BaseException, where: str, key: Any = None,
     if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, rx.ClusterError,
                         rx.RedisClusterException)) or msg.startswith(_UNAVAILABLE_PREFIXES):
         outcome = ""
-        if write and "connecting" not in msg and "Connection refused" not in msg:
+        never_sent = ("connecting", "Connection refused", "Too many connections",
+                      "No connection available")
+        if write and not any(s in msg for s in never_sent):
             outcome = (" The write was sent and its answer lost: it may or may not have "
                        "happened (fastkv never sends it again); read the key to know.")
         return StoreUnavailableError(f"{where} did not answer{about}: {msg}.{outcome}")
