@@ -178,13 +178,7 @@ class AsyncRedisStore:
                         cursors, names = await c.scan(cursor, match=pattern, count=SCAN_COUNT,
                                                       target_nodes=node)
                         cursor = cursors[node.name] if isinstance(cursors, dict) else cursors
-                    batch = []
-                    for name in names:
-                        key = m.key_of(name)
-                        if key is not None and key not in seen:
-                            seen.add(key)
-                            batch.append(key)
-                    yield batch
+                    yield m.new_keys(names, seen)
                     if not cursor:
                         break
         except _ERRORS as e:

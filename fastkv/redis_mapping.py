@@ -137,6 +137,31 @@ class Mapping:
             start += prefix.encode("utf-8", "surrogatepass")
         return _GLOB.sub(rb"\\\1", start) + b"*"
 
+    def new_keys(self, names: list[Any], seen: set[str]) -> list[str]:
+        """The fastkv keys of a SCAN reply not in seen (which takes them in).
+        SCAN repeats a key when a server resizes its table mid-walk; the
+        keys of one walk are remembered so that none comes twice. Names that
+        cannot be keys (written by something else) are left out."""
+        cut, most = self._cut, _core.KEY_MAX_CHARS
+        try:  # the common case: bytes, valid UTF-8, behind the prefix MATCH asked for
+            keys = [n[cut:].decode() for n in names]
+        except (UnicodeDecodeError, AttributeError):
+            keys = [k for k in map(self.key_of, names) if k is not None]
+        if not keys:
+            return keys
+        lengths = list(map(len, keys))
+        if max(lengths) > most or min(lengths) == 0:
+            keys = [k for k in keys if 0 < len(k) <= most]
+        if seen.isdisjoint(keys):
+            before = len(seen)
+            seen.update(keys)
+            if len(seen) - before == len(keys):
+                return keys
+            seen.difference_update(keys)
+        fresh = [k for k in dict.fromkeys(keys) if k not in seen]  # the rare case
+        seen.update(fresh)
+        return fresh
+
     def key_of(self, name: Any) -> Optional[str]:
         """The fastkv key of a Redis key SCAN found, None if it cannot be one
         (written by something else under the namespace)."""

@@ -251,13 +251,7 @@ class RedisStore:
         seen: set[str] = set()
         try:
             for names in _scan(self._c, self._cluster, pattern):
-                batch = []
-                for name in names:
-                    key = m.key_of(name)
-                    if key is not None and key not in seen:
-                        seen.add(key)
-                        batch.append(key)
-                yield batch
+                yield m.new_keys(names, seen)
         except _ERRORS as e:
             raise translate(e, m.where) from None
 

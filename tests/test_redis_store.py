@@ -357,3 +357,18 @@ def test_redis_py_is_imported_only_when_used(run_python: RunPython) -> None:
         assert "redis" in sys.modules
         """)
     assert res.returncode == 0, res.stderr
+
+
+def test_scan_repeats_and_foreign_names_are_filtered() -> None:
+    """SCAN may hand out a key twice (a table resized mid-walk), even in one
+    reply: a walk yields each key once. Names that cannot be fastkv keys are
+    left out. (The mapping alone: no server can be made to repeat on cue.)"""
+    from fastkv.redis_mapping import Mapping
+
+    m = Mapping("ns", "redis://127.0.0.1:1/0")
+    seen: set[str] = set()
+    assert m.new_keys([b"ns:a", b"ns:b"], seen) == ["a", "b"]
+    assert m.new_keys([b"ns:b", b"ns:c", b"ns:c"], seen) == ["c"]
+    assert m.new_keys([b"ns:d", b"ns:d"], seen) == ["d"]
+    assert m.new_keys([b"ns:\xc3", b"ns:" + b"k" * 33, b"ns:", "ns:e"], seen) == ["e"]
+    assert seen == {"a", "b", "c", "d", "e"}
