@@ -22,7 +22,8 @@ then holds the loop for that long (compact() in a thread beforehand, or
 "fsync" mode, avoids it).
 
 Same arguments, results and exceptions as the sync classes; runs under
-uvloop as under asyncio's own loop.
+uvloop as under asyncio's own loop. A redis:// URL opens an AsyncRedisStore
+(aio_redis.py) instead.
 """
 
 from __future__ import annotations

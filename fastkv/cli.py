@@ -19,7 +19,7 @@ from typing import IO, Any, Callable, NoReturn, Optional, Sequence, TypeVar
 from fastkv import _core, recovery, transfer
 from fastkv._version import __version__
 from fastkv.datastore import DataStore
-from fastkv.errors import FastKVError, StoreIOError
+from fastkv.errors import FastKVError, InvalidPathError, StoreIOError
 from fastkv.locations import as_path, default_path, existing_store_path, url_scheme
 from fastkv.progress import ProgressBar
 

@@ -23,7 +23,13 @@ from urllib.parse import quote, urlencode, urlsplit
 import orjson
 
 from fastkv import _core, wire
-from fastkv.errors import ConfigError, InvalidKeyError, InvalidTTLError, KeyNotFoundError
+from fastkv.errors import (
+    ConfigError,
+    InvalidKeyError,
+    InvalidTTLError,
+    KeyNotFoundError,
+    StoreUnavailableError,
+)
 
 __all__ = ["Client"]
 
@@ -200,6 +206,15 @@ class Client:
             if conn in self._all:
                 self._all.remove(conn)
 
+    def _unavailable(self, exc: BaseException, method: str) -> StoreUnavailableError:
+        msg = f"fastkv server at {self.url} did not answer: {exc or type(exc).__name__}"
+        if method != "GET" and not isinstance(exc, ConnectionRefusedError):
+            msg += (". The write was sent and its answer lost: it may or may not have "
+                    "happened; read the key to know")
+        err = StoreUnavailableError(msg)
+        err.errno = getattr(exc, "errno", None)
+        return err
+
     def _call(self, method: str, target: str, body: Optional[bytes] = None) -> Any:
         headers = dict(self._headers)
         if body is not None:
@@ -210,11 +225,14 @@ class Client:
                 conn.request(method, self._base + target, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-            except _STALE:
+            except _STALE as e:
                 self._drop(conn)
                 if reused and attempt == 0:
                     continue
-                raise
+                raise self._unavailable(e, method) from None
+            except (OSError, http.client.HTTPException) as e:
+                self._drop(conn)
+                raise self._unavailable(e, method) from None
             except BaseException:
                 self._drop(conn)
                 raise

@@ -92,7 +92,8 @@ class Mapping:
     def name(self, key: Any) -> bytes:
         """The Redis key of a fastkv key; InvalidKeyError for a bad key."""
         _check_key(key)
-        return self._prefix + key.encode("utf-8")
+        encoded: bytes = key.encode("utf-8")
+        return self._prefix + encoded
 
     def value(self, key: Any, value: Any) -> bytes:
         return _encode(value, key)

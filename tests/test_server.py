@@ -323,6 +323,27 @@ def test_a_signal_stops_the_server_and_closes_the_store(served: Served, sig: int
         assert len(db) == 50 and db.read("k49") == {"i": 49}
 
 
+def test_a_client_of_a_stopped_server_gets_store_unavailable(served: Served) -> None:
+    with Client(served.url, timeout=5) as kv:
+        kv.create("k", {"v": 1})
+        served.stop()
+        for call in (lambda: kv.read("k"), lambda: kv.create("x", {})):
+            with pytest.raises(fastkv.StoreUnavailableError) as info:
+                call()
+            assert isinstance(info.value, ConnectionError)
+            assert "may or may not" not in str(info.value)  # refused: never sent
+
+
+def test_a_client_of_a_silent_server_times_out(tmp_path: Path) -> None:
+    with socket.socket() as listener:  # accepts, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+        with Client(url, timeout=0.5) as kv:
+            with pytest.raises(fastkv.StoreUnavailableError, match="may or may not"):
+                kv.create("k", {"v": 1})
+
+
 def test_a_request_in_flight_finishes_during_shutdown(served: Served) -> None:
     """A client mid-way through a slow upload still gets its answer."""
     sock = socket.create_connection(address(served), timeout=30)

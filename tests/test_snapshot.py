@@ -280,5 +280,11 @@ def test_sigkill_rounds_reopen_right_and_scan_only_the_tail(tmp_path: Path) -> N
         with DataStore(path) as db:
             assert contents(db) == expected
             st = db.stats()
+            if st["snapshot"] == "made for another data file":
+                # the file grew past the automatic compaction's threshold and
+                # was rewritten (a new file id) after the last close: the
+                # snapshot is rightly refused and the whole file scanned
+                assert st["open_path"] == "scan"
+                continue
             assert st["open_path"] == "snapshot", st["snapshot"]
             assert st["open_scanned_bytes"] < st["file_bytes"]
