@@ -250,7 +250,7 @@ class RedisCluster:
     def __init__(self, directory: Path) -> None:
         self.nodes = [RedisServer(directory / f"node{i}", "--cluster-enabled", "yes",
                                   "--cluster-config-file", "nodes.conf",
-                                  "--cluster-node-timeout", "5000") for i in range(3)]
+                                  "--cluster-node-timeout", "2000") for i in range(3)]
         addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas", "0",
                         "--cluster-yes"], capture_output=True, text=True, timeout=60, check=True)
@@ -301,6 +301,22 @@ def new_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     yield start
     for s in started:
         s.kill()
+
+
+@pytest.fixture
+def new_redis_cluster(tmp_path: Path) -> Iterator[Callable[[], RedisCluster]]:
+    """A cluster of a test's own (to break it); killed at the end."""
+    _redis_or_skip()
+    started: list[RedisCluster] = []
+
+    def start() -> RedisCluster:
+        c = RedisCluster(tmp_path / f"cluster{len(started)}")
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.kill()
 
 
 @pytest.fixture

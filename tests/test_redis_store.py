@@ -49,6 +49,38 @@ def test_unix_socket_url(new_redis: Callable[..., RedisServer], tmp_path: Path) 
         assert db.read("k") == {"v": 1}
 
 
+def test_tls_url(new_redis: Callable[..., RedisServer], tmp_path: Path, namespace: str) -> None:
+    import shutil
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl (to make a test certificate) is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server = new_redis("--tls-port", "0", "--tls-cert-file", str(cert), "--tls-key-file",
+                       str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
+    # the plain port stays for the fixture's ping; TLS listens on a port of its own
+    tls_port = free_tls_port(server)
+    url = f"rediss://127.0.0.1:{tls_port}/0"
+    with fastkv.open(f"{url}?ssl_ca_certs={cert}", namespace=namespace) as db:
+        db.put("k", {"v": 1})
+        assert db.read("k") == {"v": 1}
+    with pytest.raises(fastkv.StoreUnavailableError, match="certificate"):
+        fastkv.open(url, namespace=namespace, timeout=5)  # an untrusted certificate
+
+
+def free_tls_port(server: RedisServer) -> int:
+    """Move the server's TLS listener to a free port (CONFIG SET), return it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    server.cli("config", "set", "tls-port", str(port))
+    return port
+
+
 @pytest.mark.parametrize("namespace_arg", ["", "a:b", 7])
 def test_bad_namespace(redis_server: RedisServer, namespace_arg: Any) -> None:
     with pytest.raises(fastkv.ConfigError):
@@ -127,6 +159,30 @@ def test_a_dead_server_is_unavailable_then_comes_back(new_redis: Callable[..., R
         server.start()  # same port, no persistence: an empty server
         db.create("k", {"v": 2})
         assert db.read("k") == {"v": 2}
+
+
+def test_a_cluster_with_a_node_down_is_unavailable(
+        new_redis_cluster: Callable[[], RedisCluster], namespace: str) -> None:
+    cluster = new_redis_cluster()
+    with fastkv.open(cluster.url, namespace=namespace, timeout=2) as db:
+        keys = [f"k{i}" for i in range(30)]
+        for k in keys:
+            db.create(k, {"k": k})
+        dead = cluster.nodes[2]
+        on_dead = {k for k in keys
+                   if db.client.get_node_from_key(f"{namespace}:{k}").port == dead.port}
+        assert on_dead and len(on_dead) < len(keys)
+        dead.kill()
+        # the survivors declare the cluster down after the node timeout
+        deadline = time.monotonic() + 60
+        while "cluster_state:fail" not in cluster.nodes[0].cli("cluster", "info"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for k in (sorted(on_dead)[0], sorted(set(keys) - on_dead)[0]):
+            started = time.monotonic()
+            with pytest.raises(fastkv.StoreUnavailableError):
+                db.read(k)  # refused, or CLUSTERDOWN from a live node
+            assert time.monotonic() - started < 30
 
 
 def test_a_write_whose_answer_is_lost_is_not_retried(new_redis: Callable[..., RedisServer],
