@@ -467,6 +467,21 @@ cdef class Store:
         self._live()
         return _KeyIterator(self, prefix)
 
+    def _scan(self, cursor, prefix=None):
+        """One batch of a resumable walk over the live keys: (next cursor,
+        keys). Cursor 0 starts a walk and a next cursor of 0 ends it; the
+        cursor is a position in hash order, so a walk needs no state on the
+        server and keeps keys()'s promises (for the RESP server's SCAN)."""
+        if type(cursor) is not int or not FKV_ITER_START <= cursor < FKV_ITER_END:
+            raise ValueError(f"invalid cursor {cursor!r}")
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidKeyError(f"prefix must be a str, not {type(prefix).__name__}")
+        self._live()
+        cdef _KeyIterator it = _KeyIterator(self, prefix)
+        it._cursor = cursor
+        it._fill()
+        return (0 if it._cursor >= FKV_ITER_END else it._cursor), it._batch
+
     def items(self, prefix=None):
         """An iterator over (key, value) pairs of the live keys, or of those
         that start with prefix, with the promises of keys(). A key deleted
@@ -564,3 +579,6 @@ include "_recovery.pxi"
 
 
 include "_testhooks.pxi"
+
+
+include "_serving.pxi"

@@ -22,6 +22,7 @@ from fastkv.datastore import DataStore
 from fastkv.errors import FastKVError, InvalidPathError, StoreIOError
 from fastkv.locations import as_path, default_path, existing_store_path, url_scheme
 from fastkv.progress import ProgressBar
+from fastkv.serving.limits import Limits
 
 __all__ = ["main"]
 
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-conflict", choices=transfer.CONFLICT_POLICIES, default="fail",
                    help="a key the store already holds: fail (default; nothing is "
                         "imported), skip it, or replace it")
-    p = command("serve", "serve the store over HTTP/1.1 (see the README)")
+    p = command("serve", "serve the store over HTTP/1.1, and the Redis protocol with "
+                         "--resp-port (see the README)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free one)")
@@ -101,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "the variable keeps it out of the process list)")
     p.add_argument("--max-file-size", type=int, default=None, metavar="BYTES",
                    help="cap of the store file (default and most: 1 GiB)")
+    p.add_argument("--resp-port", type=int, default=None, metavar="PORT",
+                   help="also speak the Redis protocol (RESP2/RESP3) on this port "
+                        "(0: any free one; default: off)")
+    defaults = Limits()
+    p.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                   metavar="N", help="Redis-protocol connections open at once "
+                   f"(default: {defaults.max_connections:,})")
+    p.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s,
+                   metavar="SECONDS", help="close a Redis-protocol connection silent this long "
+                   f"(default: {defaults.idle_timeout_s:g})")
     return parser
 
 
@@ -282,15 +294,20 @@ def cmd_import(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
-    from fastkv import server  # http.server only for this command
+    from fastkv import serving  # the servers only for this command
 
     token = args.token if args.token is not None else os.environ.get("FASTKV_TOKEN") or None
-    if not 0 <= args.port <= 65535:
-        raise _UsageError(f"--port must be 0 to 65535, not {args.port}")
+    for flag, port in (("--port", args.port), ("--resp-port", args.resp_port)):
+        if port is not None and not 0 <= port <= 65535:
+            raise _UsageError(f"{flag} must be 0 to 65535, not {port}")
+    if args.max_connections < 1 or not args.idle_timeout > 0:
+        raise _UsageError("--max-connections and --idle-timeout must be positive")
+    limits = Limits(max_connections=args.max_connections, idle_timeout_s=args.idle_timeout)
 
-    def ready(url: str) -> None:
+    def ready(urls: str) -> None:
         guard = "a token" if token else "no token"
-        sys.stderr.write(f"fastkv: serving {args.resolved} at {url} ({guard}); "
+        shown = " and ".join(urls.split())
+        sys.stderr.write(f"fastkv: serving {args.resolved} at {shown} ({guard}); "
                          "Ctrl-C or SIGTERM stops it\n")
         if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
             sys.stderr.write("fastkv: warning: listening beyond this machine with no token\n")
@@ -298,8 +315,9 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
 
     path = _existing(args, "serve", must_exist=False)
     try:
-        server.serve(path, args.host, args.port, token, lock_timeout=args.wait,
-                     max_file_size=args.max_file_size, ready=ready)
+        serving.serve(path, args.host, args.port, token, lock_timeout=args.wait,
+                      max_file_size=args.max_file_size, ready=ready, resp_port=args.resp_port,
+                      limits=limits)
     except OSError as e:
         if isinstance(e, FastKVError):
             raise

@@ -1,6 +1,7 @@
-"""What travels between a fastkv server and its Client: which HTTP status
-each error class is sent with, and how the Client turns a status and an
-error body back into the same exception a DataStore would raise.
+"""What travels between a fastkv server and its clients: which HTTP status
+each error class is sent with, how the Client turns a status and an error
+body back into the same exception a DataStore would raise, and the error
+reply of the Redis protocol, which names the same classes.
 
 An error body is ``{"error": CLASS, "message": TEXT}``; CLASS is the name of
 a class in fastkv.errors, so a Client raises exactly what the server's
@@ -34,11 +35,31 @@ LENGTH_REQUIRED = 411
 UNSUPPORTED_MEDIA_TYPE = 415
 
 
+def refusal(status: int, message: str) -> errors.RequestError:
+    """A RequestError for a request the server cannot take at all (no such
+    endpoint, a wrong method, no length, a wrong content type), sent with
+    its own HTTP status; its class and body are those of every error."""
+    exc = errors.RequestError(message)
+    exc.http_status = status  # type: ignore[attr-defined]
+    return exc
+
+
 def status_of(exc: FastKVError) -> int:
+    own = getattr(exc, "http_status", None)
+    if isinstance(own, int):
+        return own
     for cls, status in STATUS_OF:
         if isinstance(exc, cls):
             return status
     return 500  # damage or an I/O error on the server's disk
+
+
+def resp_error(exc: FastKVError) -> str:
+    """The text of the Redis-protocol error reply for exc: the same class
+    names as the HTTP error bodies, after the code Redis clients expect."""
+    if isinstance(exc, errors.UnauthorizedError):
+        return f"NOAUTH {exc}"
+    return f"ERR {type(exc).__name__}: {exc}"
 
 
 def error_body(exc: BaseException) -> dict[str, str]:

@@ -112,6 +112,8 @@ class Served:
     def __init__(self, proc: "subprocess.Popen[str]", url: str, path: Path,
                  token: Optional[str], banner: str) -> None:
         self.proc, self.url, self.path, self.token, self.banner = proc, url, path, token, banner
+        resp = re.search(r" (redis://\S+) ", banner)
+        self.resp_url: Optional[str] = resp.group(1) if resp else None  # with --resp-port
 
     def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
         """Signal it; its exit code and what it printed after the banner."""

@@ -154,6 +154,17 @@ def test_bad_puts_are_refused_and_change_nothing(
     assert call(served, "GET", "/keys")[2]["keys"] == []
 
 
+def test_every_error_body_names_a_fastkv_class(served: Served) -> None:
+    cases = [("GET", "/nowhere", None, {}, 404), ("GET", "/keys/a/b", None, {}, 404),
+             ("POST", "/keys/k", b"{}", {}, 405), ("PUT", "/keys/k", b"[1]", {}, 400),
+             ("PUT", "/keys/k", b"{}", {"Content-Type": "text/plain"}, 415),
+             ("GET", "/keys/missing", None, {}, 404), ("PUT", "/keys/k?ttl=0", b"{}", {}, 400)]
+    for method, target, body, headers, status in cases:
+        got, _, err = call(served, method, target, body, headers)
+        assert got == status, (method, target, err)
+        assert err["error"] in fastkv.errors.__all__ and err["message"], err
+
+
 def test_oversized_body_is_refused_from_its_header_alone(served: Served) -> None:
     """413 comes back although the body was never sent: the server did not
     wait to read 17 KiB it would only throw away."""

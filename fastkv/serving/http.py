@@ -1,4 +1,4 @@
-"""``fastkv serve``: one DataStore over HTTP/1.1, for other processes and languages.
+"""``fastkv serve`` over HTTP/1.1: JSON for other processes and languages.
 
 A store file belongs to one process; the server is that process. It is the
 standard library's threading HTTP server (a thread per connection,
@@ -21,13 +21,10 @@ needs ``Authorization: Bearer TOKEN`` (else 401), compared in constant time.
 from __future__ import annotations
 
 import hmac
-import signal
-import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import orjson
@@ -35,10 +32,17 @@ import orjson
 from fastkv import _core, wire
 from fastkv._version import __version__
 from fastkv.datastore import DataStore
-from fastkv.errors import FastKVError, InvalidKeyError, InvalidTTLError, RequestError
-from fastkv.openapi import document
+from fastkv.errors import (
+    FastKVError,
+    InvalidKeyError,
+    InvalidTTLError,
+    RequestError,
+    UnauthorizedError,
+    ValueTooLargeError,
+)
+from fastkv.serving.openapi import document
 
-__all__ = ["KVServer", "serve"]
+__all__ = ["KVServer", "DEFAULT_HOST", "DEFAULT_PORT", "DRAIN_TIMEOUT_S"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -119,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if not self._authorized():
                 self._discard_body()
-                self._error(401, "UnauthorizedError", "a valid 'Authorization: Bearer' token is needed",
+                self._error(UnauthorizedError("a valid 'Authorization: Bearer' token is needed"),
                             extra={"WWW-Authenticate": 'Bearer realm="fastkv"'})
                 return
             path, query = self._route()
@@ -128,15 +132,14 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._fixed(method, path, query)
         except FastKVError as e:
-            status = wire.status_of(e)
-            if status >= 500:
+            if wire.status_of(e) >= 500:
                 self.log_error("%s: %s", type(e).__name__, e)
             self._discard_body()  # refused before reading it (a bad ttl, say)
-            self._json(status, wire.error_body(e))
+            self._error(e)
         except Exception as e:  # never a traceback to the client, never a dead thread
             self.log_error("internal error: %r", e)
             self.close_connection = True
-            self._error(500, "InternalError", "the server failed to handle the request")
+            self._error(FastKVError("the server failed to handle the request"))
 
     def _route(self) -> tuple[str, dict[str, list[str]]]:
         parts = urlsplit(self.path)
@@ -153,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if slash:
             self._discard_body()
-            self._error(404, "NotFound", "a key is one path segment: encode '/' in it as %2F")
+            self._error(wire.refusal(404, "a key is one path segment: encode '/' in it as %2F"))
             return
         key = self._key_of(segment)
         db = self.server.db
@@ -203,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
                   "/openapi.json": self._openapi}
         handler = routes.get(path)
         if handler is None:
-            self._error(404, "NotFound", f"no such endpoint: {path}")
+            self._error(wire.refusal(404, f"no such endpoint: {path}"))
         elif method != "GET":
             self._not_allowed("GET")
         else:
@@ -230,8 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             self._discard_body()
-            self._error(wire.UNSUPPORTED_MEDIA_TYPE, "RequestError",
-                        "the body must be a JSON object sent as Content-Type: application/json")
+            self._error(wire.refusal(
+                wire.UNSUPPORTED_MEDIA_TYPE,
+                "the body must be a JSON object sent as Content-Type: application/json"))
             return None
         length = self._content_length()
         if length is None:
@@ -241,10 +245,10 @@ class _Handler(BaseHTTPRequestHandler):
             # connection cannot be reused
             self._consumed = True
             self.close_connection = True
-            self._error(413, "ValueTooLargeError",
-                        f"the body is {length:,} bytes; a value is at most "
-                        f"{_core.VALUE_MAX_BYTES:,} bytes (send it as compact JSON)",
-                        extra={"Connection": "close"})
+            self._error(ValueTooLargeError(
+                f"the body is {length:,} bytes; a value is at most "
+                f"{_core.VALUE_MAX_BYTES:,} bytes (send it as compact JSON)"),
+                extra={"Connection": "close"})
             return None
         self._consumed = True
         return self.rfile.read(length)
@@ -291,16 +295,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             self._consumed = True
             self.close_connection = True
-            self._error(wire.LENGTH_REQUIRED, "RequestError",
-                        "send the body with a Content-Length (no chunked encoding)",
-                        extra={"Connection": "close"})
+            self._error(wire.refusal(
+                wire.LENGTH_REQUIRED, "send the body with a Content-Length (no chunked encoding)"),
+                extra={"Connection": "close"})
             return None
         raw = self.headers.get("Content-Length")
         if raw is None or not raw.strip().isdigit():
             self._consumed = True
             self.close_connection = True
-            self._error(wire.LENGTH_REQUIRED, "RequestError",
-                        "a PUT needs a Content-Length header", extra={"Connection": "close"})
+            self._error(wire.refusal(wire.LENGTH_REQUIRED, "a PUT needs a Content-Length header"),
+                        extra={"Connection": "close"})
             return None
         return int(raw)
 
@@ -320,12 +324,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.read(n)
 
     def _not_allowed(self, allow: str) -> None:
-        self._error(wire.METHOD_NOT_ALLOWED, "RequestError",
-                    f"{self.command} is not allowed here; use {allow}", extra={"Allow": allow})
+        self._error(wire.refusal(wire.METHOD_NOT_ALLOWED,
+                                 f"{self.command} is not allowed here; use {allow}"),
+                    extra={"Allow": allow})
 
-    def _error(self, status: int, kind: str, message: str,
-               extra: Optional[dict[str, str]] = None) -> None:
-        self._json(status, {"error": kind, "message": message}, extra)
+    def _error(self, exc: FastKVError, extra: Optional[dict[str, str]] = None) -> None:
+        """Every error response: its status and body from wire's one table."""
+        self._json(wire.status_of(exc), wire.error_body(exc), extra)
 
     def _json(self, status: int, obj: Any, extra: Optional[dict[str, str]] = None) -> None:
         self._send(status, orjson.dumps(obj), "application/json", extra)
@@ -360,13 +365,13 @@ class _Handler(BaseHTTPRequestHandler):
         # any) was never read
         self.close_connection = True
         if code == HTTPStatus.NOT_IMPLEMENTED:  # an unknown method: not a server fault
-            self._error(wire.METHOD_NOT_ALLOWED, "RequestError",
-                        f"{self.command} is not supported; use GET, PUT or DELETE",
+            self._error(wire.refusal(wire.METHOD_NOT_ALLOWED,
+                                     f"{self.command} is not supported; use GET, PUT or DELETE"),
                         extra={"Allow": "GET, PUT, DELETE", "Connection": "close"})
             return
         phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
         try:
-            self._error(code, "RequestError", message or phrase, extra={"Connection": "close"})
+            self._error(wire.refusal(code, message or phrase), extra={"Connection": "close"})
         except OSError:
             pass
 
@@ -397,49 +402,3 @@ def _ttl_from(query: dict[str, list[str]]) -> Optional[int]:
     if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 20:
         raise InvalidTTLError(f"ttl must be a whole number of seconds, not {raw!r}")
     return int(text)
-
-
-def serve(
-    path: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
-    lock_timeout: float = 0.0, max_file_size: Optional[int] = None,
-    ready: Optional[Callable[[str], None]] = None,
-) -> None:
-    """Open the store at path and serve it until SIGINT or SIGTERM, then
-    finish the requests in flight and close the store cleanly.
-
-    ready, if given, is called with the server's URL once it listens.
-
-    Raises:
-        StoreLockedError: another process holds the store.
-        OSError: the address is taken or cannot be bound.
-    """
-    db = DataStore(path, lock_timeout=lock_timeout,
-                   max_file_size=_core.MAX_FILE_SIZE if max_file_size is None else max_file_size)
-    try:
-        server = KVServer(db, host, port, token)
-    except BaseException:
-        db.close()
-        raise
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                            name="fastkv-serve")
-    loop.start()
-    try:
-        if ready is not None:
-            ready(server.url)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.shutdown()  # stops accepting; returns once the loop has exited
-        loop.join()
-        server.server_close()
-        server.drain(DRAIN_TIMEOUT_S)  # let the requests in flight answer
-        db.close()  # waits for calls inside the store; later ones get 503
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        sys.stderr.flush()

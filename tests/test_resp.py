@@ -1,0 +1,364 @@
+"""`fastkv serve --resp-port` against real Redis clients: redis-py (RESP2 and
+RESP3), redis-cli, raw sockets for framing; limits, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastkv
+from fastkv import DataStore
+
+redis = pytest.importorskip("redis", reason="redis-py is not installed (the test extra)")
+
+if TYPE_CHECKING:
+    from conftest import Served
+
+
+@pytest.fixture
+def resp(store_path: Path, serve: Callable[..., Served]) -> Served:
+    return serve(store_path, "--resp-port", "0")
+
+
+def port_of(served: Served) -> int:
+    assert served.resp_url is not None, served.banner
+    return int(served.resp_url.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def r(resp: Served) -> Iterator[Any]:
+    client = redis.Redis(port=port_of(resp), socket_timeout=30)
+    yield client
+    client.close()
+
+
+def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send bytes, read until the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return out
+
+
+# ---- the commands, through redis-py ----------------------------------------------------
+
+
+def test_set_get_and_expiry(r: Any) -> None:
+    assert r.set("user:1", '{"name": "Ann"}') is True
+    assert r.get("user:1") == b'{"name":"Ann"}'  # stored compact, as in a file
+    assert r.set("user:1", '{"name": "Bob"}', nx=True) is None  # NX is create
+    assert r.set("user:1", '{"name": "Cy"}') is True  # plain SET is put
+    assert json.loads(r.get("user:1")) == {"name": "Cy"}
+    assert r.get("missing") is None
+    r.set("s", "{}", ex=100)
+    assert 99 <= r.ttl("s") <= 100 and 99_000 < r.pttl("s") <= 100_000
+    r.set("p", "{}", px=2500)
+    assert 2000 < r.pttl("p") <= 2500
+    r.set("at", "{}", pxat=int(time.time() * 1000) + 60_000)
+    assert 58 <= r.ttl("at") <= 60
+    assert r.ttl("user:1") == -1 and r.ttl("missing") == -2 and r.pttl("missing") == -2
+    assert r.expire("user:1", 50) is True and 49 <= r.ttl("user:1") <= 50
+    assert r.pexpire("user:1", 70_000) is True and 69 <= r.ttl("user:1") <= 70
+    assert r.persist("user:1") is True and r.ttl("user:1") == -1
+    assert r.persist("user:1") is False and r.expire("missing", 5) is False
+    assert r.exists("user:1", "s", "missing") == 2
+    assert r.mget("user:1", "missing", "s") == [b'{"name":"Cy"}', None, b"{}"]
+    assert r.delete("s", "p", "missing") == 2
+    assert r.dbsize() == 2
+    assert r.ping() is True and r.echo("hi") == b"hi"
+    assert r.select(0) is True
+    with pytest.raises(redis.ResponseError, match="out of range"):
+        r.select(1)
+
+
+def test_a_short_ttl_expires(r: Any) -> None:
+    r.set("short", "{}", px=300)
+    time.sleep(0.5)
+    assert r.get("short") is None and r.exists("short") == 0
+    assert r.set("short", '{"again": 1}', nx=True) is True
+
+
+def test_refusals_name_the_fastkv_class_and_keep_the_connection(r: Any,
+                                                                 resp: Served) -> None:
+    cases: list[tuple[Callable[[], Any], str]] = [
+        (lambda: r.set("k", "[1, 2]"), "InvalidValueError"),
+        (lambda: r.set("k", "not json"), "InvalidValueError"),
+        (lambda: r.set("k", '{"x": "' + "y" * 16_400 + '"}'), "ValueTooLargeError"),
+        (lambda: r.set("k" * 33, "{}"), "InvalidKeyError"),
+        (lambda: r.get("k" * 33), "InvalidKeyError"),
+        (lambda: r.set("k", "{}", ex=315_360_001), "InvalidTTLError"),
+        (lambda: r.set("k", "{}", ex=0), "invalid expire time"),
+        (lambda: r.pexpire("k", 1500), "InvalidTTLError"),
+        (lambda: r.set("k", "{}", xx=True), "syntax error"),
+        (lambda: r.execute_command("FLUSHALL"), "unknown command"),
+        (lambda: r.execute_command("GET"), "wrong number of arguments"),
+        (lambda: r.execute_command("SET", b"\xff\xfe", "{}"), "InvalidKeyError"),
+    ]
+    for call, expected in cases:
+        with pytest.raises(redis.ResponseError, match=expected):
+            call()
+    assert r.get("k") is None and r.ping() is True
+    resp.stop()
+    with DataStore(resp.path) as db:
+        assert len(db) == 0  # nothing refused was stored
+
+
+def test_scan_walks_every_key_once(r: Any) -> None:
+    keys = {f"user:{i}" for i in range(2500)} | {"other:1", "odd*key"}
+    pipe = r.pipeline(transaction=False)
+    for k in keys:
+        pipe.set(k, "{}")
+    pipe.execute()
+    seen = [k.decode() for k in r.scan_iter(count=100)]
+    assert len(seen) == len(set(seen)) and set(seen) == keys
+    assert {k.decode() for k in r.scan_iter(match="user:1*")} == \
+        {k for k in keys if k.startswith("user:1")}
+    assert {k.decode() for k in r.scan_iter(match="*:1?")} == \
+        {k for k in keys if k.endswith(tuple(f":1{d}" for d in "0123456789"))
+         and len(k.split(":")[1]) == 2}
+    assert [k.decode() for k in r.scan_iter(match="odd\\*key")] == ["odd*key"]
+    assert list(r.scan_iter(_type="hash")) == []
+
+
+def test_pipelined_requests_answer_in_order(r: Any) -> None:
+    pipe = r.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f"k{i}", json.dumps({"i": i}))
+        pipe.get(f"k{i}")
+        pipe.set(f"k{i}", "{}", nx=True)
+    out = pipe.execute(raise_on_error=False)
+    for i in range(2000):
+        assert out[3 * i] is True and json.loads(out[3 * i + 1]) == {"i": i}
+        assert out[3 * i + 2] is None
+
+
+def test_resp3(resp: Served) -> None:
+    client = redis.Redis(port=port_of(resp), protocol=3)
+    client.set("k", '{"a": 1}')
+    assert client.get("k") == b'{"a":1}' and client.get("nope") is None
+    hello = client.execute_command("HELLO", "3")
+    assert hello[b"server"] == b"fastkv" and hello[b"proto"] == 3
+    client.close()
+    assert raw(port_of(resp), b"HELLO 3\r\nGET nope\r\n").endswith(b"_\r\n")  # RESP3 null
+    assert raw(port_of(resp), b"HELLO 4\r\n").startswith(b"-NOPROTO")
+
+
+def test_a_token_is_required(store_path: Path, serve: Callable[..., Served]) -> None:
+    served = serve(store_path, "--resp-port", "0", token="s3cret")
+    port = port_of(served)
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port).get("k")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port, password="wrong").get("k")
+    good = redis.Redis(port=port, password="s3cret")
+    good.set("k", "{}")
+    assert good.get("k") == b"{}"
+    good.close()
+    three = redis.Redis(port=port, password="s3cret", protocol=3)  # HELLO 3 AUTH ...
+    assert three.get("k") == b"{}"
+    three.close()
+
+
+def test_redis_cli(resp: Served) -> None:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        if os.environ.get("FASTKV_REQUIRE_REDIS") == "1":
+            pytest.fail("redis-cli is not installed, and FASTKV_REQUIRE_REDIS=1")
+        pytest.skip("redis-cli is not installed (apt-get install redis-tools)")
+    port = str(port_of(resp))
+
+    def run(*args: str) -> str:
+        res = subprocess.run([cli, "-p", port, *args], capture_output=True, text=True,
+                             timeout=30)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    assert run("SET", "user:1", '{"name": "Ann"}') == "OK"
+    assert run("GET", "user:1") == '{"name":"Ann"}'
+    assert "InvalidValueError" in run("SET", "user:2", "[1]")
+    assert run("DBSIZE") == "1"
+    assert "fastkv_version" in run("INFO")
+    assert run("--scan") == "user:1"
+
+
+# ---- framing and limits ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [
+    b"*abc\r\n", b"*1\r\n:5\r\n", b"*1\r\n$abc\r\n", b"*1\r\n$-5\r\n", b"*1\r\n$+3\r\nGET\r\n",
+    b"*1\r\n$3\r\nGETxx", b"*2\r\n$3\r\nGET\r\n$99999999999\r\n", b"*99999999\r\n",
+    b"*1\r\n$ 3\r\nGET\r\n", b"*" + b"9" * 40 + b"\r\n", b"$3\r\nGET\r\n",
+    b"G" * 70_000, b"GET \x00k\r\n",
+])
+def test_bad_framing_is_answered_and_closed(resp: Served, bad: bytes) -> None:
+    port = port_of(resp)
+    reply = raw(port, bad)
+    assert reply == b"" or reply.startswith((b"-ERR", b"$-1", b"+", b"*")), reply[:100]
+    assert raw(port, b"PING\r\n") == b"+PONG\r\n"  # the server is fine
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from([b"*", b"$", b"\r\n", b"3", b"-1", b"GET", b"SET", b"k",
+                              b"{}", b"0", b"99", b" ", b"\n", b"\r"]), max_size=40)
+    .map(b"".join),
+))
+def test_fuzzed_requests_never_hang_or_kill_the_server(resp: Served, data: bytes) -> None:
+    # one server for every example (a function-scoped fixture is not remade)
+    raw(port_of(resp), data, timeout=5)
+    assert raw(port_of(resp), b"PING\r\n") == b"+PONG\r\n"
+    assert resp.proc.poll() is None
+
+
+def test_idle_and_half_sent_connections_do_not_block_others(
+        store_path: Path, serve: Callable[..., Served]) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    served = serve(store_path, "--resp-port", "0")
+    port = port_of(served)
+    socks = []
+    try:
+        for i in range(1000):
+            socks.append(socket.create_connection(("127.0.0.1", port)))
+        for i in range(200):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n{\"half")  # never finished
+            socks.append(s)
+        client = redis.Redis(port=port, socket_timeout=10)
+        client.set("alive", "{}")
+        assert client.get("alive") == b"{}"
+        info = client.info("clients")
+        assert info["connected_clients"] >= 1201
+        client.close()
+    finally:
+        for s in socks:
+            s.close()
+    code, err = served.stop()
+    assert code == 0 and "Traceback" not in err, err
+
+
+def test_connection_limit_and_idle_timeout(store_path: Path,
+                                           serve: Callable[..., Served]) -> None:
+    served = serve(store_path, "--resp-port", "0", "--max-connections", "3",
+                   "--idle-timeout", "0.5")
+    port = port_of(served)
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    time.sleep(0.1)
+    assert raw(port, b"PING\r\n").startswith(b"-ERR max number of clients")
+    time.sleep(2.0)  # the idle ones are closed...
+    for s in held:
+        s.settimeout(5)
+        assert s.recv(10) == b""
+        s.close()
+    assert raw(port, b"PING\r\n") == b"+PONG\r\n"  # ...and room is made
+
+
+def test_a_client_that_does_not_read_cannot_grow_the_server(
+        store_path: Path, serve: Callable[..., Served]) -> None:
+    with DataStore(store_path) as db:
+        db.create("big", {"x": "y" * 16_000})
+    served = serve(store_path, "--resp-port", "0")
+    port = port_of(served)
+
+    def rss_kib() -> int:
+        for line in Path(f"/proc/{served.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    before = rss_kib()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    request = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 1000
+    s.settimeout(0.5)
+    sent = 0
+    try:
+        for _ in range(200):  # 200,000 GETs of 16 KB: 3.2 GB of replies if all were made
+            s.sendall(request)
+            sent += 1
+    except socket.timeout:
+        pass  # the server stopped reading: what we wanted
+    time.sleep(0.5)
+    grown_mib = (rss_kib() - before) / 1024
+    s.close()
+    assert grown_mib < 64, f"the server grew {grown_mib:.0f} MiB for one slow client"
+    assert raw(port, b"PING\r\n") == b"+PONG\r\n"
+
+
+def test_sigterm_with_requests_in_flight_on_both_protocols(
+        store_path: Path, serve: Callable[..., Served]) -> None:
+    served = serve(store_path, "--resp-port", "0")
+    port = port_of(served)
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def resp_writer() -> None:
+        c = redis.Redis(port=port, socket_timeout=10)
+        i = 0
+        while not stop.is_set():
+            try:
+                c.set(f"resp:{i}", "{}")
+            except (redis.ConnectionError, redis.TimeoutError):
+                return
+            acked.append(f"resp:{i}")
+            i += 1
+
+    def http_writer() -> None:
+        with fastkv.Client(served.url, timeout=10) as c:
+            i = 0
+            while not stop.is_set():
+                try:
+                    c.create(f"http:{i}", {})
+                except (fastkv.StoreUnavailableError, fastkv.StoreClosedError):
+                    return
+                acked.append(f"http:{i}")
+                i += 1
+
+    threads = [threading.Thread(target=resp_writer), threading.Thread(target=http_writer)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    code, err = served.stop(signal.SIGTERM)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert code == 0 and "Traceback" not in err, err
+    with DataStore(store_path) as db:
+        missing = [k for k in acked if k not in db]
+        assert not missing, missing[:5]
+        assert any(k.startswith("resp:") for k in acked) and any(k.startswith("http:")
+                                                                 for k in acked)
+
+
+def test_clients_that_vanish_leave_no_traceback(resp: Served) -> None:
+    port = port_of(resp)
+    for _ in range(50):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 100)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # a reset, with replies unread
+    assert raw(port, b"PING\r\n") == b"+PONG\r\n"
+    code, err = resp.stop()
+    assert code == 0 and "Traceback" not in err and err.count("\n") <= 2, err
