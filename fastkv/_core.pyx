@@ -582,3 +582,6 @@ include "_testhooks.pxi"
 
 
 include "_serving.pxi"
+
+
+include "_resp.pxi"

@@ -46,6 +46,8 @@ __all__ = ["RespServer"]
 
 _WOULD_WAIT = _core.WOULD_WAIT
 _value_bytes = _core.value_bytes
+_next, _INLINE = _core.resp_next, _core.RESP_INLINE
+_MAX_ARGS, _MAX_BULK = rc.MAX_ARGS, rc.MAX_BULK_BYTES
 # The protocol level clients are told (INFO redis_version, HELLO version):
 # the commands here behave as Redis 7.0's do.
 REDIS_LEVEL = "7.0.0"
@@ -131,7 +133,9 @@ class _Conn(asyncio.Protocol):
             pos, out, size, more = 0, [], 0, False
             try:
                 while not self.closing:
-                    cmd, pos = rc.parse(buf, pos)
+                    cmd, pos = _next(buf, pos, _MAX_ARGS, _MAX_BULK)
+                    if cmd is _INLINE:
+                        cmd, pos = rc.parse_inline(buf, pos)
                     if cmd is None:
                         if len(buf) - pos > rc.MAX_REQUEST_BYTES:
                             raise rc.ProtocolError("request too large")

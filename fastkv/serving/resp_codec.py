@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
+from fastkv import _core
+
 __all__ = [
-    "ProtocolError", "parse", "MAX_ARGS", "MAX_BULK_BYTES", "MAX_INLINE_BYTES",
+    "ProtocolError", "parse", "parse_inline", "MAX_ARGS", "MAX_BULK_BYTES", "MAX_INLINE_BYTES",
     "MAX_REQUEST_BYTES", "OK", "PONG", "simple", "error", "integer", "bulk", "null",
     "array", "mapping",
 ]
@@ -26,69 +28,27 @@ MAX_ARGS = 65_536            # arguments of one command (MGET of many keys)
 MAX_BULK_BYTES = 1 << 20     # one argument: a 16 KiB value sent with spaces fits
 MAX_INLINE_BYTES = 64 << 10  # one inline command line
 MAX_REQUEST_BYTES = 4 << 20  # one whole request, however it is split
-_MAX_HEADER = 24             # "*<count>\r\n" / "$<len>\r\n": digits, not text
 
 Command = list[bytes]
 
 
-class ProtocolError(Exception):
-    """The bytes are not a request: the connection is answered and closed."""
-
-
-def _length(buf: bytearray, start: int, end: int, what: str, most: int) -> int:
-    digits = bytes(buf[start:end])
-    if not digits.isdigit():  # no sign, space or underscore that int() would take
-        if digits == b"-1" or (digits[:1] == b"-" and digits[1:].isdigit()):
-            return 0 if what == "multibulk" else -1
-        raise ProtocolError(f"invalid {what} length")
-    n = int(digits)
-    if n > most:
-        raise ProtocolError(f"invalid {what} length")
-    return n
+# The class and the array form's parser are compiled (fastkv/_resp.pxi).
+ProtocolError = _core.RespProtocolError
+_next = _core.resp_next
+_INLINE = _core.RESP_INLINE
 
 
 def parse(buf: bytearray, pos: int) -> tuple[Optional[Command], int]:
     """The next command in buf from pos and the position after it;
     (None, pos) when it is not all there yet. An empty command (``*0``, or
     an empty inline line) comes back as []. Raises ProtocolError."""
-    n = len(buf)
-    if pos >= n:
-        return None, pos
-    if buf[pos] != 42:  # '*'
-        return _inline(buf, pos)
-    end = buf.find(b"\r\n", pos, pos + _MAX_HEADER)
-    if end < 0:
-        if n - pos >= _MAX_HEADER:
-            raise ProtocolError("invalid multibulk length")
-        return None, pos
-    count = _length(buf, pos + 1, end, "multibulk", MAX_ARGS)
-    p = end + 2
-    args: Command = []
-    for _ in range(count):
-        if p >= n:
-            return None, pos
-        if buf[p] != 36:  # '$'
-            raise ProtocolError(f"expected '$', got {chr(buf[p])!r}")
-        e = buf.find(b"\r\n", p, p + _MAX_HEADER)
-        if e < 0:
-            if n - p >= _MAX_HEADER:
-                raise ProtocolError("invalid bulk length")
-            return None, pos
-        size = _length(buf, p + 1, e, "bulk", MAX_BULK_BYTES)
-        if size < 0:
-            raise ProtocolError("invalid bulk length")
-        start = e + 2
-        stop = start + size
-        if stop + 2 > n:
-            return None, pos
-        if buf[stop] != 13 or buf[stop + 1] != 10:
-            raise ProtocolError("a bulk string does not end with CRLF")
-        args.append(bytes(buf[start:stop]))
-        p = stop + 2
-    return args, p
+    cmd, end = _next(buf, pos, MAX_ARGS, MAX_BULK_BYTES)
+    if cmd is _INLINE:
+        return parse_inline(buf, pos)
+    return cmd, end
 
 
-def _inline(buf: bytearray, pos: int) -> tuple[Optional[Command], int]:
+def parse_inline(buf: bytearray, pos: int) -> tuple[Optional[Command], int]:
     end = buf.find(b"\n", pos, pos + MAX_INLINE_BYTES + 1)
     if end < 0:
         if len(buf) - pos > MAX_INLINE_BYTES:
