@@ -17,6 +17,7 @@ from fastkv import _core
 from fastkv.datastore import DataStore
 from fastkv.serving.http import DEFAULT_HOST, DEFAULT_PORT, DRAIN_TIMEOUT_S, KVServer
 from fastkv.serving.limits import Limits
+from fastkv.serving.loop import ServingLoop
 
 __all__ = ["serve", "Limits", "DEFAULT_HOST", "DEFAULT_PORT"]
 
@@ -41,15 +42,19 @@ def serve(
     db = DataStore(path, lock_timeout=lock_timeout,
                    max_file_size=_core.MAX_FILE_SIZE if max_file_size is None else max_file_size)
     resp: Any = None
+    home = ServingLoop(limits)
     try:
         server = KVServer(db, host, port, token)
         if resp_port is not None:
-            from fastkv.serving.resp import RespServer  # asyncio only when asked for
+            from fastkv.serving.resp import RespService
 
             _raise_open_file_limit(limits.max_connections)
-            resp = RespServer(db, host, resp_port, token, limits)
-            resp_url = resp.start()
+            home.start()
+            resp = RespService(db, token, home)
+            resp.port = home.listen(resp.factory, host, resp_port)
+            resp_url = f"redis://{_shown(host)}:{resp.port}"
     except BaseException:
+        home.stop(0)
         db.close()
         raise
     stop = threading.Event()
@@ -70,8 +75,7 @@ def serve(
         server.shutdown()  # stops accepting; returns once the loop has exited
         loop.join()
         server.server_close()
-        if resp is not None:
-            resp.stop(DRAIN_TIMEOUT_S)
+        home.stop(DRAIN_TIMEOUT_S)
         server.drain(DRAIN_TIMEOUT_S)  # let the requests in flight answer
         db.close()  # waits for calls inside the store; later ones get 503
         for sig, handler in previous.items():
@@ -94,3 +98,7 @@ def _raise_open_file_limit(connections: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
         except (OSError, ValueError):
             pass
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

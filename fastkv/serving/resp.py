@@ -2,14 +2,13 @@
 redis-cli, redis-py, redis-benchmark and the Redis clients of other
 languages work against a fastkv file.
 
-One event loop (uvloop where it is installed, asyncio's own otherwise) in a
-thread of its own serves every connection: a thread per connection would
-spend more on switching than the store spends on a call. A command is run
-on the loop when it cannot wait (a read answered from the page cache, a
-write in the default durability mode); one that may wait for the disk
-(a read the page cache cannot answer, SCAN, DBSIZE, INFO) goes to a worker
-thread, and that connection's later commands wait for it, so replies keep
-the order of a pipeline.
+Served on the event loop of loop.py. A command runs on the loop when it
+cannot wait (a read answered from the page cache, a write in the default
+durability mode); one that may wait for the disk (a read the page cache
+cannot answer, SCAN, DBSIZE, INFO) goes to a worker thread, and that
+connection's later commands wait for it, so replies keep the order of a
+pipeline. The framing is parsed in C (fastkv/_resp.pxi, with the limits in
+resp_codec.py): in Python it was half the time of a pipelined GET.
 
 Redis's own replies where Redis has one (GET of a missing key is nil, SET NX
 on a live key is nil, DEL counts); a fastkv refusal (a bad key, value or
@@ -18,14 +17,10 @@ TTL, a full store) is ``-ERR <fastkv class>: <message>``.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import os
 import re
-import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 from fastkv import _core
@@ -40,9 +35,10 @@ from fastkv.errors import (
 )
 from fastkv.serving import resp_codec as rc
 from fastkv.serving.limits import Limits
+from fastkv.serving.loop import Connection, Later, ServingLoop
 from fastkv.wire import resp_error
 
-__all__ = ["RespServer"]
+__all__ = ["RespService"]
 
 _WOULD_WAIT = _core.WOULD_WAIT
 _value_bytes = _core.value_bytes
@@ -57,78 +53,38 @@ class _Usage(Exception):
     """A command's arguments are wrong: answered as Redis words it."""
 
 
-@dataclass
-class _Later:
-    """A command that may wait: call runs in a worker thread, finish makes
-    the reply of its result (or of the FastKVError it raised)."""
-
-    call: Callable[[], Any]
-    finish: Callable[[Any], bytes]
-
-
-Reply = Union[bytes, _Later]
+Reply = Union[bytes, Later]
 
 
 # ---- one connection -----------------------------------------------------------------
 
 
-class _Conn(asyncio.Protocol):
-    __slots__ = ("srv", "transport", "buf", "authed", "resp3", "waiting", "closing",
-                 "last", "paused", "name")
+class _Conn(Connection):
+    refusal = b"-ERR max number of clients reached\r\n"
 
-    def __init__(self, srv: "RespServer") -> None:
-        self.srv = srv
-        self.transport: Any = None
+    def __init__(self, service: "RespService") -> None:
+        super().__init__(service.home)
+        self.service = service
         self.buf = bytearray()
-        self.authed = srv.token is None
+        self.authed = service.token is None
         self.resp3 = False
-        self.waiting = False   # a command is in a worker thread
-        self.closing = False
-        self.paused = False
-        self.last = time.monotonic()
         self.name = b""
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        srv = self.srv
-        if len(srv.conns) >= srv.limits.max_connections or srv.stopping:
-            transport.write(b"-ERR max number of clients reached\r\n")
-            transport.close()
-            self.closing = True
-            return
-        srv.conns.add(self)
-        # what a client that does not read its replies can make us hold
-        transport.set_write_buffer_limits(high=srv.limits.max_output_bytes)
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self.srv.conns.discard(self)
-        self.closing = True
-
-    def pause_writing(self) -> None:
-        self.transport.pause_reading()
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if not self.waiting:
-            self.transport.resume_reading()
-            if self.buf:
-                self._run()  # the commands held back while the client caught up
-
-    def data_received(self, data: bytes) -> None:
+    def on_data(self, data: bytes) -> None:
         self.buf += data
-        self.last = time.monotonic()
         if not self.waiting and not self.paused:
             self._run()
-        elif len(self.buf) > rc.MAX_REQUEST_BYTES:
-            self.transport.pause_reading()  # resumed when the command in a thread ends
+
+    def proceed(self) -> None:
+        if self.buf:
+            self._run()
 
     def _run(self) -> None:
         """Answer the complete commands in buf, in order, a bounded amount of
         replies at a time: past max_output_bytes the replies are written, and
         the rest waits until the client has read them (resume_writing)."""
-        buf, execute = self.buf, self.srv.execute
-        budget = self.srv.limits.max_output_bytes
+        buf, execute = self.buf, self.service.execute
+        budget = self.home.limits.max_output_bytes
         while True:
             pos, out, size, more = 0, [], 0, False
             try:
@@ -144,7 +100,7 @@ class _Conn(asyncio.Protocol):
                         continue
                     reply = execute(self, cmd)
                     if type(reply) is not bytes:
-                        self._later(reply)  # type: ignore[arg-type]
+                        self.later(reply)  # type: ignore[arg-type]
                         break
                     out.append(reply)
                     size += len(reply)
@@ -165,116 +121,30 @@ class _Conn(asyncio.Protocol):
             if not more or self.paused or self.waiting:
                 return
 
-    def _later(self, job: _Later) -> None:
-        self.waiting = True
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(None, _guarded(job.call))
-        fut.add_done_callback(lambda f: self._done(job, f.result()))
 
-    def _done(self, job: _Later, result: Any) -> None:
-        self.waiting = False
-        if self.transport is None or self.transport.is_closing():
-            return
-        self.transport.write(job.finish(result))
-        if not self.paused:
-            self.transport.resume_reading()
-        if self.buf:
-            self._run()
+# ---- the service ----------------------------------------------------------------------
 
 
-def _guarded(call: Callable[[], Any]) -> Callable[[], Any]:
-    """call, with a FastKVError it raises returned instead (finish() makes
-    the reply of it)."""
-    def run() -> Any:
-        try:
-            return call()
-        except FastKVError as e:
-            return e
-    return run
+class RespService:
+    """The Redis protocol for one DataStore, on a ServingLoop."""
 
-
-# ---- the server -----------------------------------------------------------------------
-
-
-class RespServer:
-    """The RESP listener of one DataStore, on an event loop in its own thread."""
-
-    def __init__(self, db: DataStore, host: str, port: int, token: Optional[str],
-                 limits: Limits) -> None:
-        self.db, self.host, self.port, self.token, self.limits = db, host, port, token, limits
-        self.conns: set[_Conn] = set()
-        self.stopping = False
+    def __init__(self, db: DataStore, token: Optional[str], home: ServingLoop) -> None:
+        self.db, self.token, self.home = db, token, home
+        self.port = 0
         self.commands_processed = 0
         self.started = time.time()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._server: Optional[asyncio.base_events.Server] = None
-        self._thread: Optional[threading.Thread] = None
         self._table = _commands()
 
-    # -- lifecycle, called from the main thread ------------------------------------------
+    def factory(self) -> _Conn:
+        return _Conn(self)
 
-    def start(self) -> str:
-        """Listen, serve in a thread; the URL once listening. OSError if the
-        address cannot be bound."""
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._main, args=(ready,), name="fastkv-resp",
-                                        daemon=True)
-        self._thread.start()
-        ready.result()  # the bind's error, if any, is raised here
-        return f"redis://{self.host}:{self.port}"
+    @property
+    def limits(self) -> Limits:
+        return self.home.limits
 
-    def stop(self, drain_timeout: float) -> None:
-        """Stop accepting, let commands in flight answer (up to drain_timeout),
-        close every connection. Called once, from the main thread."""
-        loop = self._loop
-        if loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._shutdown(drain_timeout), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join()
-
-    def _main(self, ready: "Future[None]") -> None:
-        loop = _new_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            self._server = loop.run_until_complete(loop.create_server(
-                lambda: _Conn(self), self.host, self.port, backlog=1024, reuse_address=True))
-        except BaseException as e:  # noqa: BLE001 (handed to start())
-            ready.set_exception(e)
-            loop.close()
-            return
-        self.port = self._server.sockets[0].getsockname()[1]
-        sweep = loop.create_task(self._sweep())
-        ready.set_result(None)
-        try:
-            loop.run_forever()
-        finally:
-            sweep.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-    async def _sweep(self) -> None:
-        """Close connections idle past the limit (a half-sent request too)."""
-        idle = self.limits.idle_timeout_s
-        while True:
-            await asyncio.sleep(min(1.0, idle / 4))
-            cutoff = time.monotonic() - idle
-            for c in [c for c in self.conns if c.last < cutoff and not c.waiting]:
-                c.transport.close()
-
-    async def _shutdown(self, drain_timeout: float) -> None:
-        self.stopping = True
-        if self._server is not None:
-            self._server.close()
-        deadline = time.monotonic() + drain_timeout
-        while any(c.waiting for c in self.conns) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        for c in list(self.conns):
-            c.transport.close()  # what is already written still goes out
-        await asyncio.sleep(0.05)
-
-    # -- commands ------------------------------------------------------------------------
+    @property
+    def conns(self) -> set[Connection]:
+        return self.home.conns
 
     def execute(self, conn: _Conn, cmd: list[bytes]) -> Reply:
         self.commands_processed += 1
@@ -301,15 +171,6 @@ class RespServer:
         return hmac.compare_digest(given, self.token.encode())
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
 def _unknown(cmd: list[bytes]) -> bytes:
     shown = " ".join(f"'{a.decode('utf-8', 'replace')[:40]}'" for a in cmd[1:4])
     return rc.error(f"ERR unknown command '{cmd[0].decode('utf-8', 'replace')[:40]}', "
@@ -332,11 +193,11 @@ def _int(raw: bytes) -> int:
 # ---- handlers: (server, connection, the command with its name) -> reply ---------------
 
 
-def _get(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _get(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     key = _key(cmd[1])
     data = _value_bytes(srv.db, key)
     if data is _WOULD_WAIT:
-        return _Later(lambda: _value_bytes(srv.db, key, True),
+        return Later(lambda: _value_bytes(srv.db, key, True),
                       lambda r: _bulk_or_null(r, c.resp3))
     return rc.bulk(data) if data is not None else rc.null(c.resp3)
 
@@ -347,7 +208,7 @@ def _bulk_or_null(result: Any, resp3: bool) -> bytes:
     return rc.null(resp3) if result is None else rc.bulk(result)
 
 
-def _mget(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _mget(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     keys = cmd[1:]
     out = []
     for raw in keys:
@@ -356,13 +217,13 @@ def _mget(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
         except InvalidKeyError:
             data = None  # Redis answers nil for a key that cannot be there
         if data is _WOULD_WAIT:
-            return _Later(lambda: [_mget_one(srv, k) for k in keys],
+            return Later(lambda: [_mget_one(srv, k) for k in keys],
                           lambda r: _array_of(r, c.resp3))
         out.append(data)
     return _array_of(out, c.resp3)
 
 
-def _mget_one(srv: RespServer, raw: bytes) -> Optional[bytes]:
+def _mget_one(srv: RespService, raw: bytes) -> Optional[bytes]:
     try:
         data: Optional[bytes] = _value_bytes(srv.db, _key(raw), True)
         return data
@@ -379,7 +240,7 @@ def _array_of(values: Any, resp3: bool) -> bytes:
 _SET_USAGE = "ERR syntax error: fastkv takes SET key value [NX] [EX s | PX ms | EXAT s | PXAT ms]"
 
 
-def _set(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _set(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     key, value = _key(cmd[1]), cmd[2]
     nx = False
     unit: Optional[bytes] = None
@@ -423,7 +284,7 @@ def _deadline_ms(unit: bytes, amount: int) -> int:
     return {b"PX": now + amount, b"EXAT": amount * 1000, b"PXAT": amount}[unit]
 
 
-def _del(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _del(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     gone = 0
     for raw in cmd[1:]:
         try:
@@ -434,13 +295,13 @@ def _del(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
     return rc.integer(gone)
 
 
-def _exists(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _exists(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     keys = [k for k in (_maybe_key(raw) for raw in cmd[1:]) if k is not None]
     found = 0
     for k in keys:
         hit = srv.db._try_contains(k)
         if hit is _WOULD_WAIT:
-            return _Later(lambda: sum(k in srv.db for k in keys), _count_reply)
+            return Later(lambda: sum(k in srv.db for k in keys), _count_reply)
         found += bool(hit)
     return rc.integer(found)
 
@@ -457,7 +318,7 @@ def _maybe_key(raw: bytes) -> Optional[str]:
         return None
 
 
-def _ttl_cmd(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _ttl_cmd(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     key = _key(cmd[1])
     in_ms = cmd[0].upper() == b"PTTL"
 
@@ -475,11 +336,11 @@ def _ttl_cmd(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
     except KeyNotFoundError as e:
         return reply(e)
     if left is _WOULD_WAIT:
-        return _Later(lambda: srv.db.ttl(key), reply)
+        return Later(lambda: srv.db.ttl(key), reply)
     return reply(left)
 
 
-def _expire(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _expire(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     if len(cmd) > 3:
         raise _Usage("ERR fastkv takes EXPIRE key seconds (no NX, XX, GT or LT)")
     key, amount = _key(cmd[1]), _int(cmd[2])
@@ -495,7 +356,7 @@ def _expire(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
     return rc.integer(1)
 
 
-def _persist(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _persist(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     key = _key(cmd[1])
     try:
         if srv.db.ttl(key) is None:
@@ -509,7 +370,7 @@ def _persist(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
 _GLOB = re.compile(rb"[*?\[\\]")
 
 
-def _scan(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _scan(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     cursor = _int(cmd[1])
     if not 0 <= cursor < (1 << 27):
         raise _Usage("ERR invalid cursor")
@@ -541,7 +402,7 @@ def _scan(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
             if at == 0 or len(found) >= count:
                 return at, found
 
-    return _Later(walk, lambda r: _scan_reply(r, c.resp3))
+    return Later(walk, lambda r: _scan_reply(r, c.resp3))
 
 
 def _scan_reply(result: Any, resp3: bool) -> bytes:
@@ -595,19 +456,19 @@ def _glob_to_regex(p: bytes) -> bytes:
     return b"".join(out)
 
 
-def _dbsize(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
-    return _Later(lambda: len(srv.db), _count_reply)
+def _dbsize(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
+    return Later(lambda: len(srv.db), _count_reply)
 
 
-def _ping(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _ping(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     return rc.bulk(cmd[1]) if len(cmd) > 1 else rc.PONG
 
 
-def _echo(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _echo(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     return rc.bulk(cmd[1])
 
 
-def _auth(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _auth(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     if srv.token is None:
         return rc.error("ERR AUTH <password> called without any password configured for "
                         "the default user. Are you sure your configuration is correct?")
@@ -619,7 +480,7 @@ def _auth(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
     return rc.error("WRONGPASS invalid username-password pair or user is disabled.")
 
 
-def _hello(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _hello(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     i = 1
     proto = 2 if not c.resp3 else 3
     if len(cmd) > 1:
@@ -648,18 +509,18 @@ def _hello(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
                        "modules": []}, c.resp3)
 
 
-def _select(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _select(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     if _int(cmd[1]) != 0:
         return rc.error("ERR DB index is out of range (a fastkv store is database 0)")
     return rc.OK
 
 
-def _quit(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _quit(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     c.closing = True
     return rc.OK
 
 
-def _command(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _command(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     sub = cmd[1].upper() if len(cmd) > 1 else b""
     if sub == b"COUNT":
         return rc.integer(len(srv._table))
@@ -668,7 +529,7 @@ def _command(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
     return rc.array([], 0)  # no command table: clients fall back to their own
 
 
-def _client(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _client(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     sub = cmd[1].upper()
     if sub == b"SETNAME" and len(cmd) == 3:
         c.name = cmd[2]
@@ -682,13 +543,13 @@ def _client(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
     return rc.error(f"ERR unknown subcommand '{sub.decode('utf-8', 'replace')[:40]}'")
 
 
-def _config(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _config(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     if cmd[1].upper() == b"GET":
         return rc.mapping({}, c.resp3)  # no Redis settings to show
     return rc.error("ERR fastkv serve has no CONFIG SET; see 'fastkv serve --help'")
 
 
-def _info(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
+def _info(srv: RespService, c: _Conn, cmd: list[bytes]) -> Reply:
     def text() -> bytes:
         st = srv.db.stats()
         lines = [
@@ -705,11 +566,11 @@ def _info(srv: RespServer, c: _Conn, cmd: list[bytes]) -> Reply:
         ]
         return "\r\n".join(lines).encode()
 
-    return _Later(text, lambda r: rc.error(resp_error(r)) if isinstance(r, FastKVError)
+    return Later(text, lambda r: rc.error(resp_error(r)) if isinstance(r, FastKVError)
                   else rc.bulk(r))
 
 
-Handler = Callable[[RespServer, _Conn, list[bytes]], Reply]
+Handler = Callable[[RespService, _Conn, list[bytes]], Reply]
 
 
 def _commands() -> dict[bytes, tuple[Handler, int, int]]:
