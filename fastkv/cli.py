@@ -106,12 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resp-port", type=int, default=None, metavar="PORT",
                    help="also speak the Redis protocol (RESP2/RESP3) on this port "
                         "(0: any free one; default: off)")
+    p.add_argument("--http-engine", choices=("asyncio", "threads"), default="asyncio",
+                   help="asyncio: the event loop both protocols share (default); threads: the "
+                        "first server, a thread per connection, kept for comparison")
     defaults = Limits()
     p.add_argument("--max-connections", type=int, default=defaults.max_connections,
-                   metavar="N", help="Redis-protocol connections open at once "
+                   metavar="N", help="connections open at once, both protocols together "
                    f"(default: {defaults.max_connections:,})")
     p.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s,
-                   metavar="SECONDS", help="close a Redis-protocol connection silent this long "
+                   metavar="SECONDS", help="close a connection silent this long "
                    f"(default: {defaults.idle_timeout_s:g})")
     return parser
 
@@ -317,11 +320,12 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
     try:
         serving.serve(path, args.host, args.port, token, lock_timeout=args.wait,
                       max_file_size=args.max_file_size, ready=ready, resp_port=args.resp_port,
-                      limits=limits)
+                      limits=limits, http_engine=args.http_engine)
     except OSError as e:
         if isinstance(e, FastKVError):
             raise
-        err = StoreIOError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
+        why = os.strerror(e.errno) if e.errno else (e.strerror or str(e))
+        err = StoreIOError(f"cannot listen on {args.host}:{args.port}: {why}")
         err.errno = e.errno
         raise err from None
     sys.stderr.write("fastkv: stopped; the store is closed\n")

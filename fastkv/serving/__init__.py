@@ -26,12 +26,16 @@ def serve(
     path: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
     lock_timeout: float = 0.0, max_file_size: Optional[int] = None,
     ready: Optional[Callable[[str], None]] = None, resp_port: Optional[int] = None,
-    limits: Limits = Limits(),
+    limits: Limits = Limits(), http_engine: str = "asyncio",
 ) -> None:
     """Open the store at path and serve it until SIGINT or SIGTERM, then
     finish the requests in flight and close the store cleanly.
 
     resp_port: also serve the Redis protocol there (0: a free port).
+    http_engine: "asyncio" (httptools on the event loop both protocols
+    share), or "threads", the first server (the standard library's, a
+    thread per connection), kept to compare the two until the numbers are
+    published.
     ready, if given, is called with the server's URLs (HTTP first, then
     RESP, separated by a space) once it listens.
 
@@ -41,20 +45,30 @@ def serve(
     """
     db = DataStore(path, lock_timeout=lock_timeout,
                    max_file_size=_core.MAX_FILE_SIZE if max_file_size is None else max_file_size)
-    resp: Any = None
     home = ServingLoop(limits)
+    threaded: Any = None  # the old thread-per-connection HTTP server, when asked for
+    urls = []
     try:
-        server = KVServer(db, host, port, token)
+        _raise_open_file_limit(limits.max_connections)
+        home.start()
+        if http_engine == "threads":
+            threaded = KVServer(db, host, port, token)
+            urls.append(threaded.url)
+        else:
+            from fastkv.serving.http_asyncio import HttpService
+
+            http = HttpService(db, token, home)
+            urls.append(f"http://{_shown(host)}:{home.listen(http.factory, host, port)}")
         if resp_port is not None:
             from fastkv.serving.resp import RespService
 
-            _raise_open_file_limit(limits.max_connections)
-            home.start()
             resp = RespService(db, token, home)
             resp.port = home.listen(resp.factory, host, resp_port)
-            resp_url = f"redis://{_shown(host)}:{resp.port}"
+            urls.append(f"redis://{_shown(host)}:{resp.port}")
     except BaseException:
         home.stop(0)
+        if threaded is not None:
+            threaded.server_close()
         db.close()
         raise
     stop = threading.Event()
@@ -63,21 +77,24 @@ def serve(
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                            name="fastkv-serve")
-    loop.start()
+    if threaded is not None:
+        accept = threading.Thread(target=threaded.serve_forever, kwargs={"poll_interval": 0.2},
+                                  name="fastkv-http-threads")
+        accept.start()
     try:
         if ready is not None:
-            ready(server.url if resp is None else f"{server.url} {resp_url}")
+            ready(" ".join(urls))
         while not stop.wait(0.5):
             pass
     finally:
-        server.shutdown()  # stops accepting; returns once the loop has exited
-        loop.join()
-        server.server_close()
-        home.stop(DRAIN_TIMEOUT_S)
-        server.drain(DRAIN_TIMEOUT_S)  # let the requests in flight answer
-        db.close()  # waits for calls inside the store; later ones get 503
+        if threaded is not None:
+            threaded.shutdown()  # stops accepting; returns once its loop has exited
+            accept.join()
+            threaded.server_close()
+        home.stop(DRAIN_TIMEOUT_S)  # stops accepting, lets requests in flight answer
+        if threaded is not None:
+            threaded.drain(DRAIN_TIMEOUT_S)
+        db.close()  # waits for calls inside the store
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sys.stderr.flush()

@@ -45,7 +45,13 @@ class Connection(asyncio.Protocol):
         self.waiting = False   # a command is in a worker thread
         self.paused = False    # the client is not reading its replies
         self.closing = False
+        self.partial = False   # part of a request has come, the rest has not
         self.last = time.monotonic()
+
+    @property
+    def busy(self) -> bool:
+        """A shutdown lets this connection finish its request first."""
+        return self.waiting or self.partial
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -189,10 +195,14 @@ class ServingLoop:
         for server in self._servers:
             server.close()
         deadline = time.monotonic() + drain_timeout
-        while any(c.waiting for c in self.conns) and time.monotonic() < deadline:
+        while True:  # idle connections close now, busy ones once they answer
+            for c in [c for c in self.conns if not c.busy]:
+                c.transport.close()  # what is already written still goes out
+            if not self.conns or time.monotonic() >= deadline:
+                break
             await asyncio.sleep(0.01)
         for c in list(self.conns):
-            c.transport.close()  # what is already written still goes out
+            c.transport.close()
         await asyncio.sleep(0.05)
 
 

@@ -112,6 +112,7 @@ class _Conn(Connection):
                 self.closing = True
             if pos:
                 del buf[:pos]
+            self.partial = bool(buf)
             if out and self.transport is not None:
                 self.transport.write(b"".join(out))  # may call pause_writing
             if self.closing:

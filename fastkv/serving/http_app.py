@@ -1,0 +1,271 @@
+"""The HTTP API of ``fastkv serve``, apart from any transport: a request in,
+the bytes of its response out. http_asyncio.py feeds it from the event loop.
+
+    PUT    /keys/{key}[?ttl=N]  body: a JSON object   201 | 400 409 413 415 507  (create)
+    PUT    /keys/{key}?replace=true[&ttl=N]           200 | 400 413 415 507      (put)
+    GET    /keys/{key}                                200 | 404
+    DELETE /keys/{key}                                204 | 404
+    GET    /keys/{key}/ttl                            200 | 404   {"key", "ttl": s | null}
+    PUT    /keys/{key}/ttl  body: {"ttl": N | null}   200 | 400 404 507  (touch)
+    GET    /keys?prefix=P&limit=N                     200
+    GET    /stats | /health | /openapi.json           200
+
+Keys are single percent-encoded path segments. With a token, every request
+needs ``Authorization: Bearer TOKEN`` (else 401), compared in constant time.
+Every error body is ``{"error": CLASS, "message": TEXT}`` from wire.py's table.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+from urllib.parse import parse_qs, quote, unquote
+
+import orjson
+
+from fastkv import _core, wire
+from fastkv._version import __version__
+from fastkv.datastore import DataStore
+from fastkv.errors import (
+    FastKVError,
+    InvalidKeyError,
+    RequestError,
+    UnauthorizedError,
+    ValueTooLargeError,
+)
+from fastkv.serving.http import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, _flag, _one, _ttl_from
+from fastkv.serving.loop import Later
+from fastkv.serving.openapi import document
+
+__all__ = ["HttpApp", "Request", "TOO_BIG"]
+
+_WOULD_WAIT = _core.WOULD_WAIT
+_value_bytes = _core.value_bytes
+_dumps = orjson.dumps
+
+# Request.body of a request whose declared length is past any value's size:
+# never read, answered from its headers.
+TOO_BIG = b"\x00too big"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: Optional[bytes] = None
+    keep_alive: bool = True
+
+
+Answer = Union[bytes, Later]
+
+
+class HttpApp:
+    """The endpoints of one DataStore."""
+
+    def __init__(self, db: DataStore, token: Optional[str]) -> None:
+        self.db, self.token = db, token
+        self.server_header = f"fastkv/{__version__}".encode()
+        self.openapi = _dumps(document(__version__))
+
+    # -- responses -------------------------------------------------------------------
+
+    def response(self, status: int, body: bytes, req: Request, ctype: bool = True,
+                 extra: Optional[dict[str, str]] = None) -> bytes:
+        head = [b"HTTP/1.1 %d %s\r\nServer: %s\r\n" % (status, _REASONS.get(status, b"Error"),
+                                                        self.server_header)]
+        if ctype and status != 204:
+            head.append(b"Content-Type: application/json\r\n")
+        if status != 204:
+            head.append(b"Content-Length: %d\r\n" % len(body))
+        for name, value in (extra or {}).items():
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if not req.keep_alive:
+            head.append(b"Connection: close\r\n")
+        head.append(b"\r\n")
+        if req.method != "HEAD" and status != 204:
+            head.append(body)
+        return b"".join(head)
+
+    def error(self, exc: FastKVError, req: Request,
+              extra: Optional[dict[str, str]] = None) -> bytes:
+        return self.response(wire.status_of(exc), _dumps(wire.error_body(exc)), req,
+                             extra=extra)
+
+    def json(self, status: int, obj: Any, req: Request,
+             extra: Optional[dict[str, str]] = None) -> bytes:
+        return self.response(status, _dumps(obj), req, extra=extra)
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def handle(self, req: Request) -> Answer:
+        try:
+            if not self._authorized(req):
+                return self.error(UnauthorizedError(
+                    "a valid 'Authorization: Bearer' token is needed"), req,
+                    extra={"WWW-Authenticate": 'Bearer realm="fastkv"'})
+            if req.path.startswith("/keys/"):
+                return self._one_key(req, req.path[len("/keys/"):])
+            return self._fixed(req)
+        except FastKVError as e:
+            return self.error(e, req)
+
+    def _authorized(self, req: Request) -> bool:
+        if self.token is None:
+            return True
+        scheme, _, value = req.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode(), self.token.encode())
+
+    def _query(self, req: Request) -> dict[str, list[str]]:
+        try:
+            return parse_qs(req.query, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise RequestError("the query string is not valid UTF-8") from None
+
+    def _one_key(self, req: Request, segment: str) -> Answer:
+        segment, slash, sub = segment.partition("/")
+        if slash and sub == "ttl" and segment:
+            return self._ttl(req, _key_of(segment))
+        if slash:
+            return self.error(wire.refusal(
+                404, "a key is one path segment: encode '/' in it as %2F"), req)
+        key = _key_of(segment)
+        method = req.method
+        if method == "GET":
+            return self._read(req, key)
+        if method == "PUT":
+            return self._create(req, key)
+        if method == "DELETE":
+            self.db.delete(key)
+            return self.response(204, b"", req)
+        return self._not_allowed(req, "GET, PUT, DELETE")
+
+    def _fixed(self, req: Request) -> Answer:
+        routes = {"/keys": self._list, "/stats": self._stats, "/health": self._health,
+                  "/openapi.json": self._openapi}
+        handler = routes.get(req.path)
+        if handler is None:
+            return self.error(wire.refusal(404, f"no such endpoint: {req.path}"), req)
+        if req.method != "GET":
+            return self._not_allowed(req, "GET")
+        return handler(req)
+
+    def _not_allowed(self, req: Request, allow: str) -> bytes:
+        return self.error(wire.refusal(wire.METHOD_NOT_ALLOWED,
+                                       f"{req.method} is not allowed here; use {allow}"),
+                          req, extra={"Allow": allow})
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    def _read(self, req: Request, key: str) -> Answer:
+        data = _value_bytes(self.db, key)
+        if data is _WOULD_WAIT:
+            return Later(lambda: _value_bytes(self.db, key, True),
+                         lambda r: self._read_answer(req, key, r))
+        return self._read_answer(req, key, data)
+
+    def _read_answer(self, req: Request, key: str, data: Any) -> bytes:
+        if isinstance(data, FastKVError):
+            return self.error(data, req)
+        if data is None:
+            try:
+                self.db.read(key)  # the store's own words: not found, or expired
+            except FastKVError as e:
+                return self.error(e, req)
+        return self.response(200, data, req)
+
+    def _create(self, req: Request, key: str) -> bytes:
+        query = self._query(req)
+        ttl = _ttl_from(query)
+        replace = _flag(query, "replace")
+        body = self._body(req)
+        if body is TOO_BIG:
+            return self._too_big(req)
+        if replace:
+            self.db.put(key, body, ttl=ttl)
+            return self.json(200, {"key": key}, req)
+        self.db.create(key, body, ttl=ttl)
+        return self.json(201, {"key": key}, req,
+                         extra={"Location": "/keys/" + quote(key, safe="")})
+
+    def _ttl(self, req: Request, key: str) -> bytes:
+        if req.method == "GET":
+            return self.json(200, {"key": key, "ttl": self.db.ttl(key)}, req)
+        if req.method != "PUT":
+            return self._not_allowed(req, "GET, PUT")
+        raw = self._body(req)
+        if raw is TOO_BIG:
+            return self._too_big(req)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise RequestError("the body is not valid JSON") from None
+        if not isinstance(body, dict) or set(body) != {"ttl"}:
+            raise RequestError('the body must be {"ttl": SECONDS} or {"ttl": null}')
+        self.db.touch(key, body["ttl"])
+        return self.json(200, {"key": key, "ttl": self.db.ttl(key)}, req)
+
+    def _body(self, req: Request) -> bytes:
+        """The JSON body of a PUT; RequestError (415) for another type."""
+        ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise wire.refusal(wire.UNSUPPORTED_MEDIA_TYPE,
+                               "the body must be a JSON object sent as Content-Type: "
+                               "application/json")
+        return req.body if req.body is not None else b""
+
+    def _too_big(self, req: Request) -> bytes:
+        req.keep_alive = False  # the body was never read
+        length = req.headers.get("content-length", "?")
+        return self.error(ValueTooLargeError(
+            f"the body is {int(length):,} bytes; a value is at most "
+            f"{_core.VALUE_MAX_BYTES:,} bytes (send it as compact JSON)"), req)
+
+    def _list(self, req: Request) -> Answer:
+        query = self._query(req)
+        prefix = _one(query, "prefix") or ""
+        raw_limit = _one(query, "limit")
+        limit = LIST_LIMIT_DEFAULT
+        if raw_limit is not None:
+            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_LIMIT_MAX:
+                raise RequestError(f"limit must be an integer from 1 to {LIST_LIMIT_MAX:,}")
+            limit = int(raw_limit)
+
+        def listing() -> list[str]:
+            return sorted(self.db.keys(prefix))
+
+        return Later(listing, lambda keys: self.error(keys, req)
+                     if isinstance(keys, FastKVError) else
+                     self.json(200, {"keys": keys[:limit], "truncated": len(keys) > limit}, req))
+
+    def _stats(self, req: Request) -> Answer:
+        def stats() -> dict[str, Any]:
+            st = self.db.stats()
+            st["path"] = str(st["path"])
+            return st
+
+        return Later(stats, lambda st: self.error(st, req) if isinstance(st, FastKVError)
+                     else self.json(200, st, req))
+
+    def _health(self, req: Request) -> bytes:
+        return self.json(200, {"status": "ok", "version": __version__}, req)
+
+    def _openapi(self, req: Request) -> bytes:
+        return self.response(200, self.openapi, req)
+
+
+def _key_of(segment: str) -> str:
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidKeyError("the key is not valid UTF-8 once percent-decoded") from None
+
+
+_REASONS = {200: b"OK", 201: b"Created", 204: b"No Content", 400: b"Bad Request",
+            401: b"Unauthorized", 404: b"Not Found", 405: b"Method Not Allowed",
+            409: b"Conflict", 411: b"Length Required", 413: b"Content Too Large",
+            415: b"Unsupported Media Type", 500: b"Internal Server Error",
+            503: b"Service Unavailable", 507: b"Insufficient Storage"}
