@@ -18,7 +18,6 @@ Every error body is ``{"error": CLASS, "message": TEXT}`` from wire.py's table.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 from urllib.parse import parse_qs, quote, unquote
 
@@ -49,14 +48,17 @@ _dumps = orjson.dumps
 TOO_BIG = b"\x00too big"
 
 
-@dataclass
 class Request:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
-    body: Optional[bytes] = None
-    keep_alive: bool = True
+    """One parsed request (header names lower-case)."""
+
+    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive")
+
+    def __init__(self, method: str, path: str, query: str,
+                 headers: Optional[dict[str, str]] = None, body: Optional[bytes] = None,
+                 keep_alive: bool = True) -> None:
+        self.method, self.path, self.query = method, path, query
+        self.headers = {} if headers is None else headers
+        self.body, self.keep_alive = body, keep_alive
 
 
 Answer = Union[bytes, Later]
@@ -68,12 +70,17 @@ class HttpApp:
     def __init__(self, db: DataStore, token: Optional[str]) -> None:
         self.db, self.token = db, token
         self.server_header = f"fastkv/{__version__}".encode()
+        self._ok_head = (b"HTTP/1.1 200 OK\r\nServer: %s\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " % self.server_header)
         self.openapi = _dumps(document(__version__))
 
     # -- responses -------------------------------------------------------------------
 
     def response(self, status: int, body: bytes, req: Request, ctype: bool = True,
                  extra: Optional[dict[str, str]] = None) -> bytes:
+        if status == 200 and ctype and extra is None and req.keep_alive \
+                and req.method != "HEAD":
+            return self._ok_head + b"%d\r\n\r\n" % len(body) + body  # most responses
         head = [b"HTTP/1.1 %d %s\r\nServer: %s\r\n" % (status, _REASONS.get(status, b"Error"),
                                                         self.server_header)]
         if ctype and status != 204:
@@ -101,6 +108,15 @@ class HttpApp:
     # -- dispatch ----------------------------------------------------------------------
 
     def handle(self, req: Request) -> Answer:
+        path = req.path
+        if req.method == "GET" and self.token is None and path.startswith("/keys/") \
+                and 6 < len(path) <= 38 and path.isascii() and "/" not in path[6:] \
+                and "%" not in path:
+            # the hot path: a plain ASCII key, nothing to decode; a miss, a
+            # wait or an error takes the full path below
+            data = _value_bytes(self.db, path[6:])
+            if type(data) is bytes:
+                return self.response(200, data, req)
         try:
             if not self._authorized(req):
                 return self.error(UnauthorizedError(

@@ -90,11 +90,9 @@ class _Conn(Connection):
         self._complete(body, keep_alive=self.parser.should_keep_alive())
 
     def _complete(self, body: bytes, keep_alive: bool) -> None:
-        path, _, query = self.url.partition(b"?")
-        self.queue.append(Request(
-            method=self.parser.get_method().decode("latin-1"),
-            path=path.decode("latin-1"), query=query.decode("latin-1"),
-            headers=self.headers, body=body, keep_alive=keep_alive))
+        path, _, query = self.url.decode("latin-1").partition("?")
+        self.queue.append(Request(self.parser.get_method().decode("latin-1"), path, query,
+                                  self.headers, body, keep_alive))
 
     # -- the connection -----------------------------------------------------------------
 
