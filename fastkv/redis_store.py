@@ -118,25 +118,21 @@ class RedisStore:
 
     def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
         m = self._m
-        name = m.name(key)
-        data = m.value(key, value)
-        px = m.expiry_ms(key, ttl)
-        try:
-            done = self._c.set(name, data, nx=True, px=px)
-        except _ERRORS as e:
-            raise translate(e, m.where, key, write=True) from None
-        if not done:
-            raise KeyExistsError(key, m.where)
+        self._set(key, m.name(key), m.value(key, value), True, px=m.expiry_ms(key, ttl))
 
     def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
         m = self._m
-        name = m.name(key)
-        data = m.value(key, value)
-        px = m.expiry_ms(key, ttl)
+        self._set(key, m.name(key), m.value(key, value), False, px=m.expiry_ms(key, ttl))
+
+    def _set(self, key: str, name: bytes, data: bytes, nx: bool, px: Optional[int] = None,
+             pxat: Optional[int] = None) -> None:
+        """SET, the one command behind create, put and import."""
         try:
-            self._c.set(name, data, px=px)
+            done = self._c.set(name, data, nx=nx, px=px, pxat=pxat)
         except _ERRORS as e:
-            raise translate(e, m.where, key, write=True) from None
+            raise translate(e, self._m.where, key, write=True) from None
+        if nx and not done:
+            raise KeyExistsError(key, self._m.where)
 
     def read(self, key: str) -> Any:
         m = self._m
@@ -328,15 +324,8 @@ class RedisStore:
     def _create_until(self, key: str, value: Any, deadline_ms: Optional[int],
                       replace: bool = False) -> None:
         m = self._m
-        name = m.name(key)
-        data = m.value(key, value)
-        pxat = m.deadline(key, deadline_ms)
-        try:
-            done = self._c.set(name, data, nx=not replace, pxat=pxat)
-        except _ERRORS as e:
-            raise translate(e, m.where, key, write=True) from None
-        if not done:
-            raise KeyExistsError(key, m.where)
+        self._set(key, m.name(key), m.value(key, value), not replace,
+                  pxat=m.deadline(key, deadline_ms))
 
 
 def _scan(client: Any, cluster: bool, pattern: bytes) -> Iterator[list[Any]]:

@@ -246,16 +246,23 @@ def test_idle_and_half_sent_connections_do_not_block_others(
     try:
         for i in range(1000):
             socks.append(socket.create_connection(("127.0.0.1", port)))
-        for i in range(200):
+        host, http_port = served.url.rsplit("/", 1)[-1].rsplit(":", 1)
+        for i in range(200):  # requests never finished, on both protocols
             s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n{\"half")  # never finished
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n{\"half")
             socks.append(s)
+            h = socket.create_connection(("127.0.0.1", int(http_port)))
+            h.sendall(b"PUT /keys/k HTTP/1.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{\"half")
+            socks.append(h)
         client = redis.Redis(port=port, socket_timeout=10)
         client.set("alive", "{}")
         assert client.get("alive") == b"{}"
         info = client.info("clients")
-        assert info["connected_clients"] >= 1201
+        assert info["connected_clients"] >= 1401
         client.close()
+        with fastkv.Client(served.url, timeout=10) as http:
+            assert http.read("alive") == {}
     finally:
         for s in socks:
             s.close()

@@ -5,14 +5,10 @@ standard library's threading HTTP server (a thread per connection,
 keep-alive), and every request goes straight to the DataStore, whose calls
 are thread-safe and release the GIL while they wait.
 
-    PUT    /keys/{key}[?ttl=N]  body: a JSON object   201 | 400 409 413 415 507  (create)
-    PUT    /keys/{key}?replace=true[&ttl=N]           200 | 400 413 415 507      (put)
-    GET    /keys/{key}                                200 | 404
-    DELETE /keys/{key}                                204 | 404
-    GET    /keys/{key}/ttl                            200 | 404   {"key", "ttl": s | null}
-    PUT    /keys/{key}/ttl  body: {"ttl": N | null}   200 | 400 404 507  (touch)
-    GET    /keys?prefix=P&limit=N                     200
-    GET    /stats | /health | /openapi.json           200
+The endpoints are those of http_app.py, which the default engine (httptools
+on the event loop) serves; this first engine stays, as
+``fastkv serve --http-engine threads``, to compare the two until the numbers
+are published.
 
 Keys are single percent-encoded path segments. With a token, every request
 needs ``Authorization: Bearer TOKEN`` (else 401), compared in constant time.
