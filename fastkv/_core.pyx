@@ -64,13 +64,14 @@ cdef enum:
     _MAX_DEPTH = 64
 MAX_DEPTH = _MAX_DEPTH
 
-# orjson reads integers over 64 bits as floats; text with a run of 20 or more
-# digits is parsed again exactly, so such numbers are refused, not rounded.
-_LONG_DIGITS_STR = _re.compile(r"\d{20}")
+# orjson reads integers past 64 bits as floats (-2**63 - 1 has only 19
+# digits); text with such a float and a run of 19 or more digits is parsed
+# again exactly, so such numbers are refused, not rounded.
+_LONG_DIGITS_STR = _re.compile(r"\d{19}")
 
 # What the _try_ methods answer when only a call that may wait could.
 WOULD_WAIT = object()
-_LONG_DIGITS_BYTES = _re.compile(rb"\d{20}")
+_LONG_DIGITS_BYTES = _re.compile(rb"\d{19}")
 
 
 # ---- messages ----------------------------------------------------------------

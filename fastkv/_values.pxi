@@ -46,11 +46,18 @@ cdef str _kind(object v):
     return "number"
 
 
+# A float this large may be an integer literal over 64 bits that orjson
+# read as a float (2**64 -> 1.8446744073709552e+19): the text is searched then.
+cdef double _INT64_LIMIT = 9223372036854775808.0
+
+
 cdef int _check(object v, int depth, object key) except -1:
-    """Refuse anything JSON cannot hold as it is. Exact types first: they
+    """Refuse anything JSON cannot hold as it is; 1 if v holds a float at
+    least 2**63 in size (see _INT64_LIMIT), else 0. Exact types first: they
     are the common case and cost a pointer comparison each."""
     cdef object t = type(v)
-    cdef int overflow = 0
+    cdef int overflow = 0, big = 0
+    cdef double d
     if t is str or v is None or t is bool:
         return 0
     if t is int:
@@ -61,10 +68,11 @@ cdef int _check(object v, int depth, object key) except -1:
                 f"64-bit range")
         return 0
     if t is float:
-        if not isfinite(PyFloat_AS_DOUBLE(v)):
+        d = PyFloat_AS_DOUBLE(v)
+        if not isfinite(d):
             raise InvalidValueError(
                 f"value for {_show(key)} holds {v!r}; JSON has no NaN or infinity")
-        return 0
+        return d >= _INT64_LIMIT or d <= -_INT64_LIMIT
     if isinstance(v, dict) or isinstance(v, (list, tuple)):
         if depth > _MAX_DEPTH:
             raise InvalidValueError(
@@ -75,11 +83,11 @@ cdef int _check(object v, int depth, object key) except -1:
                     raise InvalidValueError(
                         f"value for {_show(key)} has a key of type {type(k).__name__}; "
                         f"JSON object keys are str")
-                _check(x, depth + 1, key)
+                big |= _check(x, depth + 1, key)
         else:
             for x in v:
-                _check(x, depth + 1, key)
-        return 0
+                big |= _check(x, depth + 1, key)
+        return big
     if isinstance(v, str):
         return 0
     if isinstance(v, int):
@@ -98,27 +106,33 @@ cdef object _parse_text(object text, object key):
     if not isinstance(obj, dict):
         raise InvalidValueError(
             f"value for {_show(key)} is JSON text of type {_kind(obj)}, not an object")
-    if isinstance(text, str):
-        if _LONG_DIGITS_STR.search(text) is not None:
-            obj = _json.loads(text)
-    # bytes: a run of 20 digits needs 20 digits in all, which translate()
-    # counts at memory speed; the regex would cost more than the parse
-    elif len(text) - len(text.translate(None, b"0123456789")) >= 20 \
-            and _LONG_DIGITS_BYTES.search(text) is not None:
-        obj = _json.loads(text)
+    return obj
+
+
+cdef object _exact_if_needed(object obj, object text):
+    """obj parsed again exactly if text holds a run of 19 digits: an integer
+    orjson turned into a float (called only when _check saw a float that
+    large, so the search costs nothing for other values)."""
+    pattern = _LONG_DIGITS_STR if isinstance(text, str) else _LONG_DIGITS_BYTES
+    if pattern.search(text) is not None:
+        return _json.loads(text)
     return obj
 
 
 cdef bytes _encode(object value, object key):
     """Compact UTF-8 JSON of a value SPEC.md accepts; raises otherwise."""
+    cdef object text = None
     if not isinstance(value, dict):
         if isinstance(value, (str, bytes, bytearray)):
+            text = value
             value = _parse_text(value, key)
         else:
             raise InvalidValueError(
                 f"value for {_show(key)} must be a dict (a JSON object) or JSON text "
                 f"of one, not {type(value).__name__}")
-    _check(value, 1, key)
+    if _check(value, 1, key) and text is not None:
+        value = _exact_if_needed(value, text)
+        _check(value, 1, key)
     try:
         data = _dumps(value)
     except _JSONEncodeError as exc:

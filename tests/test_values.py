@@ -196,6 +196,12 @@ def test_json_text_with_huge_integer_refused_not_rounded(db: DataStore) -> None:
         db.create("k", '{"a": 9223372036854775808}')
     db.create("k", '{"a": 9223372036854775807, "s": "12345678901234567890123"}')
     assert db.read("k") == {"a": 2**63 - 1, "s": "12345678901234567890123"}
+    for text in ('{"a": -9223372036854775809}', b'{"a": [18446744073709551616]}',
+                 bytearray(b'{"b": {"a": -99999999999999999999}}')):
+        with pytest.raises(fastkv.InvalidValueError, match="signed 64-bit"):
+            db.create("big", text)  # one digit short of the old check's 20
+    db.create("f", b'{"a": 1.8446744073709552e19, "b": -9223372036854775808}')
+    assert db.read("f") == {"a": 1.8446744073709552e19, "b": -(2**63)}
 
 
 def test_json_text_over_the_depth_limit_refused(db: DataStore) -> None:
