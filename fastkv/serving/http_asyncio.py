@@ -23,6 +23,8 @@ __all__ = ["HttpService"]
 _MAX_URL = 8 << 10
 _MAX_HEADERS_BYTES = 64 << 10
 _MAX_BODY = _core.VALUE_MAX_BYTES
+_READ_HEADERS = frozenset((b"content-type", b"content-length", b"transfer-encoding",
+                           b"authorization"))
 
 
 class _Conn(Connection):
@@ -39,6 +41,7 @@ class _Conn(Connection):
 
     def _reset(self) -> None:
         self.url = b""
+        self.method = "GET"
         self.headers: dict[str, str] = {}
         self.header_bytes = 0
         self.body: Optional[list[bytes]] = None
@@ -60,10 +63,12 @@ class _Conn(Connection):
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > _MAX_HEADERS_BYTES:
             raise _Refuse(431, "the headers are too large")
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        lower = name.lower()
+        if lower in _READ_HEADERS:  # the rest (Host, User-Agent, ...) nobody reads
+            self.headers[lower.decode()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        method = self.parser.get_method().decode("latin-1")
+        self.method = method = self.parser.get_method().decode("latin-1")
         h = self.headers
         if "transfer-encoding" in h and method == "PUT":
             raise _Refuse(wire.LENGTH_REQUIRED,
@@ -91,8 +96,7 @@ class _Conn(Connection):
 
     def _complete(self, body: bytes, keep_alive: bool) -> None:
         path, _, query = self.url.decode("latin-1").partition("?")
-        self.queue.append(Request(self.parser.get_method().decode("latin-1"), path, query,
-                                  self.headers, body, keep_alive))
+        self.queue.append(Request(self.method, path, query, self.headers, body, keep_alive))
 
     # -- the connection -----------------------------------------------------------------
 
