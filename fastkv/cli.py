@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free one)")
     p.add_argument("--token", default=None,
-                   help="require 'Authorization: Bearer TOKEN' (default: $FASTKV_TOKEN; "
+                   help="require 'Authorization: Bearer TOKEN' over HTTP and 'AUTH TOKEN' over "
+                        "the Redis protocol (default: $FASTKV_TOKEN; "
                         "the variable keeps it out of the process list)")
     p.add_argument("--max-file-size", type=int, default=None, metavar="BYTES",
                    help="cap of the store file (default and most: 1 GiB)")
