@@ -14,14 +14,15 @@ it is a few dozen lines.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+import re
+from typing import Any, Callable, Iterable, Optional
 
 from fastkv import _core
 
 __all__ = [
     "ProtocolError", "parse", "parse_inline", "MAX_ARGS", "MAX_BULK_BYTES", "MAX_INLINE_BYTES",
     "MAX_REQUEST_BYTES", "OK", "PONG", "simple", "error", "integer", "bulk", "null",
-    "array", "mapping",
+    "array", "mapping", "glob_test",
 ]
 
 MAX_ARGS = 65_536            # arguments of one command (MGET of many keys)
@@ -115,3 +116,51 @@ def _value(v: Any, resp3: bool) -> bytes:
 
 def _one_line(text: str) -> bytes:
     return " ".join(text.split()).encode("utf-8", "replace")
+
+
+# ---- SCAN's MATCH patterns ----------------------------------------------------------
+
+_GLOB = re.compile(rb"[*?\[\\]")
+
+
+def glob_test(pattern: Optional[bytes]) -> tuple[Optional[str], Optional[Callable[[bytes], bool]]]:
+    """A prefix for the core, and a test for the rest of a Redis glob."""
+    if pattern is None or pattern == b"*":
+        return None, None
+    m = _GLOB.search(pattern)
+    literal = pattern if m is None else pattern[:m.start()]
+    prefix = literal.decode("utf-8", "replace") or None
+    if m is not None and m.group() == b"*" and m.start() == len(pattern) - 1:
+        return prefix, None  # "prefix*": the core does it all
+    regex = re.compile(_glob_to_regex(pattern), re.DOTALL)
+    return prefix, lambda k: regex.fullmatch(k) is not None
+
+
+def _glob_to_regex(p: bytes) -> bytes:
+    out, i = [], 0
+    while i < len(p):
+        ch = p[i:i + 1]
+        if ch == b"\\" and i + 1 < len(p):
+            out.append(re.escape(p[i + 1:i + 2]))
+            i += 2
+            continue
+        if ch == b"*":
+            out.append(b".*")
+        elif ch == b"?":
+            out.append(b".")
+        elif ch == b"[":
+            end = p.find(b"]", i + 1)
+            if end < 0:
+                out.append(re.escape(ch))
+            else:
+                body = p[i + 1:end]
+                neg = body[:1] == b"^"
+                body = body[1:] if neg else body
+                out.append(b"[" + (b"^" if neg else b"") + re.sub(rb"([\\\]\[^])", rb"\\\1", body)
+                           .replace(b"\\-", b"-") + b"]")
+                i = end + 1
+                continue
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return b"".join(out)

@@ -1,0 +1,410 @@
+"""The commands of the Redis protocol, each a function of (service,
+connection, command) -> reply bytes, or Later for one that may wait for the
+disk (loop.py runs it in a worker thread). resp.py frames and dispatches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+from fastkv import _core
+from fastkv._version import __version__
+from fastkv.errors import (
+    FastKVError,
+    InvalidKeyError,
+    InvalidTTLError,
+    KeyExistsError,
+    KeyNotFoundError,
+)
+from fastkv.serving import resp_codec as rc
+from fastkv.serving.loop import Later
+from fastkv.wire import resp_error
+
+if TYPE_CHECKING:
+    from fastkv.serving.resp import RespService, _Conn
+
+__all__ = ["COMMANDS", "Reply", "Usage", "unknown", "REDIS_LEVEL"]
+
+_WOULD_WAIT = _core.WOULD_WAIT
+_value_bytes = _core.value_bytes
+# The protocol level clients are told (INFO redis_version, HELLO version):
+# the commands here behave as Redis 7.0's do.
+REDIS_LEVEL = "7.0.0"
+
+Reply = Union[bytes, Later]
+
+
+class Usage(Exception):
+    """A command's arguments are wrong: answered as Redis words it."""
+
+
+def unknown(cmd: list[bytes]) -> bytes:
+    shown = " ".join(f"'{a.decode('utf-8', 'replace')[:40]}'" for a in cmd[1:4])
+    return rc.error(f"ERR unknown command '{cmd[0].decode('utf-8', 'replace')[:40]}', "
+                    f"with args beginning with: {shown}")
+
+
+def _key(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidKeyError(f"key {raw[:40]!r} is not UTF-8 text") from None
+
+
+def _int(raw: bytes) -> int:
+    if not raw.lstrip(b"-").isdigit() or len(raw) > 20:
+        raise Usage("ERR value is not an integer or out of range")
+    return int(raw)
+
+
+# ---- handlers: (server, connection, the command with its name) -> reply ---------------
+
+
+def _get(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    key = _key(cmd[1])
+    data = _value_bytes(srv.db, key)
+    if data is _WOULD_WAIT:
+        return Later(lambda: _value_bytes(srv.db, key, True),
+                      lambda r: _bulk_or_null(r, c.resp3))
+    return rc.bulk(data) if data is not None else rc.null(c.resp3)
+
+
+def _bulk_or_null(result: Any, resp3: bool) -> bytes:
+    if isinstance(result, FastKVError):
+        return rc.error(resp_error(result))
+    return rc.null(resp3) if result is None else rc.bulk(result)
+
+
+def _mget(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    keys = cmd[1:]
+    out = []
+    for raw in keys:
+        try:
+            data = _value_bytes(srv.db, _key(raw))
+        except InvalidKeyError:
+            data = None  # Redis answers nil for a key that cannot be there
+        if data is _WOULD_WAIT:
+            return Later(lambda: [_mget_one(srv, k) for k in keys],
+                          lambda r: _array_of(r, c.resp3))
+        out.append(data)
+    return _array_of(out, c.resp3)
+
+
+def _mget_one(srv: "RespService", raw: bytes) -> Optional[bytes]:
+    try:
+        data: Optional[bytes] = _value_bytes(srv.db, _key(raw), True)
+        return data
+    except InvalidKeyError:
+        return None
+
+
+def _array_of(values: Any, resp3: bool) -> bytes:
+    if isinstance(values, FastKVError):
+        return rc.error(resp_error(values))
+    return rc.array((rc.null(resp3) if v is None else rc.bulk(v) for v in values), len(values))
+
+
+_SET_USAGE = "ERR syntax error: fastkv takes SET key value [NX] [EX s | PX ms | EXAT s | PXAT ms]"
+
+
+def _set(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    key, value = _key(cmd[1]), cmd[2]
+    nx = False
+    unit: Optional[bytes] = None
+    amount = 0
+    i = 3
+    while i < len(cmd):
+        opt = cmd[i].upper()
+        if opt == b"NX" and not nx:
+            nx = True
+        elif opt in (b"EX", b"PX", b"EXAT", b"PXAT") and unit is None and i + 1 < len(cmd):
+            unit, amount = opt, _int(cmd[i + 1])
+            i += 1
+        else:
+            raise Usage(_SET_USAGE)
+        i += 1
+    db = srv.db
+    if unit is None or unit == b"EX":
+        if unit == b"EX" and amount < 1:
+            raise Usage("ERR invalid expire time in 'set' command")
+        ttl = amount if unit else None
+        if not nx:
+            db.put(key, value, ttl)
+            return rc.OK
+        try:
+            db.create(key, value, ttl)
+        except KeyExistsError:  # Redis answers nil
+            return rc.null(c.resp3)
+        return rc.OK
+    deadline = _deadline_ms(unit, amount)
+    try:
+        db._create_until(key, value, deadline, replace=not nx)
+    except KeyExistsError:
+        return rc.null(c.resp3)
+    return rc.OK  # (a deadline already past is KeyExpiredError: an error reply)
+
+
+def _deadline_ms(unit: bytes, amount: int) -> int:
+    if amount < 1:
+        raise Usage("ERR invalid expire time in 'set' command")
+    now = int(time.time() * 1000)
+    return {b"PX": now + amount, b"EXAT": amount * 1000, b"PXAT": amount}[unit]
+
+
+def _del(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    gone = 0
+    for raw in cmd[1:]:
+        try:
+            srv.db.delete(_key(raw))
+            gone += 1
+        except (KeyNotFoundError, InvalidKeyError):
+            pass
+    return rc.integer(gone)
+
+
+def _exists(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    keys = [k for k in (_maybe_key(raw) for raw in cmd[1:]) if k is not None]
+    found = 0
+    for k in keys:
+        hit = srv.db._try_contains(k)
+        if hit is _WOULD_WAIT:
+            return Later(lambda: sum(k in srv.db for k in keys), _count_reply)
+        found += bool(hit)
+    return rc.integer(found)
+
+
+def _count_reply(result: Any) -> bytes:
+    return rc.error(resp_error(result)) if isinstance(result, FastKVError) else \
+        rc.integer(result)
+
+
+def _maybe_key(raw: bytes) -> Optional[str]:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _ttl_cmd(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    key = _key(cmd[1])
+    in_ms = cmd[0].upper() == b"PTTL"
+
+    def reply(left: Any) -> bytes:
+        if isinstance(left, KeyNotFoundError):
+            return rc.integer(-2)
+        if isinstance(left, FastKVError):
+            return rc.error(resp_error(left))
+        if left is None:
+            return rc.integer(-1)
+        return rc.integer(round(left * 1000) if in_ms else int(left + 0.5))
+
+    try:
+        left = srv.db._try_ttl(key)
+    except KeyNotFoundError as e:
+        return reply(e)
+    if left is _WOULD_WAIT:
+        return Later(lambda: srv.db.ttl(key), reply)
+    return reply(left)
+
+
+def _expire(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    if len(cmd) > 3:
+        raise Usage("ERR fastkv takes EXPIRE key seconds (no NX, XX, GT or LT)")
+    key, amount = _key(cmd[1]), _int(cmd[2])
+    if cmd[0].upper() == b"PEXPIRE":
+        if amount % 1000:
+            raise InvalidTTLError(f"ttl for {key!r} must be whole seconds in fastkv; "
+                                  f"PEXPIRE {amount} is not a multiple of 1000 ms")
+        amount //= 1000
+    try:
+        srv.db.touch(key, amount)
+    except KeyNotFoundError:
+        return rc.integer(0)
+    return rc.integer(1)
+
+
+def _persist(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    key = _key(cmd[1])
+    try:
+        if srv.db.ttl(key) is None:
+            return rc.integer(0)
+        srv.db.touch(key, None)
+    except KeyNotFoundError:
+        return rc.integer(0)
+    return rc.integer(1)
+
+
+def _scan(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    cursor = _int(cmd[1])
+    if not 0 <= cursor < (1 << 27):
+        raise Usage("ERR invalid cursor")
+    pattern: Optional[bytes] = None
+    count = 10
+    i = 2
+    while i < len(cmd):
+        opt = cmd[i].upper()
+        if opt == b"MATCH" and i + 1 < len(cmd):
+            pattern = cmd[i + 1]
+        elif opt == b"COUNT" and i + 1 < len(cmd):
+            count = _int(cmd[i + 1])
+            if count < 1:
+                raise Usage("ERR syntax error")
+        elif opt == b"TYPE" and i + 1 < len(cmd):
+            if cmd[i + 1].lower() != b"string":
+                return _scan_reply((0, []), c.resp3)  # fastkv holds strings only
+        else:
+            raise Usage("ERR syntax error")
+        i += 2
+    prefix, test = rc.glob_test(pattern)
+    db = srv.db
+
+    def walk() -> tuple[int, list[str]]:
+        at, found = cursor, []
+        while True:  # COUNT is a hint, as in Redis: at least one batch
+            at, keys = db._scan(at, prefix)
+            found += [k for k in keys if test is None or test(k.encode())]
+            if at == 0 or len(found) >= count:
+                return at, found
+
+    return Later(walk, lambda r: _scan_reply(r, c.resp3))
+
+
+def _scan_reply(result: Any, resp3: bool) -> bytes:
+    if isinstance(result, FastKVError):
+        return rc.error(resp_error(result))
+    at, keys = result
+    return rc.array([rc.bulk(str(at).encode()),
+                     rc.array((rc.bulk(k.encode()) for k in keys), len(keys))], 2)
+
+
+
+def _dbsize(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    return Later(lambda: len(srv.db), _count_reply)
+
+
+def _ping(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    return rc.bulk(cmd[1]) if len(cmd) > 1 else rc.PONG
+
+
+def _echo(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    return rc.bulk(cmd[1])
+
+
+def _auth(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    if srv.token is None:
+        return rc.error("ERR AUTH <password> called without any password configured for "
+                        "the default user. Are you sure your configuration is correct?")
+    given = cmd[-1]
+    user_ok = len(cmd) == 2 or cmd[1] == b"default"
+    if user_ok and srv.check_token(given):
+        c.authed = True
+        return rc.OK
+    return rc.error("WRONGPASS invalid username-password pair or user is disabled.")
+
+
+def _hello(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    i = 1
+    proto = 2 if not c.resp3 else 3
+    if len(cmd) > 1:
+        proto = _int(cmd[1]) if cmd[1].isdigit() else -1
+        if proto not in (2, 3):
+            return rc.error("NOPROTO unsupported protocol version")
+        i = 2
+    while i < len(cmd):
+        opt = cmd[i].upper()
+        if opt == b"AUTH" and i + 2 < len(cmd):
+            reply = _auth(srv, c, [b"AUTH", cmd[i + 1], cmd[i + 2]])
+            if reply != rc.OK:
+                return reply
+            i += 3
+        elif opt == b"SETNAME" and i + 1 < len(cmd):
+            c.name = cmd[i + 1]
+            i += 2
+        else:
+            return rc.error("ERR syntax error in HELLO")
+    if not c.authed:
+        return b"-NOAUTH HELLO must be called with the client already authenticated, or " \
+               b"with AUTH <user> <pass>\r\n"
+    c.resp3 = proto == 3
+    return rc.mapping({"server": "fastkv", "version": REDIS_LEVEL, "proto": proto,
+                       "id": id(c) & 0xFFFFFFFF, "mode": "standalone", "role": "master",
+                       "modules": []}, c.resp3)
+
+
+def _select(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    if _int(cmd[1]) != 0:
+        return rc.error("ERR DB index is out of range (a fastkv store is database 0)")
+    return rc.OK
+
+
+def _quit(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    c.closing = True
+    return rc.OK
+
+
+def _command(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    sub = cmd[1].upper() if len(cmd) > 1 else b""
+    if sub == b"COUNT":
+        return rc.integer(len(COMMANDS))
+    if sub == b"DOCS":
+        return rc.mapping({}, c.resp3)
+    return rc.array([], 0)  # no command table: clients fall back to their own
+
+
+def _client(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    sub = cmd[1].upper()
+    if sub == b"SETNAME" and len(cmd) == 3:
+        c.name = cmd[2]
+        return rc.OK
+    if sub == b"GETNAME":
+        return rc.bulk(c.name) if c.name else rc.null(c.resp3)
+    if sub == b"ID":
+        return rc.integer(id(c) & 0xFFFFFFFF)
+    if sub == b"SETINFO":
+        return rc.OK
+    return rc.error(f"ERR unknown subcommand '{sub.decode('utf-8', 'replace')[:40]}'")
+
+
+def _config(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    if cmd[1].upper() == b"GET":
+        return rc.mapping({}, c.resp3)  # no Redis settings to show
+    return rc.error("ERR fastkv serve has no CONFIG SET; see 'fastkv serve --help'")
+
+
+def _info(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+    def text() -> bytes:
+        st = srv.db.stats()
+        lines = [
+            "# Server", f"redis_version:{REDIS_LEVEL}", "server_name:fastkv",
+            f"fastkv_version:{__version__}", f"process_id:{os.getpid()}",
+            f"tcp_port:{srv.port}", f"uptime_in_seconds:{int(time.time() - srv.started)}",
+            "", "# Clients", f"connected_clients:{len(srv.conns)}",
+            f"maxclients:{srv.limits.max_connections}",
+            "", "# Stats", f"total_commands_processed:{srv.commands_processed}",
+            "", "# Persistence", "aof_enabled:0", "rdb_changes_since_last_save:0",
+            "", "# fastkv",
+            *[f"{k}:{v}" for k, v in st.items() if not isinstance(v, (dict, list))],
+            "", "# Keyspace", f"db0:keys={st['live_keys']},expires=0,avg_ttl=0", "",
+        ]
+        return "\r\n".join(lines).encode()
+
+    return Later(text, lambda r: rc.error(resp_error(r)) if isinstance(r, FastKVError)
+                  else rc.bulk(r))
+
+
+Handler = Callable[["RespService", "_Conn", list[bytes]], Reply]
+
+# name -> (handler, least arguments, most arguments or -1)
+COMMANDS: dict[bytes, tuple[Handler, int, int]] = {
+        b"GET": (_get, 1, 1), b"MGET": (_mget, 1, -1), b"SET": (_set, 2, -1),
+        b"DEL": (_del, 1, -1), b"UNLINK": (_del, 1, -1), b"EXISTS": (_exists, 1, -1),
+        b"TTL": (_ttl_cmd, 1, 1), b"PTTL": (_ttl_cmd, 1, 1),
+        b"EXPIRE": (_expire, 2, -1), b"PEXPIRE": (_expire, 2, -1),
+        b"PERSIST": (_persist, 1, 1), b"SCAN": (_scan, 1, -1), b"DBSIZE": (_dbsize, 0, 0),
+        b"PING": (_ping, 0, 1), b"ECHO": (_echo, 1, 1), b"HELLO": (_hello, 0, -1),
+        b"AUTH": (_auth, 1, 2), b"SELECT": (_select, 1, 1), b"QUIT": (_quit, 0, -1),
+        b"COMMAND": (_command, 0, -1), b"CLIENT": (_client, 1, -1),
+        b"CONFIG": (_config, 1, -1), b"INFO": (_info, 0, -1),
+}
