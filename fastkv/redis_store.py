@@ -274,9 +274,12 @@ class RedisStore:
         """Nothing to do: the server reclaims the memory of deleted keys."""
 
     def sync(self) -> None:
-        """Nothing to do here: durability is the server's (appendonly and
-        appendfsync, see the README)."""
-        self._c.ping()
+        """Nothing to flush here: durability is the server's (appendonly and
+        appendfsync, see the README). Checks the server answers."""
+        try:
+            self._c.ping()
+        except _ERRORS as e:
+            raise translate(e, self._m.where) from None
 
     def close(self) -> None:
         """Close the connections (not those of a client passed in). Idempotent."""

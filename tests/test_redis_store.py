@@ -150,7 +150,8 @@ def test_a_dead_server_is_unavailable_then_comes_back(new_redis: Callable[..., R
     with fastkv.open(server.url, namespace=namespace, timeout=2) as db:
         db.create("k", {"v": 1})
         server.kill()
-        for call in (lambda: db.read("k"), lambda: db.create("x", {}), lambda: len(db)):
+        for call in (lambda: db.read("k"), lambda: db.create("x", {}), lambda: len(db),
+                     db.sync, db.stats):
             started = time.monotonic()
             with pytest.raises(fastkv.StoreUnavailableError) as info:
                 call()
