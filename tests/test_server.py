@@ -165,6 +165,16 @@ def test_every_error_body_names_a_fastkv_class(served: Served) -> None:
         assert err["error"] in fastkv.errors.__all__ and err["message"], err
 
 
+def test_expect_100_continue_is_answered(served: Served) -> None:
+    body = json.dumps({"x": "y" * 2000}).encode()
+    with socket.create_connection(address(served), timeout=10) as sock:
+        sock.sendall(b"PUT /keys/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")  # no wait for a timeout
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 201 ")
+
+
 def test_oversized_body_is_refused_from_its_header_alone(served: Served) -> None:
     """413 comes back although the body was never sent: the server did not
     wait to read 17 KiB it would only throw away."""
