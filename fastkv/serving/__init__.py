@@ -13,11 +13,7 @@ import threading
 from types import FrameType
 from typing import Any, Callable, Optional
 
-from fastkv import _core
-from fastkv.datastore import DataStore
-from fastkv.serving.http import DEFAULT_HOST, DEFAULT_PORT, DRAIN_TIMEOUT_S, KVServer
-from fastkv.serving.limits import Limits
-from fastkv.serving.loop import ServingLoop
+from fastkv.serving.limits import DEFAULT_HOST, DEFAULT_PORT, DRAIN_TIMEOUT_S, Limits
 
 __all__ = ["serve", "Limits", "DEFAULT_HOST", "DEFAULT_PORT"]
 
@@ -43,6 +39,13 @@ def serve(
         StoreLockedError: another process holds the store.
         OSError: an address is taken or cannot be bound.
     """
+    # imported here: the command line imports this package for its limits,
+    # and must not pay for asyncio and http.server on every call
+    from fastkv import _core
+    from fastkv.datastore import DataStore
+    from fastkv.serving.http import KVServer
+    from fastkv.serving.loop import ServingLoop
+
     db = DataStore(path, lock_timeout=lock_timeout,
                    max_file_size=_core.MAX_FILE_SIZE if max_file_size is None else max_file_size)
     home = ServingLoop(limits)

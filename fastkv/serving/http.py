@@ -36,16 +36,14 @@ from fastkv.errors import (
     UnauthorizedError,
     ValueTooLargeError,
 )
+from fastkv.serving.limits import DEFAULT_HOST, DEFAULT_PORT, DRAIN_TIMEOUT_S
 from fastkv.serving.openapi import document
 
 __all__ = ["KVServer", "DEFAULT_HOST", "DEFAULT_PORT", "DRAIN_TIMEOUT_S"]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 LIST_LIMIT_DEFAULT = 1000
 LIST_LIMIT_MAX = 100_000
 IDLE_TIMEOUT_S = 30  # a keep-alive connection with nothing to say is closed
-DRAIN_TIMEOUT_S = 10  # how long a shutdown waits for requests in flight
 
 
 class KVServer(ThreadingHTTPServer):

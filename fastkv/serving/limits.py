@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Limits"]
+__all__ = ["Limits", "DEFAULT_HOST", "DEFAULT_PORT", "DRAIN_TIMEOUT_S"]
+
+DEFAULT_HOST = "127.0.0.1"  # this machine only
+DEFAULT_PORT = 8765
+DRAIN_TIMEOUT_S = 10.0  # how long a shutdown waits for requests in flight
 
 
 @dataclass(frozen=True)
