@@ -127,50 +127,38 @@ class RedisStore:
     def _set(self, key: str, name: bytes, data: bytes, nx: bool, px: Optional[int] = None,
              pxat: Optional[int] = None) -> None:
         """SET, the one command behind create, put and import."""
-        try:
-            done = self._c.set(name, data, nx=nx, px=px, pxat=pxat)
-        except _ERRORS as e:
-            raise translate(e, self._m.where, key, write=True) from None
+        done = self._run(key, True, self._c.set, name, data, nx=nx, px=px, pxat=pxat)
         if nx and not done:
             raise KeyExistsError(key, self._m.where)
 
+    def _run(self, key: Any, write: bool, command: Any, *args: Any, **kw: Any) -> Any:
+        """One redis-py call, its errors made fastkv's (as AsyncRedisStore._run)."""
+        try:
+            return command(*args, **kw)
+        except _ERRORS as e:
+            raise translate(e, self._m.where, key, write=write) from None
+
     def read(self, key: str) -> Any:
         m = self._m
-        name = m.name(key)
-        try:
-            raw = self._c.get(name)
-        except _ERRORS as e:
-            raise translate(e, m.where, key) from None
+        raw = self._run(key, False, self._c.get, m.name(key))
         if raw is None:
             raise KeyNotFoundError(key, m.where)
         return m.decode(key, raw)
 
     def get(self, key: str, default: Any = None) -> Any:
         m = self._m
-        name = m.name(key)
-        try:
-            raw = self._c.get(name)
-        except _ERRORS as e:
-            raise translate(e, m.where, key) from None
+        raw = self._run(key, False, self._c.get, m.name(key))
         return default if raw is None else m.decode(key, raw)
 
     def delete(self, key: str) -> None:
         m = self._m
-        name = m.name(key)
-        try:
-            gone = self._c.delete(name)
-        except _ERRORS as e:
-            raise translate(e, m.where, key, write=True) from None
+        gone = self._run(key, True, self._c.delete, m.name(key))
         if not gone:
             raise KeyNotFoundError(key, m.where)
 
     def ttl(self, key: str) -> Optional[float]:
         m = self._m
-        name = m.name(key)
-        try:
-            left = self._c.pttl(name)
-        except _ERRORS as e:
-            raise translate(e, m.where, key) from None
+        left = self._run(key, False, self._c.pttl, m.name(key))
         if left == -2:
             raise KeyNotFoundError(key, m.where)
         return None if left == -1 else left / 1000.0
@@ -179,13 +167,11 @@ class RedisStore:
         m = self._m
         name = m.name(key)
         px = None if ttl is None else m.expiry_ms(key, ttl)
-        try:
-            if px is not None:
-                found = self._c.pexpire(name, px)
-            else:  # PERSIST answers 0 for a missing key and for one without expiry
-                found = self._c.persist(name) or self._c.exists(name)
-        except _ERRORS as e:
-            raise translate(e, m.where, key, write=True) from None
+        if px is not None:
+            found = self._run(key, True, self._c.pexpire, name, px)
+        else:  # PERSIST answers 0 for a missing key and for one without expiry
+            found = (self._run(key, True, self._c.persist, name)
+                     or self._run(key, False, self._c.exists, name))
         if not found:
             raise KeyNotFoundError(key, m.where)
 
@@ -195,10 +181,7 @@ class RedisStore:
             name = m.name(key)
         except ValueError:  # InvalidKeyError: such a key is never in a store
             return False
-        try:
-            return bool(self._c.exists(name))
-        except _ERRORS as e:
-            raise translate(e, m.where, key) from None
+        return bool(self._run(key, False, self._c.exists, name))
 
     def __getitem__(self, key: str) -> Any:
         return self.read(key)
