@@ -49,6 +49,12 @@
 #define FKV_HAVE_SSE42_CRC 1
 #endif
 
+/* SSE2 is part of every x86-64 CPU (and what MSVC targets there). */
+#if defined(__SSE2__) || defined(_M_X64)
+#define FKV_HAVE_SSE2 1
+#include <emmintrin.h>
+#endif
+
 /* Push written data to stable storage. macOS's fsync only reaches the drive's
  * cache; F_FULLFSYNC asks the drive to flush it too. */
 static inline int fkv_fdatasync(int fd)

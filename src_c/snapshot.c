@@ -41,6 +41,7 @@
  */
 #include "store_private.h"
 #include "crc32c.h"
+#include "table_check.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -151,68 +152,6 @@ const char *snapshot_leftover_suffix(void) { return SNAP_SUFFIX "-new"; }
 
 /* ---- loading ---------------------------------------------------------------- */
 
-/* The table pass, run on each chunk of the table as it is read (while the
- * chunk is still in the CPU's cache: a million-key table is 16 MB, and
- * memory bandwidth, not arithmetic, is what a reopen spends). Every entry
- * well formed, counts as stated, and every entry reachable by probing from
- * its home slot: no empty slot between the two, so its distance from home
- * is less than the run of non-empty slots that ends at it. The run of the
- * slots before the first empty one continues the run at the table's end
- * (probing wraps), so their need is settled once the end is known. The
- * loop avoids branches on the slot's kind, which would be mispredicted
- * half the time. */
-typedef struct table_check {
-    uint64_t cap, mask, end;
-    uint64_t n_live, n_deleted, n_dl, bad;
-    uint64_t run;       /* non-empty slots ending at the last one seen */
-    uint64_t seen_empty;
-    uint64_t wrap_need; /* run the table's end must supply to the first slots */
-} table_check;
-
-static void check_slots(table_check *c, const fkv_slot *sl, uint64_t from, uint64_t n)
-{
-    /* locals, not c->: the compiler cannot tell c from the slots and would
-     * store every counter back to memory on every slot */
-    const uint64_t cap = c->cap, mask = c->mask, end = c->end;
-    uint64_t n_live = c->n_live, n_deleted = c->n_deleted, n_dl = c->n_dl, bad = c->bad;
-    uint64_t run = c->run, seen_empty = c->seen_empty, wrap_need = c->wrap_need;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t pos = from + i;
-        fkv_slot x = sl[i];
-        uint64_t empty = x.loc == FKV_LOC_EMPTY, marker = x.loc == FKV_LOC_DELETED;
-        uint64_t entry = !(empty | marker), off = FKV_LOC_OFFSET(x.loc);
-        run = (run + 1) & (empty - 1); /* 0 at an empty slot */
-        n_live += entry;
-        n_deleted += marker;
-        n_dl += entry & (x.loc >> 31);
-        /* hash >> shift as a multiply: a shift by a variable count chains
-         * every iteration through the flags register on x86 */
-        uint64_t home = ((uint64_t)FKV_SLOT_HASH(x.hash) * cap) >> FKV_HASH_BITS;
-        uint64_t dist = (pos - home) & mask;
-        bad |= entry & ((off < FKV_FILE_HEADER_SIZE) | (off + FKV_REC_HEADER_SIZE + 1 > end));
-        bad |= (1 - entry) & (x.hash != 0);
-        if (FKV_LIKELY(seen_empty)) {
-            bad |= entry & (dist >= run);
-        } else if (entry && dist >= run && dist + 1 - run > wrap_need) {
-            wrap_need = dist + 1 - run;
-        }
-        seen_empty |= empty;
-    }
-    c->n_live = n_live;
-    c->n_deleted = n_deleted;
-    c->n_dl = n_dl;
-    c->bad = bad;
-    c->run = run;
-    c->seen_empty = seen_empty;
-    c->wrap_need = wrap_need;
-}
-
-static int table_done(const table_check *c, uint64_t live, uint64_t deleted, uint64_t n_ttl)
-{
-    return !c->bad && c->seen_empty && c->wrap_need <= c->run && c->n_live == live &&
-           c->n_deleted == deleted && c->n_dl == n_ttl && (live + deleted) * 4 <= c->cap * 3;
-}
-
 #define LOAD_CHUNK (256u * 1024u) /* bytes of table read and checked at a time */
 
 /* Read the table into slots chunk by chunk, checking each and adding it to
@@ -226,7 +165,7 @@ static int read_table(int fd, fkv_slot *slots, uint64_t cap, uint32_t *crc, tabl
         if (fkv_read_at(fd, at, n, SNAP_HEADER + done, &got, FKV_MAY_WAIT) != FKV_OK || got != n)
             return -1;
         *crc = fkv_crc32c(*crc, at, n);
-        check_slots(c, (const fkv_slot *)at, done / SNAP_SLOT, n / SNAP_SLOT);
+        table_check_slots(c, (const fkv_slot *)at, done / SNAP_SLOT, n / SNAP_SLOT);
         done += n;
     }
     return FKV_OK;
@@ -299,7 +238,8 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     slots = loaded.slots;
     status = SNAP_UNREADABLE;
     uint32_t crc = fkv_crc32c(0, h, sizeof h);
-    table_check check = {cap, cap - 1, end, 0, 0, 0, 0, 0, 0, 0};
+    table_check check;
+    table_check_start(&check, cap, end);
     size_t body = (size_t)cap * SNAP_SLOT;
     if (read_table(fd, slots, cap, &crc, &check) != FKV_OK ||
         fkv_read_at(fd, trailer, sizeof trailer, SNAP_HEADER + body, &got, FKV_MAY_WAIT) !=
@@ -312,7 +252,7 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     uint64_t live_bytes = fkv_load64(h + 80), n_ttl = fkv_load64(h + 88);
     status = SNAP_BAD_TABLE;
     if (live_bytes < FKV_FILE_HEADER_SIZE || live_bytes > end ||
-        !table_done(&check, live, deleted, n_ttl))
+        !table_check_done(&check, live, deleted, n_ttl))
         goto done;
     loaded.live = live;
     loaded.deleted = deleted;
