@@ -12,17 +12,17 @@ import argparse
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import IO, Any, Callable, NoReturn, Optional, Sequence, TypeVar
 
-from fastkv import _core, recovery, transfer
+from fastkv import _core
 from fastkv._version import __version__
 from fastkv.datastore import DataStore
 from fastkv.errors import FastKVError, InvalidPathError, StoreIOError
 from fastkv.locations import as_path, default_path, existing_store_path, url_scheme
-from fastkv.progress import ProgressBar
-from fastkv.serving.limits import Limits
+
+# transfer, recovery, progress and serving are imported by the commands that
+# use them: a one-shot `fastkv read` pays only for what it runs.
 
 __all__ = ["main"]
 
@@ -42,7 +42,15 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The whole command line, or, given argv that names a command, only
+    that command (main() falls back to the whole one for its error
+    messages): a one-shot `fastkv read` then skips most of the parser's
+    construction, which costs more than the read."""
+    named = None if argv is None else set(argv)
+    if named is not None and not any(named.intersection((name, *aliases))
+                                     for name, _, aliases, _ in _COMMAND_LINE):
+        named = None  # no command named (--help, a typo): every one, by name
     parser = _Parser(
         prog="fastkv",
         description="Look into, change and move a fastkv store.",
@@ -51,50 +59,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(path=None, json=False, wait=0.0, namespace="fastkv")
     parser.add_argument("--version", action="version", version=f"fastkv {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # prog given: argparse would otherwise build a help formatter to work it
+    # out, which imports shutil (and with it bz2 and lzma)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                prog="fastkv")
     sub.required = True
+    # the commands share one set of these options, apart from the top
+    # parser's: its set_defaults changed the defaults of its own copies
+    common = _common_options(argparse.SUPPRESS)
+    for name, help, aliases, add_arguments in _COMMAND_LINE:
+        if named is None or named.intersection((name, *aliases)):
+            p = sub.add_parser(name, help=help, description=help, parents=[common],
+                               aliases=list(aliases))
+            add_arguments(p)
+    return parser
 
-    def command(name: str, help: str, aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help,
-                              parents=[_common_options(argparse.SUPPRESS)], aliases=list(aliases))
 
-    command("info", "counters of the store: keys, file and index bytes", aliases=["stats"])
-    p = command("read", "print the value of KEY")
+def _no_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _key(p: argparse.ArgumentParser) -> None:
     p.add_argument("key", metavar="KEY")
-    p = command("create", "store JSON (an object; '-' reads it from stdin) under a new KEY")
+
+
+def _key_value_ttl(p: argparse.ArgumentParser) -> None:
     p.add_argument("key", metavar="KEY")
     p.add_argument("value", metavar="JSON")
     p.add_argument("--ttl", type=int, metavar="SECONDS", help="expire after this many seconds")
-    p = command("put", "store JSON under KEY, replacing its value and expiry if it is held")
-    p.add_argument("key", metavar="KEY")
-    p.add_argument("value", metavar="JSON")
-    p.add_argument("--ttl", type=int, metavar="SECONDS", help="expire after this many seconds")
-    p = command("ttl", "print the seconds KEY has left, or 'none' if it never expires")
-    p.add_argument("key", metavar="KEY")
-    p = command("touch", "give KEY a new expiry counted from now, keeping its value")
+
+
+def _touch(p: argparse.ArgumentParser) -> None:
     p.add_argument("key", metavar="KEY")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--ttl", type=int, metavar="SECONDS", help="expire after this many seconds")
     when.add_argument("--persist", action="store_true", help="never expire")
-    p = command("delete", "remove KEY")
-    p.add_argument("key", metavar="KEY")
-    p = command("keys", "list the live keys, sorted")
+
+
+def _keys(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", default="", help="only keys that start with this")
-    command("compact", "rewrite the file with only the live records")
-    command("verify", "check every record's checksum; exit 1 if any damage is found")
-    p = command("repair", "salvage the intact records of a damaged store")
+
+
+def _repair(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-backup", action="store_true",
                    help="do not keep the damaged file beside the repaired one")
-    p = command("export", "write every live key as JSON Lines, with absolute expiry deadlines")
+
+
+def _export(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", default="-", metavar="FILE",
                    help="where to write (default: stdout)")
-    p = command("import", "create the keys of a JSON Lines file made by export")
+
+
+def _import(p: argparse.ArgumentParser) -> None:
+    from fastkv import transfer
+
     p.add_argument("file", metavar="FILE", help="the file to read ('-': stdin)")
     p.add_argument("--on-conflict", choices=transfer.CONFLICT_POLICIES, default="fail",
                    help="a key the store already holds: fail (default; nothing is "
                         "imported), skip it, or replace it")
-    p = command("serve", "serve the store over HTTP/1.1, and the Redis protocol with "
-                         "--resp-port (see the README)")
+
+
+def _serve(p: argparse.ArgumentParser) -> None:
+    from fastkv.serving.limits import Limits
+
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free one)")
@@ -117,17 +144,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s,
                    metavar="SECONDS", help="close a connection silent this long "
                    f"(default: {defaults.idle_timeout_s:g})")
-    return parser
+
+
+# name, help, aliases, and what adds its arguments
+_COMMAND_LINE: list[tuple[str, str, tuple[str, ...], Callable[[argparse.ArgumentParser], None]]] = [
+    ("info", "counters of the store: keys, file and index bytes", ("stats",), _no_arguments),
+    ("read", "print the value of KEY", (), _key),
+    ("create", "store JSON (an object; '-' reads it from stdin) under a new KEY", (),
+     _key_value_ttl),
+    ("put", "store JSON under KEY, replacing its value and expiry if it is held", (),
+     _key_value_ttl),
+    ("ttl", "print the seconds KEY has left, or 'none' if it never expires", (), _key),
+    ("touch", "give KEY a new expiry counted from now, keeping its value", (), _touch),
+    ("delete", "remove KEY", (), _key),
+    ("keys", "list the live keys, sorted", (), _keys),
+    ("compact", "rewrite the file with only the live records", (), _no_arguments),
+    ("verify", "check every record's checksum; exit 1 if any damage is found", (),
+     _no_arguments),
+    ("repair", "salvage the intact records of a damaged store", (), _repair),
+    ("export", "write every live key as JSON Lines, with absolute expiry deadlines", (),
+     _export),
+    ("import", "create the keys of a JSON Lines file made by export", (), _import),
+    ("serve", "serve the store over HTTP/1.1, and the Redis protocol with --resp-port "
+              "(see the README)", (), _serve),
+]
 
 
 def _common_options(default: Any) -> "_Parser":
-    """--path, --json, --wait: accepted before or after the command. Each
-    parser gets its own copies, left unset unless given (default SUPPRESS),
-    so a value given before the command is not reset by the command's parser."""
+    """--path, --json, --wait: accepted before or after the command. Left
+    unset unless given (default SUPPRESS), so a value given before the
+    command is not reset by the command's parser."""
     common = _Parser(add_help=False)
     common.add_argument("--path", "--datastore", dest="path", default=default,
-                        metavar="PATH", help="the store: a file, or a redis://, rediss:// or "
-                        f"unix:// URL of a Redis server (default: {_default_shown()})")
+                        metavar="PATH", help=_PathHelp("the store: a file, or a redis://, "
+                        "rediss:// or unix:// URL of a Redis server (default: {})"))
     common.add_argument("--namespace", default=default, metavar="NS",
                         help="with a Redis URL: keys live in Redis as NS:key (default: fastkv)")
     common.add_argument("--json", action="store_true", default=default,
@@ -135,6 +185,15 @@ def _common_options(default: Any) -> "_Parser":
     common.add_argument("--wait", type=float, default=default, metavar="SECONDS",
                         help="wait this long for a store another process holds (default: 0)")
     return common
+
+
+class _PathHelp(str):
+    """A help text that names the default store location only when help is
+    printed: finding it imports platformdirs, which every other run skips.
+    (argparse expands a help text with `%`, so that is where it is filled.)"""
+
+    def __mod__(self, params: Any) -> str:
+        return str.__mod__(self.format(_default_shown()), params)
 
 
 def _default_shown() -> str:
@@ -250,6 +309,8 @@ def cmd_compact(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: "_Output") -> int:
+    from fastkv import recovery
+
     path = _existing(args, "verify")
     report = _run_with_bar("verify", lambda pr: recovery.verify(path, progress=pr))
     out.mapping(report)
@@ -261,6 +322,8 @@ def cmd_verify(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_repair(args: argparse.Namespace, out: "_Output") -> int:
+    from fastkv import recovery
+
     path = _existing(args, "repair")
     report = _run_with_bar(
         "repair", lambda pr: recovery.repair(path, backup=not args.no_backup, progress=pr)
@@ -270,6 +333,9 @@ def cmd_repair(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
+    from fastkv import transfer
+    from fastkv.progress import ProgressBar
+
     with _open(args) as db:
         total = len(db)
         with _Stream(args.file, "wb") as sink, ProgressBar("export", total, "keys") as bar:
@@ -281,6 +347,9 @@ def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_import(args: argparse.Namespace, out: "_Output") -> int:
+    from fastkv import transfer
+    from fastkv.progress import ProgressBar
+
     report = transfer.ImportReport()
     with _Stream(args.file, "rb") as src:
         entries = transfer.read_jsonl(src)  # a bad line stops us before the store opens
@@ -299,6 +368,7 @@ def cmd_import(args: argparse.Namespace, out: "_Output") -> int:
 
 def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
     from fastkv import serving  # the servers only for this command
+    from fastkv.serving.limits import Limits
 
     token = args.token if args.token is not None else os.environ.get("FASTKV_TOKEN") or None
     for flag, port in (("--port", args.port), ("--resp-port", args.resp_port)):
@@ -366,6 +436,10 @@ def _existing(args: argparse.Namespace, command: str, must_exist: bool = True) -
 
 def _run_with_bar(label: str, call: Callable[[Optional[_core.Progress]], T]) -> T:
     """Run a long core call; on a terminal, in a thread, drawing its progress."""
+    import threading
+
+    from fastkv.progress import ProgressBar
+
     with ProgressBar(label, 0, "bytes") as bar:
         if not bar.enabled:
             return call(None)
@@ -468,7 +542,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     out = _Output(as_json)
     try:
-        args = build_parser().parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        try:
+            args = build_parser(words).parse_args(words)
+        except _UsageError:  # said by the whole parser, which knows every command
+            args = build_parser().parse_args(words)
         # Resolved without creating anything: a command that only reads must
         # not leave directories behind for a mistyped path.
         args.url = args.path if url_scheme(args.path) else None
