@@ -10,8 +10,9 @@ process, with the file in the page cache:
   scan       the same with the snapshot moved aside: the whole log scanned
   crashed    open + first read after 10,000 writes by a process killed
              with SIGKILL (the snapshot then covers all but those)
-  lmdb       lmdb's open + first read of the same keys (if lmdb is installed;
-             at the smallest two sizes)
+  lmdb ro    lmdb's open + first read of the same keys (if lmdb is installed;
+             at the smallest two sizes), read-only and without its lock
+  lmdb rw    the same opened as fastkv opens: for writing, with its lock
 
 and the anonymous memory (RssAnon) the open added, per key, with no
 malloc_trim. Then whole-process times: `fastkv read KEY` against
@@ -41,11 +42,14 @@ def rss_anon():
             if line.startswith("RssAnon:"):
                 return int(line.split()[1]) * 1024
 kind, path, key = sys.argv[1], sys.argv[2], sys.argv[3]
-if kind == "lmdb":
+if kind.startswith("lmdb"):
     import lmdb
     before = rss_anon()
     t = time.perf_counter()
-    env = lmdb.open(path, readonly=True, lock=False)
+    if kind == "lmdb":
+        env = lmdb.open(path, readonly=True, lock=False)
+    else:  # as fastkv opens: for writing, with its lock
+        env = lmdb.open(path, map_size=1 << 34)
     with env.begin() as txn:
         txn.get(key.encode())
     took = time.perf_counter() - t
@@ -156,6 +160,7 @@ def main() -> None:
             row["crashed"]["ms"] = row["crashed"].pop("seconds") * 1000
             if have_lmdb and n <= 1_000_000 and build_lmdb(d / f"l{n}", n):
                 row["lmdb"] = median_of(args.runs, "lmdb", d / f"l{n}", key)
+                row["lmdb rw"] = median_of(args.runs, "lmdb rw", d / f"l{n}", key)
             report["sizes"][n] = row
             for f in d.iterdir():
                 if f.is_file():
@@ -175,10 +180,11 @@ def main() -> None:
                                                       args.runs),
         }
     print("reopen (open + first read), fresh process, file in the page cache; median ms")
-    print(f"{'keys':>10} {'snapshot':>9} {'scan':>9} {'crashed':>9} {'lmdb':>7}  "
-          f"anon B/key (snapshot, scan)")
+    print(f"{'keys':>10} {'snapshot':>9} {'scan':>9} {'crashed':>9} {'lmdb ro':>8} "
+          f"{'lmdb rw':>8}  anon B/key (snapshot, scan)")
     for n, row in report["sizes"].items():
-        lm = f"{row['lmdb']['ms']:7.2f}" if "lmdb" in row else "      -"
+        lm = " ".join(f"{row[k]['ms']:8.2f}" if k in row else "       -"
+                      for k in ("lmdb", "lmdb rw"))
         print(f"{n:>10,} {row['snapshot']['ms']:9.2f} {row['scan']['ms']:9.2f} "
               f"{row['crashed']['ms']:9.2f} {lm}  "
               f"{row['snapshot']['rss_anon_added'] / n:.1f}, {row['scan']['rss_anon_added'] / n:.1f}")
