@@ -59,6 +59,10 @@ def resp_next(bytearray buf, Py_ssize_t pos, Py_ssize_t max_args, Py_ssize_t max
     """The next request in buf from pos, as (list of bytes, position after
     it); (None, pos) if it is not all there yet; (RESP_INLINE, pos) if it is
     a text line. Raises RespProtocolError."""
+    return _resp_next(buf, pos, max_args, max_bulk)
+
+
+cdef tuple _resp_next(bytearray buf, Py_ssize_t pos, Py_ssize_t max_args, Py_ssize_t max_bulk):
     cdef Py_ssize_t n = PyByteArray_GET_SIZE(buf)
     if pos >= n:
         return None, pos

@@ -154,6 +154,42 @@ def test_pipelined_requests_answer_in_order(r: Any) -> None:
         assert out[3 * i + 2] is None
 
 
+def test_plain_get_and_set_in_one_pipeline_with_errors_and_other_commands(
+        resp: Served) -> None:
+    """Plain GET and SET are answered in C; in one burst with failures and
+    commands of the general path, every reply still comes, in order."""
+    def cmd(*words: bytes) -> bytes:
+        return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+    long_key = b"k" * 33
+    burst = b"".join([
+        cmd(b"set", b"a", b'{"n": 1}'),         # lower case: still the plain path
+        cmd(b"GeT", b"a"),
+        cmd(b"SET", b"b", b"[1, 2]"),           # not an object: error from the general path
+        cmd(b"GET", b"b"),                      # so b was never stored
+        cmd(b"SET", long_key, b"{}"),           # bad key
+        cmd(b"GET", long_key),                  # Redis answers an error for a bad key too
+        cmd(b"SET", b"\xff", b"{}"),            # not UTF-8
+        cmd(b"SET", b"a", b'{"n": 2}', b"NX"),  # an option: general path, nil (a is live)
+        cmd(b"SET", b"a", b'{"n": 3}'),         # plain put over a live key
+        cmd(b"DBSIZE"),
+        cmd(b"GET", b"a"),
+        b"PING\r\n",                             # inline, between two plain requests
+        cmd(b"GET", b"missing"),
+    ])
+    out = raw(port_of(resp), burst)
+    replies = out.split(b"\r\n")
+    assert replies[:4] == [b"+OK", b"$7", b'{"n":1}', replies[3]]
+    assert replies[3].startswith(b"-ERR InvalidValueError"), replies[3]
+    assert replies[4] == b"$-1"
+    assert replies[5].startswith(b"-ERR InvalidKeyError"), replies[5]
+    assert replies[6].startswith(b"-ERR InvalidKeyError"), replies[6]
+    assert replies[7].startswith(b"-ERR InvalidKeyError"), replies[7]
+    assert replies[8:] == [b"$-1", b"+OK", b":1", b"$7", b'{"n":3}', b"+PONG", b"$-1", b""]
+    info = redis.Redis(port=port_of(resp)).info("stats")
+    assert info["total_commands_processed"] >= 13
+
+
 def test_resp3(resp: Served) -> None:
     client = redis.Redis(port=port_of(resp), protocol=3)
     client.set("k", '{"a": 1}')
