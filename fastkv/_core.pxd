@@ -118,6 +118,13 @@ cdef extern from "store.h" nogil:
                 size_t vlen, uint64_t ttl_s)
     int fkv_put_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
                       size_t vlen, uint64_t deadline_ms)
+    ctypedef struct fkv_put_item:
+        const char *key
+        size_t klen
+        const uint8_t *val
+        size_t vlen
+    enum: FKV_BATCH_MAX
+    int fkv_put_batch(fkv_store *s, const fkv_put_item *items, size_t n, size_t *done)
     int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s)
     int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
                  size_t *voff, size_t *vlen)

@@ -33,25 +33,105 @@ def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t 
                bint resp3, Py_ssize_t max_args, Py_ssize_t max_bulk):
     """Answer the requests in buf from pos while each is a plain `GET key`
     or `SET key value` that needs no wait and meets no error, appending the
-    replies to out, until they add up to budget bytes. Returns (pos, bytes
-    added, requests answered, request, end): request is the one at pos this
-    left for the general path (a list of bytes, RESP_INLINE or None, as
-    resp_next gives it, which ends at end). Raises RespProtocolError."""
-    cdef Py_ssize_t size = 0, answered = 0, end = pos
-    cdef object request = None
-    while size < budget:
+    replies to out, until they add up to budget bytes. Consecutive SETs are
+    put in one append (fkv_put_batch). Returns (pos, bytes added, requests
+    answered, request, end): request is the one at pos this left for the
+    general path (a list of bytes, RESP_INLINE or None, as resp_next gives
+    it, which ends at end). Raises RespProtocolError."""
+    cdef _Sets sets
+    sets.n = 0
+    sets.answered = 0
+    sets.size = 0
+    cdef list held = []  # what the pending items point into, and their requests
+    cdef object request = None, reply
+    cdef Py_ssize_t end = pos
+    while sets.size < budget:
         request, end = _resp_next(buf, pos, max_args, max_bulk)
+        if type(request) is list and sets.n < FKV_BATCH_MAX and _stage_set(
+                store, <list>request, &sets, held, pos, end):
+            pos = end
+            continue
+        if sets.n:
+            failed = _put_staged(store, &sets, held, out)
+            if failed is not None:  # the general path runs it and words the error
+                return failed[0], sets.size, sets.answered, failed[1], failed[2]
+            continue  # request is parsed again, now with nothing staged
         if type(request) is not list:
             break
-        reply = _resp_plain(store, <list>request, resp3)
+        reply = _resp_plain_get(store, <list>request, resp3)
         if reply is None:
             break
         out.append(reply)
-        size += PyBytes_GET_SIZE(reply)
-        answered += 1
+        sets.size += PyBytes_GET_SIZE(reply)
+        sets.answered += 1
         pos = end
         request = None
-    return pos, size, answered, request, end
+    if sets.n:
+        failed = _put_staged(store, &sets, held, out)
+        if failed is not None:
+            return failed[0], sets.size, sets.answered, failed[1], failed[2]
+        request, end = None, pos
+    return pos, sets.size, sets.answered, request, end
+
+
+cdef struct _Sets:
+    fkv_put_item items[FKV_BATCH_MAX]
+    Py_ssize_t n, answered, size
+
+
+cdef bint _stage_set(Store store, list request, _Sets *sets, list held, Py_ssize_t start,
+                     Py_ssize_t end) except -1:
+    """Add a plain SET to the batch; False if request is anything else or
+    would fail (the general path then answers it)."""
+    if len(request) != 3 or not _is_word(<bytes>request[0], b"SET", 3) or store._s == NULL:
+        return False
+    key = _plain_key(<bytes>request[1])
+    if key is None:
+        return False
+    cdef Py_ssize_t klen
+    cdef const char *k
+    cdef bytes data
+    try:
+        k = _key_utf8(key, &klen)
+        data = _encode(<bytes>request[2], key)
+    except Exception:
+        return False
+    cdef fkv_put_item *it = &sets.items[sets.n]
+    it.key = k
+    it.klen = <size_t>klen
+    it.val = <const uint8_t *>PyBytes_AS_STRING(data)
+    it.vlen = <size_t>PyBytes_GET_SIZE(data)
+    held.append((key, data, request, start, end))
+    sets.n += 1
+    return True
+
+
+cdef object _put_staged(Store store, _Sets *sets, list held, list out):
+    """Put the staged SETs, replying +OK to each; None, or for the first one
+    that failed (start, request, end), to be run by the general path."""
+    cdef size_t i = 0, n = <size_t>sets.n, done = 0
+    cdef int rc = FKV_OK
+    with nogil:
+        while i < n:
+            rc = fkv_put_batch(store._s, &sets.items[i], n - i, &done)
+            if rc == FKV_OK and done == 0:  # this one needs the one-by-one put
+                rc = fkv_put(store._s, sets.items[i].key, sets.items[i].klen,
+                             sets.items[i].val, sets.items[i].vlen, 0)
+                done = 1
+            if rc != FKV_OK:
+                break
+            i += done
+    for _ in range(i):
+        out.append(b"+OK\r\n")
+    sets.size += 5 * <Py_ssize_t>i
+    sets.answered += <Py_ssize_t>i
+    sets.n = 0
+    failed = None
+    if rc != FKV_OK:
+        _, _, request, start, end = held[i]
+        failed = (start, request, end)
+    del held[:]
+    return failed
 
 
 cdef inline bint _is_word(bytes word, const char *upper, Py_ssize_t n):
@@ -66,26 +146,6 @@ cdef inline bint _is_word(bytes word, const char *upper, Py_ssize_t n):
     return True
 
 
-cdef object _resp_plain(Store store, list request, bint resp3):
-    """The reply to a plain GET or SET, or None to leave it to the general
-    path: other commands, options, a read that would wait, and every
-    error. A failed write changed nothing, so the general path runs it
-    again and words the error from the one table."""
-    cdef Py_ssize_t argc = len(request)
-    if argc == 2 and _is_word(<bytes>request[0], b"GET", 3):
-        return _plain_get(store, <bytes>request[1], resp3)
-    if argc == 3 and _is_word(<bytes>request[0], b"SET", 3):
-        key = _plain_key(<bytes>request[1])
-        if key is None or store._s == NULL:
-            return None
-        try:
-            store._append(key, <bytes>request[2], 0, True, True)
-        except Exception:
-            return None
-        return b"+OK\r\n"
-    return None
-
-
 cdef object _plain_key(bytes raw):
     try:
         return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), NULL)
@@ -93,13 +153,17 @@ cdef object _plain_key(bytes raw):
         return None
 
 
-cdef object _plain_get(Store store, bytes raw, bint resp3):
+cdef object _resp_plain_get(Store store, list request, bint resp3):
+    """The reply to a plain GET, or None to leave it to the general path:
+    other commands, a read that would wait, and every error."""
     cdef Py_ssize_t n
     cdef const char *k
     cdef uint8_t buf[FKV_REC_MAX]
     cdef size_t voff = 0, vlen = 0
-    key = _plain_key(raw)
-    if key is None or store._s == NULL:
+    if len(request) != 2 or not _is_word(<bytes>request[0], b"GET", 3) or store._s == NULL:
+        return None
+    key = _plain_key(<bytes>request[1])
+    if key is None:
         return None
     try:
         k = _key_utf8(key, &n)

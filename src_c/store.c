@@ -229,6 +229,7 @@ void fkv_free(fkv_store *s)
         pthread_mutex_destroy(&s->mu);
     }
     fkv_index_free(&s->ix);
+    free(s->batch_buf);
     free(s->path);
     free(s);
 }

@@ -140,6 +140,24 @@ int fkv_put(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size
 int fkv_put_until(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
                   uint64_t deadline_ms);
 
+/* One put of a batch: key and value as fkv_put takes them, no deadline. */
+typedef struct fkv_put_item {
+    const char *key;
+    size_t klen;
+    const uint8_t *val;
+    size_t vlen;
+} fkv_put_item;
+
+#define FKV_BATCH_MAX 64
+
+/* fkv_put (no deadline) of items in order, in one append and under one hold
+ * of the mutex: what a server receiving many pipelined writes at once needs.
+ * It may stop early (at a key whose hash repeats in the batch, an item the
+ * one-by-one put must judge, 64 KiB of records, FKV_BATCH_MAX items, or the
+ * file cap); *done is the number of items put, and the caller puts the rest
+ * (item *done with fkv_put). On an error nothing was put. */
+int fkv_put_batch(fkv_store *s, const fkv_put_item *items, size_t n, size_t *done);
+
 /* Give a live key a deadline ttl_s seconds from now (0: none), value kept,
  * in one new record. FKV_ENOTFOUND / FKV_EEXPIRED as a read. */
 int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s);

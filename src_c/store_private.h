@@ -81,7 +81,11 @@ struct fkv_store {
     uint64_t debug_read_pause_ms; /* test hook: the next waiting read sleeps this long */
     uint32_t debug_reads_paused;  /* reads sleeping in that hook now (atomic) */
     uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
+    uint8_t *batch_buf;        /* FKV_BATCH_BYTES for fkv_put_batch, made at its first call */
 };
+
+/* The most records and bytes one fkv_put_batch appends. */
+#define FKV_BATCH_BYTES (64u * 1024u)
 
 /* How an open treats the file: a normal open creates a missing file, drops a
  * torn tail and refuses other damage; a salvage open (verify, repair) never

@@ -16,10 +16,11 @@ typedef enum deadline_kind { DEADLINE_TTL_S, DEADLINE_ABS_MS } deadline_kind;
 /* Whether a write may replace a live key (put) or is refused on one (create). */
 typedef enum write_kind { WRITE_CREATE, WRITE_PUT } write_kind;
 
-/* Append one encoded record at the end of the log. On failure the file is
- * cut back, so no partial record is ever visible after a reopen (nothing
- * past s->end was acknowledged: writers are serialized by the mutex). */
-static int append(fkv_store *s, const uint8_t *rec, size_t len)
+/* Append encoded records (len bytes, the last one starting at last) at the
+ * end of the log. On failure the file is cut back, so no partial record is
+ * ever visible after a reopen (nothing past s->end was acknowledged:
+ * writers are serialized by the mutex). */
+static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
 {
     int rc = fkv_write_at(s->file->fd, rec, len, s->end);
     if (rc != FKV_OK) {
@@ -29,8 +30,8 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len)
         fkv_set_errno(saved);
         return rc;
     }
-    s->tail_off = s->end;
-    s->tail_crc = fkv_load32(rec);
+    s->tail_off = s->end + last;
+    s->tail_crc = fkv_load32(rec + last);
     s->end += len;
     s->write_seq++;
     commit_appended(s);
@@ -45,6 +46,34 @@ static int finish_write(fkv_store *s, int rc)
         rc = commit_wait_durable(s, s->write_seq);
     store_leave(s);
     return rc;
+}
+
+/* Point the index at the record of n bytes just appended at off for the
+ * key of hash: in the slot of old (the entry it replaces) or, with old
+ * NULL, a free slot (room was reserved before the append). */
+static void point_index(fkv_store *s, uint32_t hash, uint64_t off, size_t n, uint64_t deadline,
+                        const found *old, int was_live)
+{
+    uint32_t loc = (uint32_t)off | (deadline ? FKV_LOC_TTL : 0);
+    uint32_t word = fkv_slot_word(hash, n);
+    if (old) {
+        s->live_bytes -= fkv_record_size(&old->h);
+        s->n_ttl -= (s->ix.slots[old->pos].loc & FKV_LOC_TTL) != 0;
+        s->ix.slots[old->pos].hash = word;
+        s->ix.slots[old->pos].loc = loc;
+    } else {
+        fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), word, loc);
+    }
+    s->live_bytes += n;
+    /* An expired entry being replaced was not in the count (the count is
+     * only used while no counted deadline has passed). */
+    if (!was_live)
+        s->live_cache++;
+    if (deadline) {
+        s->n_ttl++;
+        if (deadline < s->cache_until)
+            s->cache_until = deadline;
+    }
 }
 
 /* One record for key holding val: a create (refused on a live key) or a
@@ -84,30 +113,11 @@ static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_
         if (rc != FKV_OK && rc != FKV_ENOTFOUND)
             return rc;
     }
-    int replacing = rc == FKV_OK;
+    const found *old = rc == FKV_OK ? &f : NULL;
     size_t n = fkv_record_encode(s->wbuf, FKV_KIND_PUT, key, klen, val, vlen, deadline);
-    if ((rc = append(s, s->wbuf, n)) != FKV_OK)
+    if ((rc = append(s, s->wbuf, n, 0)) != FKV_OK)
         return rc;
-    uint32_t loc = (uint32_t)(s->end - n) | (deadline ? FKV_LOC_TTL : 0);
-    uint32_t word = fkv_slot_word(hash, n);
-    if (replacing) {
-        s->live_bytes -= fkv_record_size(&f.h);
-        s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
-        s->ix.slots[f.pos].hash = word;
-        s->ix.slots[f.pos].loc = loc;
-    } else {
-        fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), word, loc);
-    }
-    s->live_bytes += n;
-    /* An expired entry being replaced was not in the count (the count is
-     * only used while no counted deadline has passed). */
-    if (!was_live)
-        s->live_cache++;
-    if (deadline) {
-        s->n_ttl++;
-        if (deadline < s->cache_until)
-            s->cache_until = deadline;
-    }
+    point_index(s, hash, s->end - n, n, deadline, old, was_live);
     compact_maybe(s);
     return FKV_OK;
 }
@@ -208,7 +218,7 @@ static int delete_locked(fkv_store *s, const char *key, size_t klen)
         return compact_locked(s, f.pos);
     }
     n = fkv_record_encode(s->wbuf, FKV_KIND_DEL, key, klen, NULL, 0, 0);
-    if ((rc = append(s, s->wbuf, n)) != FKV_OK)
+    if ((rc = append(s, s->wbuf, n, 0)) != FKV_OK)
         return rc;
     s->live_bytes -= fkv_record_size(&f.h);
     s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
@@ -227,5 +237,76 @@ int fkv_delete(fkv_store *s, const char *key, size_t klen)
         return rc;
     if ((rc = commit_writable(s)) == FKV_OK)
         rc = delete_locked(s, key, klen);
+    return finish_write(s, rc);
+}
+
+/* ---- a batch of puts, for the pipelined server --------------------------------- */
+
+/* fkv_put_batch, under the mutex. Every lookup happens before anything is
+ * written, so the batch ends before a key whose hash is already in it (its
+ * lookup could otherwise meet a record not yet on disk). */
+static int put_batch_locked(fkv_store *s, const fkv_put_item *items, size_t n, size_t *done)
+{
+    struct staged {
+        uint32_t hash;
+        int replacing, was_live;
+        found f;
+        size_t off, len; /* in the batch buffer */
+    } st[FKV_BATCH_MAX];
+    uint8_t buf[READ_HINT];
+    if (!s->batch_buf && !(s->batch_buf = (uint8_t *)malloc(FKV_BATCH_BYTES)))
+        return FKV_ENOMEM;
+    if (n > FKV_BATCH_MAX)
+        n = FKV_BATCH_MAX;
+    int rc = fkv_index_reserve(&s->ix, n); /* after the write nothing may fail */
+    if (rc != FKV_OK)
+        return rc;
+    uint64_t now = fkv_now_ms();
+    size_t k, used = 0;
+    for (k = 0; k < n; k++) {
+        const fkv_put_item *it = &items[k];
+        size_t need = FKV_REC_HEADER_SIZE + it->klen + it->vlen;
+        if (!key_len_ok(it->klen) || it->vlen > FKV_VALUE_MAX || used + need > FKV_BATCH_BYTES ||
+            s->end + used + need > s->max_file_size)
+            break; /* the caller's one-by-one put answers or makes room */
+        uint32_t hash = fkv_hash(it->key, it->klen);
+        size_t j = 0;
+        while (j < k && st[j].hash != hash)
+            j++;
+        if (j < k)
+            break;
+        rc = store_lookup(s, it->key, it->klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &st[k].f);
+        if (rc != FKV_OK && rc != FKV_ENOTFOUND)
+            break; /* as above: one by one, the put says what is wrong */
+        st[k].hash = hash;
+        st[k].replacing = rc == FKV_OK;
+        st[k].was_live = rc == FKV_OK && !is_expired(&st[k].f.h, now);
+        st[k].off = used;
+        st[k].len = fkv_record_encode(s->batch_buf + used, FKV_KIND_PUT, it->key, it->klen,
+                                      it->val, it->vlen, 0);
+        used += st[k].len;
+    }
+    *done = 0;
+    if (k == 0)
+        return FKV_OK;
+    uint64_t base = s->end;
+    if ((rc = append(s, s->batch_buf, used, st[k - 1].off)) != FKV_OK)
+        return rc;
+    for (size_t i = 0; i < k; i++)
+        point_index(s, st[i].hash, base + st[i].off, st[i].len, 0,
+                    st[i].replacing ? &st[i].f : NULL, st[i].was_live);
+    *done = k;
+    compact_maybe(s);
+    return FKV_OK;
+}
+
+int fkv_put_batch(fkv_store *s, const fkv_put_item *items, size_t n, size_t *done)
+{
+    *done = 0;
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    if ((rc = commit_writable(s)) == FKV_OK)
+        rc = put_batch_locked(s, items, n, done);
     return finish_write(s, rc);
 }

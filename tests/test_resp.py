@@ -190,6 +190,34 @@ def test_plain_get_and_set_in_one_pipeline_with_errors_and_other_commands(
     assert info["total_commands_processed"] >= 13
 
 
+def test_pipelined_sets_put_in_batches_keep_the_last_value_of_each_key(
+        store_path: Path, serve: Callable[..., Served]) -> None:
+    """Runs of plain SETs go to the core as batches (one append each);
+    a key repeated in a run, a value the store must refuse and the file
+    cap (a small one, so compaction runs meanwhile) split them."""
+    served = serve(store_path, "--resp-port", "0", "--max-file-size", "65536")
+    client = redis.Redis(port=port_of(served), socket_timeout=30)
+    model: dict[str, int] = {}
+    for round_ in range(20):
+        pipe = client.pipeline(transaction=False)
+        for i in range(300):
+            key = f"k{(i * 7 + round_) % 37}"
+            value = round_ * 1000 + i
+            model[key] = value
+            pipe.set(key, json.dumps({"v": value, "pad": "p" * (i % 50)}))
+            if i % 97 == 0:
+                pipe.set(key, "not json")  # refused; the key keeps the value above
+        replies = pipe.execute(raise_on_error=False)
+        assert all(r is True for r in replies if not isinstance(r, Exception))
+        assert sum(isinstance(r, Exception) for r in replies) == 4
+    assert {k: json.loads(client.get(k))["v"] for k in model} == model
+    client.close()
+    served.stop()
+    with DataStore(store_path) as db:
+        assert {k: db.read(k)["v"] for k in model} == model
+        assert len(db) == len(model)
+
+
 def test_resp3(resp: Served) -> None:
     client = redis.Redis(port=port_of(resp), protocol=3)
     client.set("k", '{"a": 1}')
