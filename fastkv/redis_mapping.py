@@ -1,7 +1,8 @@
 """The fastkv API in Redis terms, shared by RedisStore and AsyncRedisStore.
 
-A fastkv key ``k`` lives in Redis as the string ``namespace:k`` (no hash
-tag, so keys spread over a cluster's slots) holding the same compact JSON
+A fastkv key ``k`` lives in Redis as the string ``namespace:k`` (or ``k``
+with the namespace "": no prefix; no hash tag, so keys spread over a
+cluster's slots) holding the same compact JSON
 bytes a file store keeps; a TTL is the key's Redis expiry. Each call is one
 command, so it is atomic where the file store's call is:
 
@@ -81,11 +82,12 @@ class Mapping:
     __slots__ = ("namespace", "where", "_prefix", "_cut")
 
     def __init__(self, namespace: str, url: str) -> None:
-        if not isinstance(namespace, str) or not namespace or ":" in namespace:
-            raise ConfigError(
-                f"namespace must be a non-empty str without ':', not {namespace!r}")
+        if not isinstance(namespace, str) or ":" in namespace:
+            raise ConfigError(f"namespace must be a str without ':', not {namespace!r}")
         self.namespace = namespace
-        self._prefix = namespace.encode("utf-8") + b":"
+        # "": no prefix, the server's whole keyspace is the store (a database
+        # given to it alone, or `fastkv serve`, whose keys are the file's)
+        self._prefix = namespace.encode("utf-8") + b":" if namespace else b""
         self._cut = len(self._prefix)
         self.where = f"{redact(url)} (namespace {namespace!r})"
 

@@ -80,7 +80,9 @@ class RedisStore:
     Args:
         url: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) or
             ``unix:///path/to/socket``.
-        namespace: keys live in Redis as ``namespace:key``.
+        namespace: keys live in Redis as ``namespace:key``; "" keeps them
+            unprefixed, the server's whole keyspace being the store's (a
+            database given to it alone, or ``fastkv serve --resp-port``).
         client: a ready redis-py ``Redis`` or ``RedisCluster`` to use instead
             of one made from url (it is not closed by close()).
         cluster: True or False to say whether url is a cluster; None asks it.

@@ -1,7 +1,8 @@
-"""One module, four back ends: every test here runs against a DataStore, a
-Client of `fastkv serve`, and a RedisStore on a real redis-server and on a
-real 3-node Redis Cluster, so code written for one runs on the others: same
-results, same exception classes."""
+"""One module, five back ends: every test here runs against a DataStore, a
+Client of `fastkv serve`, a RedisStore on a real redis-server and on a real
+3-node Redis Cluster, and a RedisStore (redis-py) on `fastkv serve
+--resp-port`, so code written for one runs on the others: same results,
+same exception classes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 KV = Union[DataStore, Client, "fastkv.RedisStore"]
 
 
-@pytest.fixture(params=["datastore", "client", "redis", "redis-cluster"])
+@pytest.fixture(params=["datastore", "client", "redis", "redis-cluster", "serve-resp"])
 def kv(request: pytest.FixtureRequest, store_path: Path, namespace: str,
        serve: Callable[..., Served]) -> Iterator[KV]:
     if request.param == "datastore":
@@ -30,6 +31,13 @@ def kv(request: pytest.FixtureRequest, store_path: Path, namespace: str,
         served = serve(store_path)
         with Client(served.url) as client:
             yield client
+    elif request.param == "serve-resp":
+        # redis-py (under RedisStore) against `fastkv serve --resp-port`;
+        # namespace "": the server's keyspace is the file's, 32-character keys fit
+        served = serve(store_path, "--resp-port", "0")
+        assert served.resp_url is not None
+        with fastkv.open(served.resp_url, namespace="") as store:
+            yield store
     else:
         server = request.getfixturevalue(request.param.replace("-", "_")
                                          if request.param != "redis" else "redis_server")

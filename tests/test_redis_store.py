@@ -81,10 +81,21 @@ def free_tls_port(server: RedisServer) -> int:
     return port
 
 
-@pytest.mark.parametrize("namespace_arg", ["", "a:b", 7])
+@pytest.mark.parametrize("namespace_arg", ["a:b", 7, None])
 def test_bad_namespace(redis_server: RedisServer, namespace_arg: Any) -> None:
     with pytest.raises(fastkv.ConfigError):
         fastkv.RedisStore(redis_server.url, namespace=namespace_arg)
+
+
+def test_an_empty_namespace_is_the_whole_keyspace(new_redis: Callable[..., RedisServer]) -> None:
+    server = new_redis()
+    server.cli("set", "other", '{"by": "someone else"}')
+    with fastkv.RedisStore(server.url, namespace="") as store:
+        store.create("k" * 32, {"a": 1})
+        assert server.cli("get", "k" * 32).strip() == '{"a":1}'
+        assert sorted(store.keys()) == ["k" * 32, "other"] and len(store) == 2
+        store.delete("other")
+        assert server.cli("exists", "other").strip() == "0"
 
 
 def test_a_ready_client_is_used_and_left_open(redis_server: RedisServer, namespace: str) -> None:
