@@ -116,7 +116,7 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
     if (rc == FKV_OK)
         rc = fkv_bufwriter_finish(&w);
     fkv_file *fresh = NULL;
-    if (rc == FKV_OK && !(fresh = fkv_file_wrap(tmp.fd)))
+    if (rc == FKV_OK && !(fresh = fkv_file_wrap(tmp.fd, -1)))
         rc = FKV_ENOMEM;
     if (rc == FKV_OK && (rc = fkv_temp_install(&tmp, s->path)) != FKV_OK)
         free(fresh); /* its descriptor is still tmp's, discarded below */
@@ -125,6 +125,7 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         /* Wake anyone waiting on the old file: they see it was replaced
          * and retry on the new one, which is locked already. Reads in
          * flight keep the old descriptor until they are done. */
+        fkv_file_move_lock(fresh, s->file);
         fkv_file_release(s->file);
         s->file = fresh;
         tmp.fd = -1;

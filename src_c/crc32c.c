@@ -2,7 +2,6 @@
 #include "platform.h" /* first: sets the feature macros */
 #include "crc32c.h"
 
-#include <pthread.h>
 
 #define POLY_REFLECTED 0x82F63B78u
 

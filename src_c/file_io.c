@@ -1,4 +1,5 @@
-/* file_io.c - POSIX file, lock and directory primitives (see file_io.h). */
+/* file_io.c - file primitives every platform shares (see file_io.h); the
+ * lock and the replace step differ: file_lock_posix.c, file_lock_win32.c. */
 #include "platform.h" /* first: sets the feature macros */
 #include "file_io.h"
 #include "clock.h"
@@ -7,9 +8,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
 
 int fkv_io_error(void)
 {
@@ -68,42 +66,7 @@ int fkv_flush(int fd)
     return fkv_fdatasync(fd) == 0 ? FKV_OK : fkv_io_error();
 }
 
-/* A rename is durable only once the directory holding it is synced. */
-static int sync_dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    size_t n = slash ? (size_t)(slash - path) : 0;
-    if (n == 0) {
-        dir[0] = slash ? '/' : '.';
-        n = 1;
-    } else if (n >= sizeof dir) {
-        return FKV_OK; /* cannot name it; the rename itself already happened */
-    } else {
-        memcpy(dir, path, n);
-    }
-    dir[n] = '\0';
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return fkv_io_error();
-    int rc = fsync(dfd) == 0 ? FKV_OK : fkv_io_error();
-    close(dfd);
-    return rc;
-}
-
-char *fkv_path_with_suffix(const char *path, const char *suffix)
-{
-    size_t plen = strlen(path), slen = strlen(suffix);
-    char *p = (char *)malloc(plen + slen + 1);
-    if (p) {
-        memcpy(p, path, plen);
-        memcpy(p + plen, suffix, slen + 1);
-    }
-    return p;
-}
-
-/* Open path, refusing anything but a regular file. */
-static int open_regular(const char *path, fkv_create_mode create, int *out_fd, struct stat *st)
+int fkv_open_regular(const char *path, fkv_create_mode create, int *out_fd, struct stat *st)
 {
     int flags = O_RDWR | O_CLOEXEC | (create == FKV_OPEN_CREATE ? O_CREAT : 0);
     int fd = open(path, flags | FKV_O_NOATIME, 0644);
@@ -124,58 +87,25 @@ static int open_regular(const char *path, fkv_create_mode create, int *out_fd, s
     return FKV_OK;
 }
 
-int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd)
+char *fkv_path_with_suffix(const char *path, const char *suffix)
 {
-    /* In microseconds: whole milliseconds would let a wait end up to 1 ms
-     * short of its timeout (found by test_lock_timeout_gives_up). */
-    uint64_t start = fkv_monotonic_us();
-    for (;;) {
-        int fd;
-        struct stat st;
-        int rc = open_regular(path, create, &fd, &st);
-        if (rc != FKV_OK)
-            return rc;
-        while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EWOULDBLOCK) {
-                rc = fkv_io_error();
-                close(fd);
-                return rc;
-            }
-            if (fkv_monotonic_us() - start >= timeout_ms * 1000u) {
-                close(fd);
-                return FKV_ELOCKED;
-            }
-            struct timespec pause = {0, 5 * 1000 * 1000};
-            nanosleep(&pause, NULL);
-        }
-        /* A compaction by the previous holder renames a new file over the
-         * path; a lock won on the old, unlinked file guards nothing. */
-        struct stat now_at_path;
-        if (stat(path, &now_at_path) == 0 && now_at_path.st_ino == st.st_ino &&
-            now_at_path.st_dev == st.st_dev) {
-            *out_fd = fd;
-            return FKV_OK;
-        }
-        fkv_close_locked(fd);
+    size_t plen = strlen(path), slen = strlen(suffix);
+    char *p = (char *)malloc(plen + slen + 1);
+    if (p) {
+        memcpy(p, path, plen);
+        memcpy(p + plen, suffix, slen + 1);
     }
-}
-
-void fkv_close_locked(int fd)
-{
-    /* Explicit unlock: a forked child may still hold a copy of the fd. */
-    flock(fd, LOCK_UN);
-    close(fd);
+    return p;
 }
 
 /* ---- shared descriptor ---------------------------------------------------- */
 
-fkv_file *fkv_file_wrap(int fd)
+fkv_file *fkv_file_wrap(int fd, int lock_fd)
 {
     fkv_file *f = (fkv_file *)malloc(sizeof *f);
     if (f) {
         f->fd = fd;
+        f->lock_fd = lock_fd;
         f->refs = 1;
     }
     return f;
@@ -191,8 +121,15 @@ void fkv_file_unpin(fkv_file *f)
 
 void fkv_file_release(fkv_file *f)
 {
-    flock(f->fd, LOCK_UN);
+    fkv_unlock(f->fd, f->lock_fd);
+    f->lock_fd = -1;
     fkv_file_unpin(f);
+}
+
+void fkv_file_move_lock(fkv_file *to, fkv_file *from)
+{
+    to->lock_fd = from->lock_fd;
+    from->lock_fd = -1;
 }
 
 /* ---- temporary file renamed into place ---------------------------------- */
@@ -209,20 +146,16 @@ int fkv_temp_create(fkv_tempfile *t, const char *store_path, const char *suffix,
     t->fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 07777);
     if (t->fd < 0)
         return fkv_io_error();
-    if (flock(t->fd, LOCK_EX | LOCK_NB) != 0)
-        return errno == EWOULDBLOCK ? FKV_ELOCKED : fkv_io_error();
-    return FKV_OK;
+    return fkv_lock_new_file(t->fd);
 }
 
 int fkv_temp_install(fkv_tempfile *t, const char *store_path)
 {
-    if (rename(t->path, store_path) != 0)
-        return fkv_io_error();
+    int rc = fkv_replace(t->path, store_path);
+    if (rc != FKV_OK)
+        return rc;
     free(t->path);
     t->path = NULL;
-    /* The rename is done: from here on the new file is the store. A failed
-     * directory sync only weakens the rename against power loss. */
-    (void)sync_dir_of(store_path);
     return FKV_OK;
 }
 
@@ -231,7 +164,7 @@ void fkv_temp_discard(fkv_tempfile *t)
     if (t->fd >= 0 && t->path) /* not installed: nobody else may see it */
         unlink(t->path);
     if (t->fd >= 0)
-        fkv_close_locked(t->fd);
+        fkv_close_locked(t->fd, -1);
     t->fd = -1;
     free(t->path);
     t->path = NULL;

@@ -37,14 +37,37 @@ int fkv_read_at(int fd, void *buf, size_t len, uint64_t off, size_t *got, fkv_wa
 /* Write all len bytes at off. */
 int fkv_write_at(int fd, const void *buf, size_t len, uint64_t off);
 
-/* Open path (absolute) for reading and writing and take its exclusive lock,
+/* ---- the store's lock and the replace step: per platform ------------------
+ * POSIX (file_lock_posix.c): flock on the data file itself; a file that
+ * replaces the store is locked before it is renamed over the path.
+ * Windows (file_lock_win32.c): a file cannot be renamed over one that is
+ * open there, so the data file is moved aside first, and the lock is on a
+ * sidecar file (path + ".lock") that is never replaced. lock_fd is that
+ * sidecar's descriptor, -1 where the lock is on the data file. */
+
+/* Open path (absolute) for reading and writing and take the store's lock,
  * waiting up to timeout_ms for another holder to let go. FKV_EISDIR,
  * FKV_ENOTSTORE (not a regular file), FKV_ELOCKED or FKV_EIO on failure. */
-int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd);
+int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd,
+                    int *out_lock_fd);
 
 /* Drop the lock and close. Not for a forked child's copy (it would drop the
  * parent's lock): close that descriptor only. */
-void fkv_close_locked(int fd);
+void fkv_close_locked(int fd, int lock_fd);
+
+/* Drop the lock, keeping fd open. */
+void fkv_unlock(int fd, int lock_fd);
+
+/* Lock a new file that is to replace the store (nothing to do where the
+ * lock is on a sidecar). FKV_ELOCKED if someone else has it. */
+int fkv_lock_new_file(int fd);
+
+/* Rename from over to, durably (the directory synced where that is needed). */
+int fkv_replace(const char *from, const char *to);
+
+/* Open path, refusing anything but a regular file (for the files above). */
+struct stat;
+int fkv_open_regular(const char *path, fkv_create_mode create, int *out_fd, struct stat *st);
 
 /* An open data file shared by the store and the reads in flight on it.
  * Reads pin it under the store's mutex and read after letting the mutex go;
@@ -55,11 +78,12 @@ void fkv_close_locked(int fd);
  * not changed. */
 typedef struct fkv_file {
     int fd;
+    int lock_fd;   /* where the store's lock is when not on fd (see above), else -1 */
     uint32_t refs; /* the store's reference plus one per read in flight */
 } fkv_file;
 
 /* A file holding one reference (the store's), or NULL. */
-fkv_file *fkv_file_wrap(int fd);
+fkv_file *fkv_file_wrap(int fd, int lock_fd);
 
 static inline void fkv_file_pin(fkv_file *f)
 {
@@ -72,6 +96,10 @@ void fkv_file_unpin(fkv_file *f);
 /* Drop the store's reference to a locked file: the lock goes now (another
  * opener may wait for it), the descriptor when the last read is done. */
 void fkv_file_release(fkv_file *f);
+
+/* A file that replaced from as the store's takes over its lock where the
+ * lock is a sidecar's (from's release then leaves it held). */
+void fkv_file_move_lock(fkv_file *to, fkv_file *from);
 
 /* path + suffix in fresh memory, or NULL. */
 char *fkv_path_with_suffix(const char *path, const char *suffix);
@@ -87,8 +115,9 @@ typedef struct fkv_tempfile {
 /* Create and lock it; like_fd is the store's descriptor (for the mode). */
 int fkv_temp_create(fkv_tempfile *t, const char *store_path, const char *suffix, int like_fd);
 
-/* Rename it over store_path and sync the directory. The descriptor stays
- * open and locked: it now is the store's. Its path is freed. */
+/* Put it in store_path's place (fkv_replace). The descriptor stays open
+ * (and locked where the lock is on the data file): it now is the store's.
+ * Its path is freed. */
 int fkv_temp_install(fkv_tempfile *t, const char *store_path);
 
 /* Give it up: closed, unlocked, unlinked, freed. Safe on a zeroed struct

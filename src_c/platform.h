@@ -2,7 +2,8 @@
  * platform.h - every #ifdef of the C core lives here.
  *
  * The rest of the core is written against POSIX (pread/pwrite, flock,
- * pthreads) and calls the small wrappers below where platforms differ:
+ * pthreads); on Windows platform_win32.h gives it those calls over Win32.
+ * It calls the small wrappers below where platforms differ:
  * syncing data to stable storage, the branch hints, and little-endian
  * loads/stores for the on-disk format (the format is little-endian on every
  * host, so a file moves between machines).
@@ -11,13 +12,11 @@
 #define FKV_PLATFORM_H
 
 #if defined(_WIN32)
-#error "fastkv's C core needs POSIX (pread, pwrite, flock); Windows is not supported yet"
-#endif
-
+#include "platform_win32.h" /* the POSIX calls below, over Win32 */
+#else
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,13 +24,16 @@
 #include <time.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #if defined(__linux__)
 #include <sys/random.h>
 #endif
 #include <unistd.h>
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FKV_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -59,7 +61,9 @@
  * cache; F_FULLFSYNC asks the drive to flush it too. */
 static inline int fkv_fdatasync(int fd)
 {
-#if defined(__APPLE__)
+#if defined(_WIN32)
+    return fsync(fd); /* FlushFileBuffers */
+#elif defined(__APPLE__)
     if (fcntl(fd, F_FULLFSYNC) == 0)
         return 0;
     return fsync(fd);
@@ -93,7 +97,10 @@ static inline ssize_t fkv_pread_nowait(int fd, void *buf, size_t len, off_t off)
  * for condition variables but waits on a relative time instead. */
 static inline int fkv_cond_init(pthread_cond_t *c)
 {
-#if defined(__APPLE__)
+#if defined(_WIN32)
+    InitializeConditionVariable(c);
+    return 0;
+#elif defined(__APPLE__)
     return pthread_cond_init(c, NULL);
 #else
     pthread_condattr_t attr;
@@ -110,12 +117,15 @@ static inline int fkv_cond_init(pthread_cond_t *c)
 /* Wait on c (mutex m held) for at most us microseconds. */
 static inline void fkv_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *m, uint64_t us)
 {
+#if defined(_WIN32)
+    SleepConditionVariableSRW(c, m, (DWORD)((us + 999u) / 1000u), 0);
+#elif defined(__APPLE__)
     struct timespec ts;
-#if defined(__APPLE__)
     ts.tv_sec = (time_t)(us / 1000000u);
     ts.tv_nsec = (long)(us % 1000000u) * 1000L;
     pthread_cond_timedwait_relative_np(c, m, &ts);
 #else
+    struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t ns = (uint64_t)ts.tv_nsec + (us % 1000000u) * 1000u;
     ts.tv_sec += (time_t)(us / 1000000u + ns / 1000000000u);
@@ -130,7 +140,12 @@ static inline void fkv_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *m, uint6
 static inline uint32_t fkv_random_u32(void)
 {
     uint32_t v = 0;
-#if defined(__APPLE__)
+#if defined(_WIN32)
+    unsigned int r = 0;
+    if (rand_s(&r) == 0)
+        return r;
+    v = (uint32_t)GetTickCount() ^ (uint32_t)GetCurrentProcessId() << 16 ^ (uint32_t)(uintptr_t)&v;
+#elif defined(__APPLE__)
     v = arc4random();
 #elif defined(__linux__)
     if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
@@ -149,6 +164,9 @@ static inline uint32_t fkv_random_u32(void)
  * huge pages, where the kernel allows: fewer page faults when one is filled. */
 static inline void *fkv_map_zeroed(size_t bytes)
 {
+#if defined(_WIN32)
+    return VirtualAlloc(NULL, bytes, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+#else
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -157,12 +175,19 @@ static inline void *fkv_map_zeroed(size_t bytes)
         (void)madvise(p, bytes, MADV_HUGEPAGE);
 #endif
     return p;
+#endif
 }
 
 static inline void fkv_unmap(void *p, size_t bytes)
 {
+#if defined(_WIN32)
+    (void)bytes;
+    if (p)
+        VirtualFree(p, 0, MEM_RELEASE);
+#else
     if (p)
         munmap(p, bytes);
+#endif
 }
 
 /* Open flags that skip updating the access time on reads, where allowed. */

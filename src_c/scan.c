@@ -12,7 +12,6 @@
 #include "store_private.h"
 
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #define SCAN_BATCH 16
 

@@ -44,7 +44,6 @@
 #include "table_check.h"
 
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #define SNAP_SUFFIX ".idx"
 #define SNAP_VERSION 1u

@@ -151,10 +151,10 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     s->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
 
     fkv_create_mode create = mode == OPEN_NORMAL ? FKV_OPEN_CREATE : FKV_OPEN_EXISTING;
-    int fd = -1;
-    int rc = fkv_open_locked(path, create, opt->lock_timeout_ms, &fd);
-    if (rc == FKV_OK && !(s->file = fkv_file_wrap(fd))) {
-        fkv_close_locked(fd);
+    int fd = -1, lock_fd = -1;
+    int rc = fkv_open_locked(path, create, opt->lock_timeout_ms, &fd, &lock_fd);
+    if (rc == FKV_OK && !(s->file = fkv_file_wrap(fd, lock_fd))) {
+        fkv_close_locked(fd, lock_fd);
         rc = FKV_ENOMEM;
     }
     if (rc == FKV_OK && mode == OPEN_NORMAL) {

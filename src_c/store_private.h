@@ -35,7 +35,6 @@
 #include "record.h"
 #include "status.h"
 
-#include <pthread.h>
 
 #define COMPACT_SUFFIX ".compact"
 #define REPAIR_SUFFIX ".repair"

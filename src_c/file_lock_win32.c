@@ -1,0 +1,156 @@
+/*
+ * file_lock_win32.c - the store's lock and the replace step on Windows.
+ *
+ * Windows refuses to rename a file over one that is open (Wine too; only
+ * Windows 10 1709+ with POSIX semantics on NTFS allows it), and the store's
+ * data file is open while it compacts. An open file may itself be renamed,
+ * though (it is opened with FILE_SHARE_DELETE), so the replace step moves
+ * the old file aside, renames the new one into place and deletes the old
+ * one (gone once its last handle closes). For the moment between the two
+ * renames the path names no file, so the lock cannot live on the data file:
+ * it is LockFileEx on a sidecar, path + ".lock", which is never replaced and
+ * is left in place at close (deleting it could let two openers lock two
+ * different files). Every opener takes the sidecar's lock before it touches
+ * the data file.
+ */
+#include "platform.h" /* first: sets the feature macros */
+
+#if defined(_WIN32)
+
+#include "file_io.h"
+#include "clock.h"
+#include "status.h"
+
+#include <stdio.h>
+
+#define LOCK_SUFFIX ".lock"
+#define ASIDE_SUFFIX ".replaced"
+#define ASIDE_NAMES 10 /* .replaced, .replaced-1 .. -9: one may still be open */
+
+static char *aside_name(const char *path, int i)
+{
+    char suffix[32];
+    if (i == 0)
+        snprintf(suffix, sizeof suffix, "%s", ASIDE_SUFFIX);
+    else
+        snprintf(suffix, sizeof suffix, "%s-%d", ASIDE_SUFFIX, i);
+    return fkv_path_with_suffix(path, suffix);
+}
+
+/* Old files moved aside by a replace whose handles were still open then. */
+static void remove_asides(const char *path)
+{
+    for (int i = 0; i < ASIDE_NAMES; i++) {
+        char *p = aside_name(path, i);
+        if (p)
+            unlink(p);
+        free(p);
+    }
+}
+
+/* The sidecar's descriptor, locked; or a negative status. */
+static int take_lock(const char *path, uint64_t timeout_ms)
+{
+    char *lock_path = fkv_path_with_suffix(path, LOCK_SUFFIX);
+    if (!lock_path)
+        return FKV_ENOMEM;
+    int fd = open(lock_path, O_RDWR | O_CREAT, 0644);
+    free(lock_path);
+    if (fd < 0)
+        return errno == EISDIR ? FKV_EISDIR : fkv_io_error();
+    uint64_t start = fkv_monotonic_us();
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) {
+            int rc = fkv_io_error();
+            close(fd);
+            return rc;
+        }
+        if (fkv_monotonic_us() - start >= timeout_ms * 1000u) {
+            close(fd);
+            return FKV_ELOCKED;
+        }
+        fkv_sleep_ms(5);
+    }
+    return fd;
+}
+
+int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd,
+                    int *out_lock_fd)
+{
+    /* Refuse a directory, or a store that is not there, before a sidecar
+     * is made beside it. */
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return S_ISDIR(st.st_mode) ? FKV_EISDIR : FKV_ENOTSTORE;
+    } else if (create == FKV_OPEN_EXISTING) {
+        return fkv_io_error();
+    }
+    int lock_fd = take_lock(path, timeout_ms);
+    if (lock_fd < 0)
+        return lock_fd;
+    remove_asides(path); /* we hold the lock: nobody else replaces the store */
+    int fd = -1;
+    int rc = fkv_open_regular(path, create, &fd, &st);
+    if (rc != FKV_OK) {
+        fkv_unlock(-1, lock_fd);
+        return rc;
+    }
+    *out_fd = fd;
+    *out_lock_fd = lock_fd;
+    return FKV_OK;
+}
+
+void fkv_unlock(int fd, int lock_fd)
+{
+    (void)fd;
+    if (lock_fd >= 0) {
+        flock(lock_fd, LOCK_UN);
+        close(lock_fd);
+    }
+}
+
+void fkv_close_locked(int fd, int lock_fd)
+{
+    if (fd >= 0)
+        close(fd);
+    fkv_unlock(fd, lock_fd);
+}
+
+int fkv_lock_new_file(int fd)
+{
+    (void)fd; /* the sidecar's lock covers the path, whichever file it names */
+    return FKV_OK;
+}
+
+int fkv_replace(const char *from, const char *to)
+{
+    if (rename(from, to) == 0) /* to was not open (or Windows renames POSIX-style) */
+        return FKV_OK;
+    if (errno != EACCES && errno != EBUSY && errno != EEXIST)
+        return fkv_io_error();
+    char *aside = NULL;
+    for (int i = 0; i < ASIDE_NAMES && !aside; i++) {
+        char *p = aside_name(to, i);
+        if (!p)
+            return FKV_ENOMEM;
+        unlink(p); /* a leftover, or one still open: then its name stays taken */
+        if (rename(to, p) == 0)
+            aside = p;
+        else
+            free(p);
+    }
+    if (!aside)
+        return fkv_io_error();
+    int rc = FKV_OK;
+    if (rename(from, to) != 0) {
+        rc = fkv_io_error();
+        (void)rename(aside, to); /* put the old file back */
+    } else {
+        unlink(aside); /* gone when the store lets go of its old handle */
+    }
+    free(aside);
+    return rc;
+}
+
+#endif /* _WIN32 */

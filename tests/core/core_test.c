@@ -1,0 +1,345 @@
+/*
+ * core_test.c - the C core alone, no Python: the cases whose code differs
+ * between POSIX and Win32 (files, the lock, rename, the clock), so the
+ * Windows code path runs for real (under Wine here, natively on Windows).
+ *
+ *     core_test DIR         run every case in DIR (an existing directory)
+ *     core_test open PATH   open PATH and exit: 0 opened, 3 refused (locked)
+ *
+ * Built and run by tests/core/run.sh, which .ci/run calls.
+ */
+#include "platform.h" /* first: sets the feature macros */
+#include "clock.h"
+#include "status.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+static const char *self;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: failed: %s\n", __FILE__, __LINE__, __func__, #cond); \
+            failures++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_RC(expr, want)                                                             \
+    do {                                                                                 \
+        int rc_ = (expr);                                                                \
+        if (rc_ != (want)) {                                                             \
+            fprintf(stderr, "%s:%d: %s: %s gave %s (errno %d), wanted %s\n", __FILE__,   \
+                    __LINE__, __func__, #expr, fkv_strerror(rc_), fkv_last_errno(),      \
+                    fkv_strerror(want));                                                 \
+            failures++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+static char dir[1024];
+
+static const char *path_of(const char *name)
+{
+    static char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return p;
+}
+
+static fkv_options options(uint64_t cap)
+{
+    fkv_options o;
+    memset(&o, 0, sizeof o);
+    o.max_file_size = cap;
+    o.durability = FKV_DURABLE_PROCESS;
+    return o;
+}
+
+static fkv_store *open_ok(const char *path, uint64_t cap)
+{
+    fkv_options o = options(cap);
+    fkv_store *s = NULL;
+    CHECK_RC(fkv_open(path, &o, &s), FKV_OK);
+    return s;
+}
+
+static void shut(fkv_store *s)
+{
+    if (s) {
+        CHECK_RC(fkv_close(s), FKV_OK);
+        fkv_free(s);
+    }
+}
+
+static int put_str(fkv_store *s, const char *k, const char *v, uint64_t ttl, int create)
+{
+    return create ? fkv_create(s, k, strlen(k), (const uint8_t *)v, strlen(v), ttl)
+                  : fkv_put(s, k, strlen(k), (const uint8_t *)v, strlen(v), ttl);
+}
+
+/* FKV_OK and the value equals want, or the read's status. */
+static int read_is(fkv_store *s, const char *k, const char *want)
+{
+    static uint8_t buf[FKV_REC_MAX];
+    size_t voff = 0, vlen = 0;
+    int rc = fkv_read(s, k, strlen(k), buf, &voff, &vlen);
+    if (rc == FKV_OK && (vlen != strlen(want) || memcmp(buf + voff, want, vlen) != 0)) {
+        fprintf(stderr, "read %s: got %.*s, wanted %s\n", k, (int)vlen, buf + voff, want);
+        return -100;
+    }
+    return rc;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* ---- the cases ---------------------------------------------------------------- */
+
+static void create_read_delete_reopen(void)
+{
+    const char *p = path_of("basic.fkv");
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(put_str(s, "a", "{\"v\":1}", 0, 1), FKV_OK);
+    CHECK_RC(put_str(s, "a", "{\"v\":2}", 0, 1), FKV_EEXISTS);
+    CHECK_RC(put_str(s, "b", "{\"v\":3}", 0, 1), FKV_OK);
+    CHECK_RC(put_str(s, "b", "{\"v\":4}", 0, 0), FKV_OK);
+    CHECK_RC(read_is(s, "a", "{\"v\":1}"), FKV_OK);
+    CHECK_RC(read_is(s, "b", "{\"v\":4}"), FKV_OK);
+    CHECK_RC(fkv_delete(s, "a", 1), FKV_OK);
+    CHECK_RC(read_is(s, "a", ""), FKV_ENOTFOUND);
+    char key[40], val[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "key:%d", i);
+        snprintf(val, sizeof val, "{\"i\":%d}", i);
+        CHECK_RC(put_str(s, key, val, 0, 1), FKV_OK);
+    }
+    shut(s);
+    /* the clean close wrote a snapshot: the reopen loads it */
+    s = open_ok(p, FKV_MAX_FILE_SIZE);
+    fkv_stats st;
+    CHECK_RC(fkv_get_stats(s, &st), FKV_OK);
+    CHECK(st.live_keys == 5001);
+    CHECK(strcmp(fkv_snapshot_status_name(st.snapshot_status), "loaded") == 0);
+    CHECK_RC(read_is(s, "b", "{\"v\":4}"), FKV_OK);
+    CHECK_RC(read_is(s, "key:4321", "{\"i\":4321}"), FKV_OK);
+    CHECK_RC(read_is(s, "a", ""), FKV_ENOTFOUND);
+    shut(s);
+}
+
+static void ttl_on_a_pinned_clock(void)
+{
+    const char *p = path_of("ttl.fkv");
+    uint64_t t0 = 1900000000000ull;
+    fkv_clock_set(t0);
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(put_str(s, "short", "{}", 10, 1), FKV_OK);
+    CHECK_RC(put_str(s, "long", "{}", 1000, 1), FKV_OK);
+    fkv_clock_set(t0 + 9999);
+    CHECK_RC(read_is(s, "short", "{}"), FKV_OK);
+    fkv_clock_set(t0 + 10000);
+    CHECK_RC(read_is(s, "short", ""), FKV_EEXPIRED);
+    CHECK_RC(put_str(s, "short", "{\"again\":1}", 0, 1), FKV_OK); /* an expired key is free */
+    CHECK_RC(fkv_touch(s, "long", 4, 1), FKV_OK);                  /* now + 1 s */
+    fkv_clock_set(t0 + 11000);
+    CHECK_RC(read_is(s, "long", ""), FKV_EEXPIRED);
+    shut(s);
+    s = open_ok(p, FKV_MAX_FILE_SIZE); /* deadlines survive a reopen */
+    CHECK_RC(read_is(s, "long", ""), FKV_EEXPIRED);
+    CHECK_RC(read_is(s, "short", "{\"again\":1}"), FKV_OK);
+    shut(s);
+    fkv_clock_set(0);
+}
+
+static void torn_tail_is_dropped(void)
+{
+    const char *p = path_of("torn.fkv");
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(put_str(s, "kept", "{\"ok\":true}", 0, 1), FKV_OK);
+    CHECK_RC(put_str(s, "torn", "{\"half\":\"of this record is cut off\"}", 0, 1), FKV_OK);
+    shut(s);
+    /* cut the last record in half, as a crash mid-append leaves it, and
+     * drop the snapshot, which covers the whole record */
+    uint64_t size = file_size(p);
+    int fd = open(p, O_RDWR);
+    CHECK(fd >= 0);
+    CHECK(ftruncate(fd, (off_t)(size - 20)) == 0);
+    close(fd);
+    char idx[1300];
+    snprintf(idx, sizeof idx, "%s.idx", p);
+    unlink(idx);
+    s = open_ok(p, FKV_MAX_FILE_SIZE);
+    fkv_stats st;
+    CHECK_RC(fkv_get_stats(s, &st), FKV_OK);
+    CHECK(st.torn_bytes_dropped > 0 && st.live_keys == 1);
+    CHECK_RC(read_is(s, "kept", "{\"ok\":true}"), FKV_OK);
+    CHECK_RC(read_is(s, "torn", ""), FKV_ENOTFOUND);
+    CHECK_RC(put_str(s, "after", "{}", 0, 1), FKV_OK);
+    shut(s);
+    CHECK(file_size(p) < size);
+}
+
+/* Exit status of `core_test open PATH` run as another process. */
+static int other_process_opens(const char *path)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "\"%s\" open \"%s\"", self, path);
+#if defined(_WIN32)
+    /* cmd.exe strips the outer quotes of a line that starts with one */
+    char wrapped[4200];
+    snprintf(wrapped, sizeof wrapped, "\"%s\"", cmd);
+    int status = system(wrapped);
+    return status;
+#else
+    int status = system(cmd);
+    return status >= 0 && (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1;
+#endif
+}
+
+static void one_opener_at_a_time(void)
+{
+    const char *p = path_of("lock.fkv");
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    fkv_options o = options(FKV_MAX_FILE_SIZE);
+    fkv_store *second = NULL;
+    CHECK_RC(fkv_open(p, &o, &second), FKV_ELOCKED); /* same process, second handle */
+    CHECK(other_process_opens(p) == 3);               /* another process */
+    o.lock_timeout_ms = 50;                            /* a timed wait gives up too */
+    CHECK_RC(fkv_open(p, &o, &second), FKV_ELOCKED);
+    CHECK_RC(put_str(s, "still", "{}", 0, 1), FKV_OK); /* the lock hides no data */
+    shut(s);
+    CHECK(other_process_opens(p) == 0); /* free once closed */
+    s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(read_is(s, "still", "{}"), FKV_OK);
+    shut(s);
+}
+
+static void compaction_replaces_the_locked_file(void)
+{
+    const char *p = path_of("compact.fkv");
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    char key[40], val[200];
+    for (int round = 0; round < 20; round++)
+        for (int i = 0; i < 200; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            snprintf(val, sizeof val, "{\"round\":%d,\"pad\":\"%0100d\"}", round, i);
+            CHECK_RC(put_str(s, key, val, 0, 0), FKV_OK);
+        }
+    CHECK_RC(fkv_compact(s, NULL), FKV_OK);
+    fkv_stats st;
+    CHECK_RC(fkv_get_stats(s, &st), FKV_OK);
+    CHECK(st.dead_bytes == 0 && st.live_keys == 200 && st.file_bytes == file_size(p));
+    /* the new file is the store now, and it is locked */
+    CHECK(other_process_opens(p) == 3);
+    fkv_options o = options(FKV_MAX_FILE_SIZE);
+    fkv_store *second = NULL;
+    CHECK_RC(fkv_open(p, &o, &second), FKV_ELOCKED);
+    snprintf(val, sizeof val, "{\"round\":%d,\"pad\":\"%0100d\"}", 19, 123);
+    CHECK_RC(read_is(s, "k123", val), FKV_OK);
+    CHECK_RC(put_str(s, "new", "{}", 0, 1), FKV_OK);
+    shut(s);
+    s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(read_is(s, "k123", val), FKV_OK);
+    CHECK_RC(read_is(s, "new", "{}"), FKV_OK);
+    shut(s);
+}
+
+static void the_cap_holds(void)
+{
+    const char *p = path_of("cap.fkv");
+    fkv_store *s = open_ok(p, 16384);
+    char key[40], val[200];
+    int n = 0, rc = FKV_OK;
+    memset(val, 'x', 150);
+    val[150] = '\0';
+    while (rc == FKV_OK && n < 1000) {
+        snprintf(key, sizeof key, "cap:%d", n);
+        rc = put_str(s, key, val, 0, 1);
+        n += rc == FKV_OK;
+    }
+    CHECK_RC(rc, FKV_EFULL);
+    CHECK(n > 50 && file_size(p) <= 16384);
+    CHECK_RC(read_is(s, "cap:0", val), FKV_OK); /* the refused write changed nothing */
+    for (int i = 0; i < n; i += 2) {
+        snprintf(key, sizeof key, "cap:%d", i);
+        CHECK_RC(fkv_delete(s, key, strlen(key)), FKV_OK);
+    }
+    /* room again: the write compacts the deleted records away first */
+    CHECK_RC(put_str(s, "room", val, 0, 1), FKV_OK);
+    CHECK(file_size(p) <= 16384);
+    CHECK_RC(read_is(s, "cap:1", val), FKV_OK);
+    shut(s);
+}
+
+static void a_batch_of_puts(void)
+{
+    const char *p = path_of("batch.fkv");
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    const char *keys[] = {"a", "b", "c", "a", "d"};
+    const char *vals[] = {"{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}", "{\"n\":5}"};
+    fkv_put_item items[5];
+    for (int i = 0; i < 5; i++) {
+        items[i].key = keys[i];
+        items[i].klen = strlen(keys[i]);
+        items[i].val = (const uint8_t *)vals[i];
+        items[i].vlen = strlen(vals[i]);
+    }
+    size_t done = 0, at = 0;
+    while (at < 5) { /* as a server would: the rest after each batch */
+        CHECK_RC(fkv_put_batch(s, items + at, 5 - at, &done), FKV_OK);
+        CHECK(done > 0);
+        at += done;
+    }
+    CHECK_RC(read_is(s, "a", "{\"n\":4}"), FKV_OK);
+    CHECK_RC(read_is(s, "d", "{\"n\":5}"), FKV_OK);
+    shut(s);
+    s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(read_is(s, "a", "{\"n\":4}"), FKV_OK);
+    CHECK_RC(read_is(s, "c", "{\"n\":3}"), FKV_OK);
+    shut(s);
+}
+
+int main(int argc, char **argv)
+{
+    self = argv[0];
+    if (argc == 3 && strcmp(argv[1], "open") == 0) {
+        fkv_options o = options(FKV_MAX_FILE_SIZE);
+        fkv_store *s = NULL;
+        int rc = fkv_open(argv[2], &o, &s);
+        if (rc == FKV_OK) {
+            fkv_close(s);
+            fkv_free(s);
+            return 0;
+        }
+        return rc == FKV_ELOCKED ? 3 : 1;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR | open PATH\n", argv[0]);
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    struct {
+        const char *name;
+        void (*run)(void);
+    } cases[] = {
+        {"create, read, delete, reopen", create_read_delete_reopen},
+        {"TTL on a pinned clock", ttl_on_a_pinned_clock},
+        {"a torn tail is dropped", torn_tail_is_dropped},
+        {"one opener at a time", one_opener_at_a_time},
+        {"compaction replaces the locked file", compaction_replaces_the_locked_file},
+        {"the file cap holds", the_cap_holds},
+        {"a batch of puts", a_batch_of_puts},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int before = failures;
+        cases[i].run();
+        printf("%s %s\n", failures == before ? "ok  " : "FAIL", cases[i].name);
+    }
+    printf("%s: %d failure%s\n", failures ? "FAILED" : "passed", failures,
+           failures == 1 ? "" : "s");
+    return failures ? 1 : 0;
+}
