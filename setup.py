@@ -5,13 +5,7 @@ Set FASTKV_DEBUG=1 for a developer build: -O0, debug symbols, asserts and
 """
 
 import os
-import sys
 from glob import glob
-
-# Before anything else, so that a Windows user sees this and not a missing import.
-if sys.platform == "win32":
-    sys.exit("fastkv needs a POSIX system (Linux, macOS, BSD): its C core uses "
-             "pread/pwrite and flock, and has no Windows layer yet.")
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -27,10 +21,17 @@ class BuildExt(build_ext):
     def build_extensions(self):
         ctype = self.compiler.compiler_type
         for ext in self.extensions:
-            if ctype == "unix":
+            if ctype == "msvc":
+                # the Win32 layer is src_c/platform_win32.[ch] (platform.h
+                # picks it)
+                ext.extra_compile_args += ["/W3"]
+                ext.extra_compile_args += ["/Od", "/Zi"] if DEBUG else ["/O2"]
+            else:  # gcc, clang, and mingw's gcc
                 ext.extra_compile_args += ["-std=c11", "-Wall", "-Wextra",
-                                           "-Wno-unused-parameter",
-                                           "-fvisibility=hidden"]
+                                           "-Wno-unused-parameter"]
+                if ctype == "unix":
+                    ext.extra_compile_args += ["-fvisibility=hidden"]
+                    ext.extra_link_args += ["-pthread"]
                 if DEBUG:
                     ext.extra_compile_args += ["-O0", "-g3", "-UNDEBUG"]
                 else:
@@ -45,7 +46,6 @@ core = Extension(
     sources=["fastkv/_core.pyx"] + sorted(glob("src_c/*.c")),
     include_dirs=["src_c"],
     define_macros=[("_GNU_SOURCE", None)],
-    extra_link_args=["-pthread"],
 )
 
 if DEBUG:

@@ -55,7 +55,7 @@ static uint32_t crc_soft(uint32_t crc, const uint8_t *p, size_t len)
 
 static uint32_t lane_shift[4][256];
 
-__attribute__((target("sse4.2"))) static uint32_t feed_zeros(uint32_t reg)
+FKV_TARGET_SSE42 static uint32_t feed_zeros(uint32_t reg)
 {
     uint64_t c = reg;
     for (int i = 0; i < LANE / 8; i++)
@@ -76,11 +76,10 @@ static inline uint32_t shift_lane(uint32_t r)
            lane_shift[2][(r >> 16) & 0xff] ^ lane_shift[3][r >> 24];
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p,
-                                                         size_t len)
+FKV_TARGET_SSE42 static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
     uint64_t c = ~crc;
-#if defined(__x86_64__)
+#if defined(FKV_X86_64)
     while (len >= 3 * LANE) {
         uint64_t b = 0, d = 0;
         for (int i = 0; i < LANE; i += 8) {
@@ -116,8 +115,7 @@ static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 
 static void detect(void)
 {
-    __builtin_cpu_init();
-    int hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    int hw = FKV_CPU_HAS_SSE42();
     if (hw)
         build_lane_shift();
     __atomic_store_n(&have_hw, hw, __ATOMIC_RELEASE);

@@ -31,7 +31,7 @@
 
 #include <stdlib.h>
 
-_Static_assert(FKV_ITER_END == FKV_INDEX_MAX_CAP, "the cursor spans the hash space");
+FKV_STATIC_ASSERT(FKV_ITER_END == FKV_INDEX_MAX_CAP, "the cursor spans the hash space");
 
 #define BATCH_ENTRIES 256u /* aimed at: entries found per batch */
 

@@ -40,6 +40,11 @@
 #define FKV_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define FKV_THREAD_LOCAL __thread
 #define FKV_PREFETCH(addr) __builtin_prefetch((addr), 1, 1)
+#elif defined(_MSC_VER)
+#define FKV_LIKELY(x) (x)
+#define FKV_UNLIKELY(x) (x)
+#define FKV_THREAD_LOCAL __declspec(thread)
+#define FKV_PREFETCH(addr) ((void)(addr))
 #else
 #define FKV_LIKELY(x) (x)
 #define FKV_UNLIKELY(x) (x)
@@ -47,8 +52,38 @@
 #define FKV_PREFETCH(addr) ((void)(addr))
 #endif
 
+/* A compile-time check (MSVC's C mode has _Static_assert only with /std:c11). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FKV_STATIC_ASSERT_AT(cond, line) typedef char fkv_static_assert_##line[(cond) ? 1 : -1]
+#define FKV_STATIC_ASSERT_LINE(cond, line) FKV_STATIC_ASSERT_AT(cond, line)
+#define FKV_STATIC_ASSERT(cond, why) FKV_STATIC_ASSERT_LINE(cond, __LINE__)
+#else
+#define FKV_STATIC_ASSERT(cond, why) _Static_assert(cond, why)
+#endif
+
+/* CRC-32C in hardware: the SSE4.2 crc32 instruction, used when the CPU
+ * reports it (FKV_CPU_HAS_SSE42), in functions compiled for it. */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define FKV_HAVE_SSE42_CRC 1
+#define FKV_TARGET_SSE42 __attribute__((target("sse4.2")))
+static inline int FKV_CPU_HAS_SSE42(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2") ? 1 : 0;
+}
+#elif defined(_MSC_VER) && defined(_M_X64)
+#include <intrin.h>
+#define FKV_HAVE_SSE42_CRC 1
+#define FKV_TARGET_SSE42 /* MSVC emits any intrinsic without a flag */
+static inline int FKV_CPU_HAS_SSE42(void)
+{
+    int info[4];
+    __cpuid(info, 1);
+    return (info[2] >> 20) & 1; /* ECX bit 20: SSE4.2 */
+}
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+#define FKV_X86_64 1
 #endif
 
 /* SSE2 is part of every x86-64 CPU (and what MSVC targets there). */

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import select
+import threading
 import shutil
 import signal
 import subprocess
@@ -115,8 +115,11 @@ class Served:
         resp = re.search(r" (redis://\S+) ", banner)
         self.resp_url: Optional[str] = resp.group(1) if resp else None  # with --resp-port
 
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
-        """Signal it; its exit code and what it printed after the banner."""
+    def stop(self, sig: Optional[int] = None) -> tuple[int, str]:
+        """Signal it (by default, ask it to stop: SIGTERM, or Ctrl+Break on
+        Windows); its exit code and what it printed after the banner."""
+        if sig is None:
+            sig = getattr(signal, "CTRL_BREAK_EVENT", signal.SIGTERM)
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         _, err = self.proc.communicate(timeout=60)
@@ -128,11 +131,17 @@ def start_server(path: Path, *args: str, token: Optional[str] = None,
     cmd = [fastkv_script(), "--path", str(path), "serve", "--port", "0", *args]
     if token is not None:
         cmd += ["--token", token]
+    # on Windows, a process group of its own: Ctrl+Break reaches it alone
+    flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, creationflags=flags)
     assert proc.stderr is not None
-    ready, _, _ = select.select([proc.stderr], [], [], 60)
-    banner = proc.stderr.readline() if ready else ""
+    stderr = proc.stderr
+    first: list[str] = []  # a thread, not select(): Windows cannot select() a pipe
+    reader = threading.Thread(target=lambda: first.append(stderr.readline()), daemon=True)
+    reader.start()
+    reader.join(60)
+    banner = first[0] if first else ""
     match = re.search(r" at (http://\S+) ", banner)
     if not match:
         proc.kill()
@@ -240,9 +249,13 @@ class RedisServer:
             time.sleep(0.02)
         raise AssertionError(f"redis-server on port {self.port} did not start")
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def kill(self, sig: Optional[int] = None) -> None:
+        """SIGKILL (TerminateProcess on Windows), or the signal given."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if sig is None:
+                self.proc.kill()
+            else:
+                self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
 
 

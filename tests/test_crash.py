@@ -65,12 +65,12 @@ def kill_writer_once(
     # than the shortest run_for on a busy disk
     first = [proc.stdout.readline(), proc.stdout.readline()]
     time.sleep(run_for)
-    proc.send_signal(signal.SIGKILL)
+    proc.kill()  # SIGKILL; TerminateProcess on Windows
     # read through the same buffered file as readline() above: communicate()
     # with a timeout would read the raw pipe and miss what is buffered
     out = "".join(first) + proc.stdout.read()
     proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == (1 if sys.platform == "win32" else -signal.SIGKILL)
     done: list[tuple[str, str]] = []
     pending: Optional[tuple[str, str]] = None
     for line in out.split("\n"):

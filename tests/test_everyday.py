@@ -171,7 +171,7 @@ def test_sigkill_during_put_and_touch_leaves_old_or_new_never_neither(tmp_path: 
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
         time.sleep(rng.uniform(0.02, 0.2))
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()  # SIGKILL; TerminateProcess on Windows
         out = proc.stdout.read()
         proc.wait(timeout=60)
         pending: Any = None

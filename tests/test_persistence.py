@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,7 @@ def test_missing_parents_are_created(tmp_path: Path) -> None:
     assert target.is_file()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need a privilege on Windows")
 def test_symlinked_store_stays_a_symlink_after_compaction(tmp_path: Path) -> None:
     real = tmp_path / "real.fkv"
     link = tmp_path / "link.fkv"
@@ -251,6 +253,7 @@ print("ok")
 """
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE (POSIX)")
 def test_failed_write_raises_store_io_error_and_leaves_no_partial_record(
     store_path: Path, run_python: RunPython
 ) -> None:

@@ -332,7 +332,12 @@ def test_a_second_server_on_the_same_file_is_refused(served: Served, fastkv_exe:
     assert call(served, "GET", "/health")[0] == 200  # the first one is untouched
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+# how a user stops the server: SIGTERM or Ctrl+C; on Windows, Ctrl+Break
+STOP = getattr(signal, "CTRL_BREAK_EVENT", signal.SIGTERM)
+STOPS = [STOP] if sys.platform == "win32" else [signal.SIGTERM, signal.SIGINT]
+
+
+@pytest.mark.parametrize("sig", STOPS)
 def test_a_signal_stops_the_server_and_closes_the_store(served: Served, sig: int) -> None:
     with Client(served.url) as kv:
         for i in range(50):
@@ -372,7 +377,7 @@ def test_a_request_in_flight_finishes_during_shutdown(served: Served) -> None:
     sock.sendall(b"PUT /keys/late HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
     time.sleep(0.5)  # the server is now inside the request, reading the body
-    served.proc.send_signal(signal.SIGTERM)
+    served.proc.send_signal(STOP)
     time.sleep(0.5)
     sock.sendall(body[5:])
     answer = sock.recv(65536).decode()

@@ -79,7 +79,9 @@ def serve(
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGBREAK: Ctrl+Break on Windows, where SIGTERM cannot be caught
+    stops = [signal.SIGINT, signal.SIGTERM, *filter(None, [getattr(signal, "SIGBREAK", None)])]
+    previous = {sig: signal.signal(sig, on_signal) for sig in stops}
     if threaded is not None:
         accept = threading.Thread(target=threaded.serve_forever, kwargs={"poll_interval": 0.2},
                                   name="fastkv-http-threads")
