@@ -275,6 +275,20 @@ static void the_cap_holds(void)
     shut(s);
 }
 
+static void a_path_beyond_ascii(void)
+{
+    /* UTF-8 in the path (on Windows: turned into UTF-16 for CreateFileW) */
+    const char *p = path_of("\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-caf\xc3\xa9-\xe2\x9c\x93.fkv");
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(put_str(s, "k", "{\"path\":\"non-ASCII\"}", 0, 1), FKV_OK);
+    CHECK_RC(fkv_compact(s, NULL), FKV_OK); /* the replace step, on such a name */
+    shut(s);
+    s = open_ok(p, FKV_MAX_FILE_SIZE);
+    CHECK_RC(read_is(s, "k", "{\"path\":\"non-ASCII\"}"), FKV_OK);
+    shut(s);
+    CHECK(file_size(p) > 0);
+}
+
 static void a_batch_of_puts(void)
 {
     const char *p = path_of("batch.fkv");
@@ -332,6 +346,7 @@ int main(int argc, char **argv)
         {"one opener at a time", one_opener_at_a_time},
         {"compaction replaces the locked file", compaction_replaces_the_locked_file},
         {"the file cap holds", the_cap_holds},
+        {"a path beyond ASCII", a_path_beyond_ascii},
         {"a batch of puts", a_batch_of_puts},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
