@@ -87,6 +87,27 @@ int fkv_open_regular(const char *path, fkv_create_mode create, int *out_fd, stru
     return FKV_OK;
 }
 
+int fkv_lock_or_close(int fd, uint64_t start_us, uint64_t timeout_ms)
+{
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK) {
+            int rc = fkv_io_error();
+            close(fd);
+            return rc;
+        }
+        /* in microseconds: whole milliseconds would let a wait end up to
+         * 1 ms short of its timeout (found by test_lock_timeout_gives_up) */
+        if (fkv_monotonic_us() - start_us >= timeout_ms * 1000u) {
+            close(fd);
+            return FKV_ELOCKED;
+        }
+        fkv_sleep_ms(5);
+    }
+    return FKV_OK;
+}
+
 char *fkv_path_with_suffix(const char *path, const char *suffix)
 {
     size_t plen = strlen(path), slen = strlen(suffix);

@@ -65,6 +65,11 @@ int fkv_lock_new_file(int fd);
 /* Rename from over to, durably (the directory synced where that is needed). */
 int fkv_replace(const char *from, const char *to);
 
+/* Take the exclusive lock of fd without blocking, retrying every 5 ms until
+ * timeout_ms after start_us (fkv_monotonic_us). FKV_OK; else FKV_ELOCKED
+ * or FKV_EIO, with fd closed (for the files above). */
+int fkv_lock_or_close(int fd, uint64_t start_us, uint64_t timeout_ms);
+
 /* Open path, refusing anything but a regular file (for the files above). */
 struct stat;
 int fkv_open_regular(const char *path, fkv_create_mode create, int *out_fd, struct stat *st);

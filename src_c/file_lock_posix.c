@@ -19,8 +19,6 @@
 int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd,
                     int *out_lock_fd)
 {
-    /* In microseconds: whole milliseconds would let a wait end up to 1 ms
-     * short of its timeout (found by test_lock_timeout_gives_up). */
     uint64_t start = fkv_monotonic_us();
     *out_lock_fd = -1; /* the lock is on the data file's own descriptor */
     for (;;) {
@@ -29,20 +27,8 @@ int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_m
         int rc = fkv_open_regular(path, create, &fd, &st);
         if (rc != FKV_OK)
             return rc;
-        while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EWOULDBLOCK) {
-                rc = fkv_io_error();
-                close(fd);
-                return rc;
-            }
-            if (fkv_monotonic_us() - start >= timeout_ms * 1000u) {
-                close(fd);
-                return FKV_ELOCKED;
-            }
-            fkv_sleep_ms(5);
-        }
+        if ((rc = fkv_lock_or_close(fd, start, timeout_ms)) != FKV_OK)
+            return rc;
         /* A compaction by the previous holder renames a new file over the
          * path; a lock won on the old, unlinked file guards nothing. */
         struct stat now_at_path;

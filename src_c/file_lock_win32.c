@@ -58,20 +58,8 @@ static int take_lock(const char *path, uint64_t timeout_ms)
     free(lock_path);
     if (fd < 0)
         return errno == EISDIR ? FKV_EISDIR : fkv_io_error();
-    uint64_t start = fkv_monotonic_us();
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno != EWOULDBLOCK) {
-            int rc = fkv_io_error();
-            close(fd);
-            return rc;
-        }
-        if (fkv_monotonic_us() - start >= timeout_ms * 1000u) {
-            close(fd);
-            return FKV_ELOCKED;
-        }
-        fkv_sleep_ms(5);
-    }
-    return fd;
+    int rc = fkv_lock_or_close(fd, fkv_monotonic_us(), timeout_ms);
+    return rc == FKV_OK ? fd : rc;
 }
 
 int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_ms, int *out_fd,

@@ -115,12 +115,19 @@ int fkv_w_close(int fd) { return _close(fd); }
 /* One transfer is at most 1 GiB (a DWORD count); callers loop on short ones. */
 #define MAX_TRANSFER (1u << 30)
 
-ssize_t fkv_w_pread(int fd, void *buf, size_t len, fkv_w_off_t off)
+/* An OVERLAPPED naming offset off: a transfer there, not at the file pointer. */
+static OVERLAPPED at_offset(uint64_t off)
 {
     OVERLAPPED ov;
     memset(&ov, 0, sizeof ov);
-    ov.Offset = (DWORD)((uint64_t)off & 0xffffffffu);
-    ov.OffsetHigh = (DWORD)((uint64_t)off >> 32);
+    ov.Offset = (DWORD)(off & 0xffffffffu);
+    ov.OffsetHigh = (DWORD)(off >> 32);
+    return ov;
+}
+
+ssize_t fkv_w_pread(int fd, void *buf, size_t len, fkv_w_off_t off)
+{
+    OVERLAPPED ov = at_offset((uint64_t)off);
     DWORD n = 0;
     if (!ReadFile(handle_of(fd), buf, (DWORD)(len < MAX_TRANSFER ? len : MAX_TRANSFER), &n, &ov))
         return GetLastError() == ERROR_HANDLE_EOF ? 0 : fail();
@@ -129,10 +136,7 @@ ssize_t fkv_w_pread(int fd, void *buf, size_t len, fkv_w_off_t off)
 
 ssize_t fkv_w_pwrite(int fd, const void *buf, size_t len, fkv_w_off_t off)
 {
-    OVERLAPPED ov;
-    memset(&ov, 0, sizeof ov);
-    ov.Offset = (DWORD)((uint64_t)off & 0xffffffffu);
-    ov.OffsetHigh = (DWORD)((uint64_t)off >> 32);
+    OVERLAPPED ov = at_offset((uint64_t)off);
     DWORD n = 0;
     if (!WriteFile(handle_of(fd), buf, (DWORD)(len < MAX_TRANSFER ? len : MAX_TRANSFER), &n, &ov))
         return fail();
@@ -160,9 +164,7 @@ int fkv_w_fsync(int fd)
 
 int fkv_w_flock(int fd, int op)
 {
-    OVERLAPPED ov;
-    memset(&ov, 0, sizeof ov);
-    ov.OffsetHigh = LOCK_OFFSET_HIGH;
+    OVERLAPPED ov = at_offset((uint64_t)LOCK_OFFSET_HIGH << 32);
     HANDLE h = handle_of(fd);
     if (op & LOCK_UN)
         return UnlockFileEx(h, 0, 1, 0, &ov) ? 0 : fail();

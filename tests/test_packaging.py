@@ -4,11 +4,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 import fastkv
 
@@ -24,7 +20,7 @@ def test_the_installed_package_is_the_one_under_test() -> None:
 def test_installed_files_are_the_module_python_and_types_only() -> None:
     names = {p.name for p in PACKAGE_DIR.iterdir() if p.name != "__pycache__"}
     assert {"py.typed", "_core.pyi", "__init__.py", "cli.py"} <= names
-    assert any(n.startswith("_core.") and n.endswith(".so") for n in names)
+    assert any(n.startswith("_core.") and n.endswith((".so", ".pyd")) for n in names)
     leaked = [n for n in names if n.endswith((".pyx", ".pxd", ".c", ".h"))]
     assert not leaked
 
@@ -33,15 +29,3 @@ def test_one_version_everywhere() -> None:
     assert importlib.metadata.version("fastkv") == fastkv.__version__
     entry_points = importlib.metadata.distribution("fastkv").entry_points
     assert any(ep.name == "fastkv" and ep.value == "fastkv.cli:main" for ep in entry_points)
-
-
-def test_the_build_refuses_windows_with_a_clear_message() -> None:
-    setup_py = SOURCE_TREE / "setup.py"
-    if not setup_py.exists():
-        pytest.skip("no source tree beside the tests")
-    code = "import sys; sys.platform = 'win32'; sys.argv = ['setup.py', '--version']; " \
-           f"exec(compile(open({str(setup_py)!r}).read(), 'setup.py', 'exec'))"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=SOURCE_TREE, timeout=60)
-    assert res.returncode != 0
-    assert "needs a POSIX system" in res.stderr
