@@ -89,12 +89,9 @@ int fkv_w_open(const char *path, int flags, ...)
         disposition = OPEN_ALWAYS;
     else if (flags & O_TRUNC)
         disposition = TRUNCATE_EXISTING;
-    int directory = (flags & O_DIRECTORY) != 0;
-    DWORD access = directory ? 0 : GENERIC_READ | ((flags & (O_RDWR | O_WRONLY)) ? GENERIC_WRITE : 0);
+    DWORD access = GENERIC_READ | ((flags & (O_RDWR | O_WRONLY)) ? GENERIC_WRITE : 0);
     HANDLE h = CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                           NULL, disposition,
-                           FILE_ATTRIBUTE_NORMAL | (directory ? FILE_FLAG_BACKUP_SEMANTICS : 0),
-                           NULL);
+                           NULL, disposition, FILE_ATTRIBUTE_NORMAL, NULL);
     if (h == INVALID_HANDLE_VALUE) {
         DWORD err = GetLastError();
         errno = err == ERROR_ACCESS_DENIED && is_directory(w) ? EISDIR : errno_of(err);
@@ -151,16 +148,7 @@ int fkv_w_ftruncate(int fd, fkv_w_off_t len)
                ? 0 : fail();
 }
 
-int fkv_w_fsync(int fd)
-{
-    HANDLE h = handle_of(fd);
-    BY_HANDLE_FILE_INFORMATION info;
-    /* a directory: the rename it holds is already journaled (see the header) */
-    if (GetFileInformationByHandle(h, &info) &&
-        (info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
-        return 0;
-    return FlushFileBuffers(h) ? 0 : fail();
-}
+int fkv_w_fsync(int fd) { return FlushFileBuffers(handle_of(fd)) ? 0 : fail(); }
 
 int fkv_w_flock(int fd, int op)
 {

@@ -21,8 +21,8 @@
  *             pthread_atfork
  *   time      GetSystemTimePreciseAsFileTime, QueryPerformanceCounter
  *
- * The directory sync after a rename is a no-op here: NTFS journals the
- * rename itself, and WRITE_THROUGH returns once it is on disk.
+ * No directory is ever synced here (file_lock_win32.c has no such step):
+ * NTFS journals a rename, and WRITE_THROUGH returns once it is on disk.
  */
 #ifndef FKV_PLATFORM_WIN32_H
 #define FKV_PLATFORM_WIN32_H
@@ -68,7 +68,6 @@ typedef int64_t fkv_w_off_t;
 #ifndef O_CLOEXEC
 #define O_CLOEXEC 0
 #endif
-#define O_DIRECTORY 0x40000000 /* a bit no C runtime flag uses */
 #ifndef S_ISREG
 #define S_ISREG(m) (((m) & S_IFMT) == S_IFREG)
 #endif
