@@ -2,6 +2,7 @@
  * lock and the replace step differ: file_lock_posix.c, file_lock_win32.c. */
 #include "platform.h" /* first: sets the feature macros */
 #include "file_io.h"
+#include "file_map.h"
 #include "clock.h"
 #include "status.h"
 
@@ -128,6 +129,7 @@ fkv_file *fkv_file_wrap(int fd, int lock_fd)
         f->fd = fd;
         f->lock_fd = lock_fd;
         f->refs = 1;
+        f->map = fkv_map_open(fd);
     }
     return f;
 }
@@ -135,6 +137,7 @@ fkv_file *fkv_file_wrap(int fd, int lock_fd)
 void fkv_file_unpin(fkv_file *f)
 {
     if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        fkv_map_close(f->map);
         close(f->fd);
         free(f);
     }

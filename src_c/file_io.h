@@ -85,9 +85,10 @@ typedef struct fkv_file {
     int fd;
     int lock_fd;   /* where the store's lock is when not on fd (see above), else -1 */
     uint32_t refs; /* the store's reference plus one per read in flight */
+    const uint8_t *map; /* fd mapped read-only (file_map.h), or NULL */
 } fkv_file;
 
-/* A file holding one reference (the store's), or NULL. */
+/* A file holding one reference (the store's), mapped where it can be, or NULL. */
 fkv_file *fkv_file_wrap(int fd, int lock_fd);
 
 static inline void fkv_file_pin(fkv_file *f)
@@ -95,7 +96,7 @@ static inline void fkv_file_pin(fkv_file *f)
     __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
 }
 
-/* Drop a reference; the last one closes the descriptor. */
+/* Drop a reference; the last one unmaps and closes the descriptor. */
 void fkv_file_unpin(fkv_file *f);
 
 /* Drop the store's reference to a locked file: the lock goes now (another

@@ -46,6 +46,8 @@ int store_enter(fkv_store *s, fkv_wait wait)
 
 /* ---- lookup and count ---------------------------------------------------- */
 
+FKV_STATIC_ASSERT(FKV_MAX_FILE_SIZE <= FKV_MAP_BYTES, "a whole data file fits its mapping");
+
 /* A hash hit counts only when the key read back from disk is the same. */
 int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
                  size_t buflen, fkv_wait wait, found *f)
@@ -59,8 +61,8 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
             continue;
         uint64_t off = FKV_LOC_OFFSET(slot.loc);
         /* The size class covers the whole record: one pread fetches it. */
-        int rc = read_record_at(s->file->fd, s->end, off, buf, slot_read_size(slot, buflen), wait,
-                                &f->h, &f->got);
+        int rc = lookup_record_at(s->file, s->end, off, buf, slot_read_size(slot, buflen), wait,
+                                  &f->h, &f->got);
         if (rc != FKV_OK)
             return rc;
         if (f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -256,6 +257,72 @@ def test_fuzzed_files_never_crash_or_hang(tmp_path: Path, seed: int) -> None:
     opened, refused = map(int, res.stdout.split())
     assert opened + refused == cases
     assert opened > 0 and refused > 0
+
+
+CUT_WHILE_OPEN = r"""
+import os, sys
+import fastkv
+from fastkv import DataStore
+
+path = sys.argv[1]
+db = DataStore(path)
+for i in range(300):  # about 100 KiB: many pages
+    db.create(f"k{i}", {"i": i, "pad": "x" * 250})
+with open(path, "r+b") as f:
+    f.truncate(8192)
+failed = 0
+for call in (lambda: db.put("k299", {}), lambda: db.delete("k298"),
+             lambda: db.create("k297", {}), lambda: db.touch("k296", 5)):
+    try:
+        call()
+    except (fastkv.StoreIOError, fastkv.CorruptionError) as exc:
+        failed += 1
+db.put("k1", {"still": "here"})
+assert db.read("k1") == {"still": "here"}
+print("alive", failed)
+"""
+
+
+def test_a_file_cut_short_while_open_gives_errors_not_a_dead_process(tmp_path: Path) -> None:
+    # Writers read the record at an index slot through a mapping of the file
+    # on POSIX; a page past the new end faults there (SIGBUS), where a pread
+    # would have come back short. Run with faulthandler on, as pytest does.
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", CUT_WHILE_OPEN, str(tmp_path / "cut.fkv")],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["alive", "4"]
+    assert "Fatal Python error" not in proc.stderr
+
+
+FOREIGN_SIGBUS = r"""
+import mmap, os, signal, sys
+from fastkv import DataStore
+
+db = DataStore(sys.argv[1])  # maps the store's file, handler installed
+db.put("a", {})
+db.put("a", {"b": 1})
+if sys.argv[2] == "kill":
+    os.kill(os.getpid(), signal.SIGBUS)
+else:
+    other = os.path.join(os.path.dirname(sys.argv[1]), "other.bin")
+    with open(other, "wb") as f:
+        f.write(b"x" * 65536)
+    f = open(other, "r+b")
+    m = mmap.mmap(f.fileno(), 65536)
+    f.truncate(0)
+    m[40000]  # a fault that is not the store's
+print("survived")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGBUS on Windows")
+@pytest.mark.parametrize("how", ["kill", "fault"])
+def test_a_sigbus_that_is_not_the_stores_still_ends_the_process(tmp_path: Path, how: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", FOREIGN_SIGBUS, str(tmp_path / "s.fkv"), how],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGBUS, (proc.returncode, proc.stderr)
+    assert "survived" not in proc.stdout
 
 
 def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path) -> None:

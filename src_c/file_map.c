@@ -1,0 +1,108 @@
+/* file_map.c - the read-only mapping of a data file (see file_map.h). */
+#include "platform.h" /* first: sets the feature macros */
+#include "file_map.h"
+#include "status.h"
+
+#if defined(_WIN32)
+
+const uint8_t *fkv_map_open(int fd)
+{
+    (void)fd;
+    return NULL;
+}
+
+void fkv_map_close(const uint8_t *map)
+{
+    (void)map;
+}
+
+int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
+{
+    (void)dst, (void)map, (void)off, (void)n;
+    return FKV_EIO;
+}
+
+#else
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* 64-bit address spaces only: a 32-bit process keeps its room for itself. */
+#define MAP_USABLE (sizeof(void *) >= 8)
+
+/* Where the running thread's guarded copy resumes after a fault, or NULL. */
+static FKV_THREAD_LOCAL sigjmp_buf *copy_guard;
+
+static struct sigaction previous;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static int handler_installed;
+
+/* A fault inside a guarded copy resumes that copy with an error. Any other
+ * SIGBUS is not ours: the handler that was there before is put back, and
+ * the faulting instruction runs again under it (a sent signal is raised
+ * again). */
+static void on_sigbus(int sig, siginfo_t *info, void *context)
+{
+    (void)context;
+    sigjmp_buf *guard = copy_guard;
+    if (guard)
+        siglongjmp(*guard, 1);
+    sigaction(SIGBUS, &previous, NULL);
+    if (info->si_code <= 0)
+        raise(sig);
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    /* NODEFER: leaving by siglongjmp must not leave SIGBUS blocked. */
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    handler_installed = sigaction(SIGBUS, &sa, &previous) == 0;
+}
+
+const uint8_t *fkv_map_open(int fd)
+{
+    if (!MAP_USABLE)
+        return NULL;
+    pthread_once(&handler_once, install_handler);
+    if (!handler_installed)
+        return NULL;
+    void *m = mmap(NULL, (size_t)FKV_MAP_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    /* Lookups land anywhere in the log: no readahead around a fault. */
+    madvise(m, (size_t)FKV_MAP_BYTES, MADV_RANDOM);
+    return (const uint8_t *)m;
+}
+
+void fkv_map_close(const uint8_t *map)
+{
+    if (map)
+        munmap((void *)map, (size_t)FKV_MAP_BYTES);
+}
+
+int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
+{
+    sigjmp_buf resume;
+    if (sigsetjmp(resume, 0)) {
+        copy_guard = NULL;
+        fkv_set_errno(EIO);
+        return FKV_EIO;
+    }
+    copy_guard = &resume;
+    /* The fences keep the copy between setting and clearing the guard. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    memcpy(dst, map + off, n);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    copy_guard = NULL;
+    return FKV_OK;
+}
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * file_map.h - the data file mapped read-only, so that a writer confirms
+ * the key at an index slot by reading memory instead of making a system
+ * call (on a VM a pread costs about as much as the append itself).
+ *
+ * Only callers that may wait use it (writers under the store's mutex, reads
+ * without the GIL): touching a page that is not in memory waits for the
+ * disk like a pread would. A read from the mapping can fault (SIGBUS) where
+ * a pread would have failed: the file cut short behind the store's back, or
+ * an I/O error. fkv_map_copy catches that fault and returns FKV_EIO, so a
+ * damaged disk or a meddling process gives an error, never a dead process.
+ *
+ * POSIX only; elsewhere fkv_map_open gives NULL and callers use pread.
+ */
+#ifndef FKV_FILE_MAP_H
+#define FKV_FILE_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes mapped per file: the largest data file there can be. */
+#define FKV_MAP_BYTES (1ull << 30)
+
+/* fd mapped read-only over FKV_MAP_BYTES (pages past its end are never
+ * touched), or NULL where mapping is unavailable or fails. */
+const uint8_t *fkv_map_open(int fd);
+
+void fkv_map_close(const uint8_t *map);
+
+/* Copy n bytes at off (off + n <= FKV_MAP_BYTES, inside the file) to dst.
+ * FKV_OK, or FKV_EIO (errno EIO) if the pages could not be read. */
+int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n);
+
+#endif
