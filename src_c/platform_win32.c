@@ -296,4 +296,46 @@ int fkv_w_run_once(fkv_w_once *once, void (*fn)(void))
     return InitOnceExecuteOnce(once, run_once, (PVOID)fn, NULL) ? 0 : EINVAL;
 }
 
+/* What a new thread runs, handed over on the heap (the creator may return
+ * before the thread starts). */
+typedef struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+} thread_start;
+
+static unsigned __stdcall run_thread(void *p)
+{
+    thread_start start = *(thread_start *)p;
+    free(p);
+    start.fn(start.arg);
+    return 0;
+}
+
+int fkv_w_thread_create(fkv_w_thread *t, const void *attr, void *(*fn)(void *), void *arg)
+{
+    (void)attr;
+    thread_start *start = (thread_start *)malloc(sizeof *start);
+    if (!start)
+        return ENOMEM;
+    start->fn = fn;
+    start->arg = arg;
+    /* _beginthreadex, not CreateThread: the thread uses the C runtime */
+    uintptr_t h = _beginthreadex(NULL, 0, run_thread, start, 0, NULL);
+    if (h == 0) {
+        free(start);
+        return EAGAIN;
+    }
+    *t = (HANDLE)h;
+    return 0;
+}
+
+int fkv_w_thread_join(fkv_w_thread t, void **result)
+{
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+    if (result)
+        *result = NULL;
+    return 0;
+}
+
 #endif /* _WIN32 */

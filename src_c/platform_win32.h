@@ -17,8 +17,8 @@
  *             another process's or this one's, as with flock
  *   rename    a POSIX-semantics rename where Windows has it (10 1709+),
  *             else MoveFileExW(REPLACE_EXISTING | WRITE_THROUGH)
- *   threads   SRWLOCK, CONDITION_VARIABLE, INIT_ONCE; no fork, so no
- *             pthread_atfork
+ *   threads   SRWLOCK, CONDITION_VARIABLE, INIT_ONCE, _beginthreadex; no
+ *             fork, so no pthread_atfork
  *   time      GetSystemTimePreciseAsFileTime, QueryPerformanceCounter
  *
  * No directory is ever synced here (file_lock_win32.c has no such step):
@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <io.h>
+#include <process.h> /* _beginthreadex; before getpid is defined below */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,13 @@ static inline int pthread_cond_wait(fkv_w_cond *c, fkv_w_mutex *m)
 
 int fkv_w_run_once(fkv_w_once *once, void (*fn)(void));
 #define pthread_once fkv_w_run_once
+
+typedef HANDLE fkv_w_thread;
+#define pthread_t fkv_w_thread
+int fkv_w_thread_create(fkv_w_thread *t, const void *attr, void *(*fn)(void *), void *arg);
+int fkv_w_thread_join(fkv_w_thread t, void **result);
+#define pthread_create fkv_w_thread_create
+#define pthread_join fkv_w_thread_join
 
 /* No fork on Windows: nothing to register. */
 static inline int pthread_atfork(void (*prepare)(void), void (*parent)(void),

@@ -139,6 +139,33 @@ def test_a_flipped_bit_anywhere_is_refused(store_path: Path, tmp_path: Path) -> 
         snap_of(store_path).write_bytes(original)
 
 
+def test_a_large_table_read_ahead_gives_the_same_answers(store_path: Path, tmp_path: Path) -> None:
+    """A table of a megabyte or more is read by a helper thread ahead of
+    the checks: loaded when whole, refused when damaged in its first,
+    middle or last chunk, and the answers always those of a full scan."""
+    with DataStore(store_path) as db:
+        for i in range(150_000):
+            db.create(f"k{i}", {"i": i}, ttl=3600 if i % 4 == 0 else None)
+        for i in range(0, 150_000, 7):
+            db.delete(f"k{i}")
+    original = snap_of(store_path).read_bytes()
+    assert len(original) > 2 * 2**20
+    expected = truth(store_path, tmp_path)
+    with DataStore(store_path) as db:
+        assert db.stats()["open_path"] == "snapshot"
+        assert contents(db) == expected
+    chunk = 256 * 1024
+    for off in (96 + 5, 96 + chunk + 3, len(original) // 2, len(original) - chunk // 2,
+                len(original) - 9):
+        damaged = bytearray(original)
+        damaged[off] ^= 0x04
+        snap_of(store_path).write_bytes(bytes(damaged))
+        with DataStore(store_path) as db:
+            assert db.stats()["open_path"] == "scan", off
+            assert contents(db) == expected
+        snap_of(store_path).write_bytes(original)
+
+
 def test_a_snapshot_from_another_store_is_refused(tmp_path: Path) -> None:
     a, b = tmp_path / "a.fkv", tmp_path / "b.fkv"
     fill(a, 400, seed=1)
