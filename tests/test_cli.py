@@ -59,6 +59,29 @@ def test_version_is_the_package_version() -> None:
     assert res.stdout.strip() == f"fastkv {fastkv.__version__}"
 
 
+ONE_SHOT = """
+import sys
+import fastkv.cli
+before = set(sys.modules)
+try:
+    fastkv.cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(set(sys.modules) - before)), file=sys.stderr)
+"""
+
+
+def test_a_one_shot_read_imports_only_what_it_needs(cli_store: Path) -> None:
+    # a whole `fastkv read` is bounded by its imports: shutil (with bz2 and
+    # lzma, through argparse's help formatter), the client, the server
+    res = subprocess.run([sys.executable, "-c", ONE_SHOT, "read", "user:1", "--path",
+                          str(cli_store)], capture_output=True, text=True, timeout=60)
+    assert json.loads(res.stdout) == {"name": "Ann", "langs": ["en", "fr"]}
+    imported = set(res.stderr.split())
+    assert not imported & {"shutil", "bz2", "lzma", "http.client", "email", "asyncio",
+                           "fastkv.client", "fastkv.serving", "redis"}, imported
+
+
 def test_python_dash_m_is_the_same_command(cli_store: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "fastkv", "--path", str(cli_store), "keys"],
