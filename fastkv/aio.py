@@ -34,7 +34,8 @@ from types import TracebackType
 from typing import Any, AsyncIterator, Callable, Optional, Type, TypeVar
 
 from fastkv import _core
-from fastkv.datastore import DataStore, PathArg
+from fastkv.datastore import DataStore
+from fastkv.locations import PathArg
 from fastkv.locations import url_scheme
 
 __all__ = ["AsyncDataStore", "AsyncRedisStore", "open"]

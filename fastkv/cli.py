@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any, Callable, NoReturn, Optional, Sequence, TypeVar
 
 from fastkv import _core
 from fastkv._version import __version__
@@ -21,14 +20,20 @@ from fastkv.datastore import DataStore
 from fastkv.errors import FastKVError, InvalidPathError, StoreIOError
 from fastkv.locations import as_path, default_path, existing_store_path, url_scheme
 
+# typing.TYPE_CHECKING without importing typing, which would cost `import
+# fastkv` a tenth of its time; mypy reads a name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable, NoReturn, Optional, Sequence, TypeVar
+
+    T = TypeVar("T")
+
 # transfer, recovery, progress and serving are imported by the commands that
 # use them: a one-shot `fastkv read` pays only for what it runs.
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-
-T = TypeVar("T")
 
 
 class _UsageError(Exception):

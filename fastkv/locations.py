@@ -13,13 +13,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional, Union
-
 from fastkv.errors import ConfigError, InvalidPathError
 
+# typing.TYPE_CHECKING without importing typing, which would cost `import
+# fastkv` a tenth of its time; mypy reads a name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
+
+    PathArg = Union[str, "os.PathLike[str]"]
+    Location = Optional[PathArg]
+
 __all__ = [
-    "PathArg",
-    "Location",
     "URL_SCHEMES",
     "DEFAULT_FILE_NAME",
     "default_path",
@@ -29,9 +34,6 @@ __all__ = [
     "existing_store_path",
     "redact",
 ]
-
-PathArg = Union[str, "os.PathLike[str]"]
-Location = Optional[PathArg]
 
 # Schemes of the servers fastkv.RedisStore speaks to (redis-py's own).
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -120,3 +122,14 @@ def existing_store_path(location: Location) -> Path:
 def redact(url: str) -> str:
     """url with any password replaced by ***, for messages and logs."""
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^@/]*):([^@/]*)@", r"\1\2:***@", url)
+
+
+def __getattr__(name: str) -> object:
+    """PathArg and Location (type aliases for annotations) for code that
+    wants them at run time."""
+    if name in ("PathArg", "Location"):
+        from typing import Optional, Union
+
+        path_arg = Union[str, "os.PathLike[str]"]
+        return path_arg if name == "PathArg" else Optional[path_arg]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
