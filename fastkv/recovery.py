@@ -14,9 +14,7 @@ from pathlib import Path
 from fastkv import _core
 from fastkv.locations import existing_store_path
 
-# typing.TYPE_CHECKING without importing typing, which would cost `import
-# fastkv` a tenth of its time; mypy reads a name TYPE_CHECKING as true.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing stays unimported at run time (see locations.py)
 if TYPE_CHECKING:
     from typing import Any, Optional
 
