@@ -37,20 +37,39 @@ int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
 /* Where the running thread's guarded copy resumes after a fault, or NULL. */
 static FKV_THREAD_LOCAL sigjmp_buf *copy_guard;
 
+/* The mappings open now (0: a free place). The handler asks these first:
+ * a thread-local read in a shared library may allocate on a thread's first
+ * touch, which a signal handler must not do, and a fault outside every
+ * mapping is never ours. */
+#define MAPS_MAX 256
+static uintptr_t maps[MAPS_MAX];
+
 static struct sigaction previous;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static int handler_installed;
 
-/* A fault inside a guarded copy resumes that copy with an error. Any other
- * SIGBUS is not ours: the handler that was there before is put back, and
- * the faulting instruction runs again under it (a sent signal is raised
- * again). */
+static int in_a_mapping(uintptr_t addr)
+{
+    for (int i = 0; i < MAPS_MAX; i++) {
+        uintptr_t start = __atomic_load_n(&maps[i], __ATOMIC_ACQUIRE);
+        if (start && addr - start < (uintptr_t)FKV_MAP_BYTES)
+            return 1;
+    }
+    return 0;
+}
+
+/* A fault in a mapping comes from a guarded copy (nothing else reads the
+ * mappings): that copy resumes with an error. Any other SIGBUS is not
+ * ours: the handler that was there before is put back, and the faulting
+ * instruction runs again under it (a sent signal is raised again). */
 static void on_sigbus(int sig, siginfo_t *info, void *context)
 {
     (void)context;
-    sigjmp_buf *guard = copy_guard;
-    if (guard)
-        siglongjmp(*guard, 1);
+    if (info->si_code > 0 && in_a_mapping((uintptr_t)info->si_addr)) {
+        sigjmp_buf *guard = copy_guard;
+        if (guard)
+            siglongjmp(*guard, 1);
+    }
     sigaction(SIGBUS, &previous, NULL);
     if (info->si_code <= 0)
         raise(sig);
@@ -77,15 +96,30 @@ const uint8_t *fkv_map_open(int fd)
     void *m = mmap(NULL, (size_t)FKV_MAP_BYTES, PROT_READ, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         return NULL;
-    /* Lookups land anywhere in the log: no readahead around a fault. */
-    madvise(m, (size_t)FKV_MAP_BYTES, MADV_RANDOM);
-    return (const uint8_t *)m;
+    for (int i = 0; i < MAPS_MAX; i++) {
+        uintptr_t free_place = 0;
+        if (__atomic_compare_exchange_n(&maps[i], &free_place, (uintptr_t)m, 0, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED)) {
+            /* Lookups land anywhere in the log: no readahead around a fault. */
+            madvise(m, (size_t)FKV_MAP_BYTES, MADV_RANDOM);
+            return (const uint8_t *)m;
+        }
+    }
+    munmap(m, (size_t)FKV_MAP_BYTES); /* that many stores open: the rest use pread */
+    return NULL;
 }
 
 void fkv_map_close(const uint8_t *map)
 {
-    if (map)
-        munmap((void *)map, (size_t)FKV_MAP_BYTES);
+    if (!map)
+        return;
+    for (int i = 0; i < MAPS_MAX; i++) {
+        uintptr_t mine = (uintptr_t)map;
+        if (__atomic_compare_exchange_n(&maps[i], &mine, 0, 0, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+            break;
+    }
+    munmap((void *)map, (size_t)FKV_MAP_BYTES);
 }
 
 int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
