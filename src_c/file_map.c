@@ -58,21 +58,37 @@ static int in_a_mapping(uintptr_t addr)
     return 0;
 }
 
+/* A SIGBUS that is not ours, to the handler that was there before, which
+ * stays second in line: called as it would have been; or, for the default
+ * action, put back, so the process ends as it would have (a fault by
+ * running the instruction again, a sent signal by raising it again). */
+static void pass_on(int sig, siginfo_t *info, void *context)
+{
+    if (previous.sa_flags & SA_SIGINFO) {
+        previous.sa_sigaction(sig, info, context);
+        return;
+    }
+    if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(sig);
+        return;
+    }
+    if (previous.sa_handler == SIG_IGN && info->si_code <= 0)
+        return; /* an ignored signal sent by someone: still ignored */
+    sigaction(SIGBUS, &previous, NULL);
+    if (info->si_code <= 0)
+        raise(sig);
+}
+
 /* A fault in a mapping comes from a guarded copy (nothing else reads the
- * mappings): that copy resumes with an error. Any other SIGBUS is not
- * ours: the handler that was there before is put back, and the faulting
- * instruction runs again under it (a sent signal is raised again). */
+ * mappings): that copy resumes with an error. */
 static void on_sigbus(int sig, siginfo_t *info, void *context)
 {
-    (void)context;
     if (info->si_code > 0 && in_a_mapping((uintptr_t)info->si_addr)) {
         sigjmp_buf *guard = copy_guard;
         if (guard)
             siglongjmp(*guard, 1);
     }
-    sigaction(SIGBUS, &previous, NULL);
-    if (info->si_code <= 0)
-        raise(sig);
+    pass_on(sig, info, context);
 }
 
 static void install_handler(void)

@@ -330,6 +330,39 @@ def test_a_sigbus_that_is_not_the_stores_still_ends_the_process(tmp_path: Path, 
         assert proc.returncode == -signal.SIGBUS, (proc.returncode, proc.stderr)
 
 
+CHAINED = r"""
+import os, signal, sys
+import fastkv
+from fastkv import DataStore
+
+seen = []
+signal.signal(signal.SIGBUS, lambda sig, frame: seen.append(sig))  # before the store
+path = sys.argv[1]
+db = DataStore(path)
+for i in range(300):
+    db.create(f"k{i}", {"i": i, "pad": "x" * 250})
+os.kill(os.getpid(), signal.SIGBUS)
+os.kill(os.getpid(), signal.SIGBUS)
+with open(path, "r+b") as f:
+    f.truncate(8192)
+try:
+    db.put("k299", {})
+except fastkv.StoreIOError:
+    print("guarded", len(seen))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGBUS on Windows")
+def test_the_handler_before_the_stores_still_gets_its_signals(tmp_path: Path) -> None:
+    # the store's handler passes a SIGBUS that is not its own on, and stays
+    # installed: the program's handler runs each time, the store's guard
+    # still works after
+    proc = subprocess.run([sys.executable, "-c", CHAINED, str(tmp_path / "c.fkv")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["guarded", "2"]
+
+
 def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path) -> None:
     """Only a crafted file has this; it must not crash or return garbage."""
     import struct
