@@ -153,11 +153,11 @@ const char *snapshot_leftover_suffix(void) { return SNAP_SUFFIX "-new"; }
 
 #define LOAD_CHUNK (256u * 1024u) /* bytes of table read and checked at a time */
 
-/* A table this large is read by a helper thread a few chunks ahead of the
- * checks: the copy from the page cache (and the kernel zeroing the fresh
- * pages it lands in) then overlaps the checksum and the table check, and
- * a large open takes about half the time on two cores. Below it, starting
- * a thread costs more than it saves. */
+/* A table this large is read by a helper thread ahead of the checks: the
+ * copy from the page cache (and the kernel zeroing the fresh pages it lands
+ * in, together half of a fresh process's open) then overlaps the checksum
+ * and the table check wherever a second core is free. Below it, starting a
+ * thread costs more than it saves. */
 #define AHEAD_MIN (4u * LOAD_CHUNK)
 
 typedef struct table_reader {
@@ -176,13 +176,20 @@ static size_t chunk_at(size_t body, size_t done)
     return body - done < LOAD_CHUNK ? body - done : LOAD_CHUNK;
 }
 
+/* Read n bytes of the table at done into slots + done: 1 if all came. */
+static int read_chunk(int fd, uint8_t *slots, size_t done, size_t n)
+{
+    size_t got;
+    return fkv_read_at(fd, slots + done, n, SNAP_HEADER + done, &got, FKV_MAY_WAIT) == FKV_OK &&
+           got == n;
+}
+
 static void *read_ahead(void *arg)
 {
     table_reader *r = (table_reader *)arg;
     for (size_t done = 0; done < r->body;) {
-        size_t n = chunk_at(r->body, done), got;
-        int ok = fkv_read_at(r->fd, r->dst + done, n, SNAP_HEADER + done, &got, FKV_MAY_WAIT) ==
-                     FKV_OK && got == n;
+        size_t n = chunk_at(r->body, done);
+        int ok = read_chunk(r->fd, r->dst, done, n);
         done += n;
         pthread_mutex_lock(&r->mu);
         if (ok)
@@ -232,11 +239,9 @@ static int read_table(int fd, fkv_slot *slots, uint64_t cap, uint32_t *crc, tabl
     }
     int rc = FKV_OK;
     for (size_t done = 0; done < body;) {
-        size_t n = chunk_at(body, done), got;
+        size_t n = chunk_at(body, done);
         uint8_t *at = (uint8_t *)slots + done;
-        if (ahead ? !wait_for(&r, done + n)
-                  : fkv_read_at(fd, at, n, SNAP_HEADER + done, &got, FKV_MAY_WAIT) != FKV_OK ||
-                        got != n) {
+        if (ahead ? !wait_for(&r, done + n) : !read_chunk(fd, (uint8_t *)slots, done, n)) {
             rc = -1;
             break;
         }

@@ -325,7 +325,6 @@ static void a_file_cut_short_while_open(void)
     const char *p = path_of("cut.fkv");
     fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
     char key[32], val[300];
-    memset(val, 'x', sizeof val);
     for (int i = 0; i < 200; i++) { /* about 60 KiB: many pages */
         snprintf(key, sizeof key, "k%d", i);
         snprintf(val, sizeof val, "{\"i\":%d,\"pad\":\"%0250d\"}", i, 0);
