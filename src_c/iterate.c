@@ -126,7 +126,7 @@ static int read_keys(int fd, uint64_t end, pending *p, size_t n, const char *pre
     for (size_t i = 0; i < n && rc == FKV_OK; i++) {
         fkv_rec_header h;
         size_t got = 0;
-        rc = read_record_at(fd, end, p[i].off, rec, p[i].size, FKV_MAY_WAIT, &h, &got);
+        rc = read_record_at(fd, NULL, end, p[i].off, rec, p[i].size, FKV_MAY_WAIT, &h, &got);
         if (rc == FKV_OK && (got < fkv_record_size(&h) || !fkv_record_checksum_ok(rec, &h)))
             rc = fkv_corrupt_at(p[i].off);
         if (rc != FKV_OK)

@@ -115,7 +115,7 @@ static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *bu
 
     found *f = &r->f;
     f->off = FKV_LOC_OFFSET(slot.loc);
-    rc = read_record_at(file->fd, end, f->off, buf, slot_read_size(slot, buflen), wait, &f->h,
+    rc = read_record_at(file->fd, NULL, end, f->off, buf, slot_read_size(slot, buflen), wait, &f->h,
                         &f->got);
     if (wait == FKV_NO_WAIT)
         note_miss(s, rc);

@@ -55,7 +55,8 @@ static int write_live_records(fkv_store *s, fkv_bufwriter *w, uint64_t *written)
         uint64_t off = FKV_LOC_OFFSET(slot.loc);
         size_t want = slot_read_size(slot, FKV_REC_MAX), got;
         fkv_rec_header h;
-        if ((rc = read_record_at(s->file->fd, s->end, off, rec, want, FKV_MAY_WAIT, &h, &got)) != FKV_OK)
+        rc = read_record_at(s->file->fd, NULL, s->end, off, rec, want, FKV_MAY_WAIT, &h, &got);
+        if (rc != FKV_OK)
             break;
         if (got < fkv_record_size(&h) || !fkv_record_checksum_ok(rec, &h)) {
             rc = fkv_corrupt_at(off);

@@ -61,8 +61,8 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
             continue;
         uint64_t off = FKV_LOC_OFFSET(slot.loc);
         /* The size class covers the whole record: one pread fetches it. */
-        int rc = lookup_record_at(s->file, s->end, off, buf, slot_read_size(slot, buflen), wait,
-                                  &f->h, &f->got);
+        int rc = read_record_at(s->file->fd, s->file->map, s->end, off, buf,
+                                slot_read_size(slot, buflen), wait, &f->h, &f->got);
         if (rc != FKV_OK)
             return rc;
         if (f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
@@ -103,7 +103,7 @@ int store_count_live(fkv_store *s, uint64_t now, uint64_t *out)
             }
             size_t got;
             fkv_rec_header h;
-            int rc = read_record_at(s->file->fd, s->end, FKV_LOC_OFFSET(loc), hdr, sizeof hdr,
+            int rc = read_record_at(s->file->fd, NULL, s->end, FKV_LOC_OFFSET(loc), hdr, sizeof hdr,
                                     FKV_MAY_WAIT, &h, &got);
             if (rc != FKV_OK)
                 return rc;

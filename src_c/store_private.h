@@ -124,51 +124,34 @@ static inline int is_expired(const fkv_rec_header *h, uint64_t now)
     return h->deadline_ms != 0 && h->deadline_ms <= now;
 }
 
-/* Check that the got bytes read at off start a put record: a header that
- * decodes, of a put, whose key was read whole and whose end lies inside the
- * log. Bytes from disk are untrusted; any doubt is FKV_ECORRUPT at off. */
-static inline int check_record_read(const uint8_t *buf, size_t got, uint64_t end, uint64_t off,
-                                    fkv_rec_header *h)
+/* Read up to want bytes of the put record that an index entry says starts
+ * at off, and check that it is one: a header that decodes, of a put, whose
+ * key was read whole and whose end lies inside the log. Bytes from disk are
+ * untrusted; any doubt is FKV_ECORRUPT at off. With map (the file's mapping,
+ * file_map.h) and a caller that may wait, the bytes are copied from memory,
+ * no system call; otherwise they come by pread. */
+static inline int read_record_at(int fd, const uint8_t *map, uint64_t end, uint64_t off,
+                                 uint8_t *buf, size_t want, fkv_wait wait, fkv_rec_header *h,
+                                 size_t *got)
 {
-    if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(buf, h) != FKV_OK ||
-        h->kind != FKV_KIND_PUT || got < FKV_REC_HEADER_SIZE + h->klen ||
+    if (off >= end)
+        return fkv_corrupt_at(off);
+    if (off + want > end)
+        want = (size_t)(end - off);
+    int rc;
+    if (map && wait == FKV_MAY_WAIT && end <= FKV_MAP_BYTES) {
+        rc = fkv_map_copy(buf, map, off, want);
+        *got = want;
+    } else {
+        rc = fkv_read_at(fd, buf, want, off, got, wait);
+    }
+    if (rc != FKV_OK)
+        return rc;
+    if (*got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(buf, h) != FKV_OK ||
+        h->kind != FKV_KIND_PUT || *got < FKV_REC_HEADER_SIZE + h->klen ||
         off + fkv_record_size(h) > end)
         return fkv_corrupt_at(off);
     return FKV_OK;
-}
-
-/* Read up to want bytes of the put record that an index entry says starts
- * at off (log ending at end), and check it (check_record_read). */
-static inline int read_record_at(int fd, uint64_t end, uint64_t off, uint8_t *buf,
-                                 size_t want, fkv_wait wait, fkv_rec_header *h, size_t *got)
-{
-    if (off >= end)
-        return fkv_corrupt_at(off);
-    if (off + want > end)
-        want = (size_t)(end - off);
-    int rc = fkv_read_at(fd, buf, want, off, got, wait);
-    if (rc != FKV_OK)
-        return rc;
-    return check_record_read(buf, *got, end, off, h);
-}
-
-/* read_record_at for a lookup: from the file's mapping when the caller may
- * wait (file_map.h), no system call; otherwise with pread. */
-static inline int lookup_record_at(const fkv_file *file, uint64_t end, uint64_t off,
-                                   uint8_t *buf, size_t want, fkv_wait wait, fkv_rec_header *h,
-                                   size_t *got)
-{
-    if (!file->map || wait != FKV_MAY_WAIT || end > FKV_MAP_BYTES)
-        return read_record_at(file->fd, end, off, buf, want, wait, h, got);
-    if (off >= end)
-        return fkv_corrupt_at(off);
-    if (off + want > end)
-        want = (size_t)(end - off);
-    int rc = fkv_map_copy(buf, file->map, off, want);
-    if (rc != FKV_OK)
-        return rc;
-    *got = want;
-    return check_record_read(buf, want, end, off, h);
 }
 
 /* Bytes to fetch for the record of an index slot: its size class, which
