@@ -139,9 +139,10 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         s->tail_off = tail_off;
         s->tail_crc = tail_crc;
         /* The new file has a new identity: the snapshot on disk no longer
-         * fits it. fkv_compact saves one at once; a compaction inside a
-         * write leaves it to close, so the write does not pay for it. */
+         * fits it. fkv_compact saves one at once; after a compaction inside
+         * a write the next write starts one in the background. */
         s->snapshot_seq = UINT64_MAX;
+        snapshot_covers(s, 0); /* so a background one comes soon */
     }
     fkv_temp_discard(&tmp);
     fkv_bufwriter_free(&w);

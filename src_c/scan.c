@@ -269,5 +269,6 @@ int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
         return rc;
     if (s->snapshot_status == SNAP_LOADED && s->end == from)
         s->snapshot_seq = s->write_seq; /* nothing past it: the snapshot is current */
+    snapshot_covers(s, s->snapshot_status == SNAP_LOADED ? from : 0);
     return FKV_OK;
 }

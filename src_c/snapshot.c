@@ -47,7 +47,7 @@
 
 #define SNAP_SUFFIX ".idx"
 #define SNAP_VERSION 1u
-#define SNAP_HEADER 96u
+#define SNAP_HEADER SNAPSHOT_HEADER_BYTES
 #define SNAP_SLOT 8u
 static const uint8_t SNAP_MAGIC[8] = {'F', 'K', 'V', 'S', 'N', 'A', 'P', '\n'};
 
@@ -79,7 +79,7 @@ const char *fkv_snapshot_status_name(int status)
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static void encode_header(const fkv_store *s, uint8_t *h)
+void snapshot_header(const fkv_store *s, uint8_t *h)
 {
     memset(h, 0, SNAP_HEADER);
     memcpy(h, SNAP_MAGIC, 8);
@@ -98,31 +98,24 @@ static void encode_header(const fkv_store *s, uint8_t *h)
     fkv_store64(h + 88, s->n_ttl);
 }
 
-int snapshot_write(fkv_store *s)
+int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
+                  const fkv_slot *table, uint64_t cap)
 {
-    if (s->ident.id == 0 || s->ix.cap == 0)
-        return FKV_OK; /* a format 1 file: no identity to bind a snapshot to */
-    /* E must be durable: a snapshot that outlives the log it describes
-     * would be refused at open anyway, but only if the record at E is lost. */
-    int rc = fkv_flush(s->file->fd);
-    if (rc != FKV_OK)
-        return rc;
-    uint8_t header[SNAP_HEADER], trailer[4];
-    encode_header(s, header);
-    size_t body = (size_t)s->ix.cap * SNAP_SLOT;
-    uint32_t crc = fkv_crc32c(0, header, sizeof header);
+    uint8_t trailer[4];
+    size_t body = (size_t)cap * SNAP_SLOT;
+    uint32_t crc = fkv_crc32c(0, header, SNAP_HEADER);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint8_t *slots = (const uint8_t *)s->ix.slots; /* already the file's layout */
+    const uint8_t *slots = (const uint8_t *)table; /* already the file's layout */
 #else
 #error "snapshot.c writes the table as it lies in memory: add a byte swap for this host"
 #endif
     crc = fkv_crc32c(crc, slots, body);
     fkv_store32(trailer, crc);
-    char *target = fkv_path_with_suffix(s->path, SNAP_SUFFIX);
+    char *target = fkv_path_with_suffix(store_path, SNAP_SUFFIX);
     fkv_tempfile tmp;
-    rc = target ? fkv_temp_create(&tmp, s->path, SNAP_SUFFIX "-new", s->file->fd) : FKV_ENOMEM;
+    int rc = target ? fkv_temp_create(&tmp, store_path, SNAP_SUFFIX "-new", like_fd) : FKV_ENOMEM;
     if (rc == FKV_OK)
-        rc = fkv_write_at(tmp.fd, header, sizeof header, 0);
+        rc = fkv_write_at(tmp.fd, header, SNAP_HEADER, 0);
     if (rc == FKV_OK)
         rc = fkv_write_at(tmp.fd, slots, body, SNAP_HEADER);
     if (rc == FKV_OK)
@@ -134,8 +127,26 @@ int snapshot_write(fkv_store *s)
     if (target)
         fkv_temp_discard(&tmp);
     free(target);
-    if (rc == FKV_OK)
+    return rc;
+}
+
+int snapshot_write(fkv_store *s)
+{
+    if (s->ident.id == 0 || s->ix.cap == 0)
+        return FKV_OK; /* a format 1 file: no identity to bind a snapshot to */
+    snapshot_join(s, FKV_MAY_WAIT); /* the one running in the background is older */
+    /* E must be durable: a snapshot that outlives the log it describes
+     * would be refused at open anyway, but only if the record at E is lost. */
+    int rc = fkv_flush(s->file->fd);
+    if (rc != FKV_OK)
+        return rc;
+    uint8_t header[SNAP_HEADER];
+    snapshot_header(s, header);
+    rc = snapshot_save(s->path, s->file->fd, header, s->ix.slots, s->ix.cap);
+    if (rc == FKV_OK) {
         s->snapshots_written++;
+        snapshot_covers(s, s->end);
+    }
     return rc;
 }
 

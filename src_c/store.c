@@ -208,6 +208,7 @@ int fkv_close(fkv_store *s)
     pthread_mutex_lock(&s->mu);
     if (!s->closed) {
         commit_close(s);
+        snapshot_join(s, FKV_MAY_WAIT);
         /* Save the index for a fast reopen, unless the one on disk is
          * current; a failure only costs the next open a scan. */
         if (s->flush_errno == 0 && s->snapshot_seq != s->write_seq)
@@ -290,6 +291,7 @@ int fkv_get_stats(fkv_store *s, fkv_stats *st)
     if (rc != FKV_OK)
         return rc;
     rc = store_count_live(s, fkv_now_ms(), &st->live_keys);
+    snapshot_join(s, FKV_NO_WAIT); /* count one that has finished */
     st->held_keys = s->ix.live;
     st->file_bytes = s->end;
     st->live_bytes = s->live_bytes;

@@ -13,6 +13,8 @@
  *              steps over damage)
  *   snapshot.c the index saved beside the data file, loaded at open so that
  *              only the log past it is scanned
+ *   snapshot_background.c  snapshots saved while the store is in use, by a
+ *              thread that holds no lock
  *   compact.c  rewriting the file with live records only
  *   repair.c   verify and repair of a damaged file
  *   file_io.c  the file, lock and directory primitives under all of them
@@ -65,6 +67,8 @@ struct fkv_store {
     uint64_t open_scanned;   /* bytes of log the open scanned */
     uint64_t snapshot_seq;   /* write_seq when the snapshot on disk was current */
     uint64_t snapshots_written;
+    uint64_t snap_next;      /* end of log at which a snapshot is saved in the background */
+    struct snapshot_job *snap_job; /* the one being saved in the background, or NULL */
     /* Group commit (commit.c): records are numbered as they are appended;
      * a flush covers every record appended before it started. */
     pthread_cond_t flushed;  /* signalled when a flush ends */
@@ -224,6 +228,35 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered);
 
 /* Flush the data file, then save the index beside it (renamed into place). */
 int snapshot_write(fkv_store *s);
+
+#define SNAPSHOT_HEADER_BYTES 96u
+
+/* The snapshot header for s's index as it stands. */
+void snapshot_header(const fkv_store *s, uint8_t *header);
+
+/* Write header and table as the snapshot of the data file at store_path
+ * (through a temporary file made like like_fd, flushed, renamed into
+ * place). Takes no lock: the caller owns table for the call. */
+int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
+                  const fkv_slot *table, uint64_t cap);
+
+/* Background snapshots (snapshot_background.c). The newest snapshot of
+ * the data file covers its log up to end (0: there is none). */
+void snapshot_covers(fkv_store *s, uint64_t end);
+
+/* After each write: once the log has grown past the newest snapshot by a
+ * quarter (at least SNAPSHOT_TAIL_MIN), copy the index and save the copy
+ * from a thread of its own, so that a crash costs a scan of that much. */
+void snapshot_start(fkv_store *s);
+static inline void snapshot_maybe(fkv_store *s)
+{
+    if (FKV_UNLIKELY(s->end >= s->snap_next))
+        snapshot_start(s);
+}
+
+/* Collect a background snapshot that has finished (with FKV_NO_WAIT; 0 if
+ * it runs on) or wait for it to finish: 1 when none is left running. */
+int snapshot_join(fkv_store *s, fkv_wait wait);
 
 /* Remove the snapshot of the data file at path, if any. */
 void snapshot_forget(const char *path);

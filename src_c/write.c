@@ -42,6 +42,8 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
  * the record just appended (commit.c). */
 static int finish_write(fkv_store *s, int rc)
 {
+    if (rc == FKV_OK)
+        snapshot_maybe(s);
     if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
         rc = commit_wait_durable(s, s->write_seq);
     store_leave(s);

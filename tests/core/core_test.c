@@ -407,6 +407,88 @@ static void a_large_snapshot_read_ahead(void)
     CHECK(strcmp(reopen_status(p), "loaded") != 0);
 }
 
+/* Copy the file at from to to, as it is on disk now (the store stays open). */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    CHECK(in && out);
+    static char buf[65536];
+    size_t n;
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        CHECK(fwrite(buf, 1, n, out) == n);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+}
+
+/* Writes past a quarter of the log (at least 4 MiB) since the last snapshot
+ * start one that a thread saves (snapshot_background.c): it lands while the
+ * store is open, and a copy of the files taken then, as a crash would leave
+ * them, opens from it and scans only what came after it. */
+static void a_snapshot_saved_in_the_background(void)
+{
+    char p[1200]; /* path_of's buffer is reused below */
+    snprintf(p, sizeof p, "%s", path_of("background.fkv"));
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    static char keys[50][32], vals[50][1000];
+    fkv_put_item items[50];
+    for (int i = 0; i < 6000; i += 50) {
+        for (int j = 0; j < 50; j++) {
+            items[j].key = keys[j];
+            items[j].klen = (size_t)snprintf(keys[j], sizeof keys[j], "key%d", i + j);
+            /* {"n":I,"pad":"vvv...v"}, 900 bytes */
+            int n = snprintf(vals[j], sizeof vals[j], "{\"n\":%d,\"pad\":\"", i + j);
+            memset(vals[j] + n, 'v', 900 - 2 - (size_t)n);
+            memcpy(vals[j] + 898, "\"}", 2);
+            items[j].val = (const uint8_t *)vals[j];
+            items[j].vlen = 900;
+        }
+        size_t at = 0, done = 0;
+        while (at < 50 && fkv_put_batch(s, items + at, 50 - at, &done) == FKV_OK && done > 0)
+            at += done;
+        CHECK(at == 50);
+    }
+    fkv_stats st;
+    for (int waited = 0; waited < 2000; waited++) { /* up to 20 s */
+        CHECK_RC(fkv_get_stats(s, &st), FKV_OK);
+        if (st.snapshots_written > 0)
+            break;
+        fkv_sleep_ms(10);
+    }
+    CHECK(st.snapshots_written == 1);
+    char idx[1300], copy[1200], copy_idx[1300];
+    snprintf(idx, sizeof idx, "%s.idx", p);
+    snprintf(copy, sizeof copy, "%s", path_of("background-copy.fkv"));
+    snprintf(copy_idx, sizeof copy_idx, "%s.idx", copy);
+    copy_file(p, copy);
+    copy_file(idx, copy_idx);
+    shut(s);
+    uint8_t header[48];
+    FILE *f = fopen(copy_idx, "rb");
+    CHECK(f && fread(header, 1, sizeof header, f) == sizeof header);
+    if (f)
+        fclose(f);
+    uint64_t covered = 0;
+    for (int i = 7; i >= 0; i--)
+        covered = covered << 8 | header[40 + i];
+    CHECK(covered >= 4u * 1024 * 1024);
+    s = open_ok(copy, FKV_MAX_FILE_SIZE);
+    CHECK_RC(fkv_get_stats(s, &st), FKV_OK);
+    CHECK(strcmp(fkv_snapshot_status_name(st.snapshot_status), "loaded") == 0);
+    CHECK(st.open_scanned_bytes == file_size(copy) - covered);
+    uint8_t buf[FKV_REC_MAX];
+    size_t voff = 0, vlen = 0;
+    for (int i = 0; i < 6000; i += 997) {
+        char key[32], want[32];
+        snprintf(key, sizeof key, "key%d", i);
+        int n = snprintf(want, sizeof want, "{\"n\":%d,", i);
+        CHECK_RC(fkv_read(s, key, strlen(key), buf, &voff, &vlen), FKV_OK);
+        CHECK(vlen == 900 && memcmp(buf + voff, want, (size_t)n) == 0);
+    }
+    shut(s);
+}
+
 int main(int argc, char **argv)
 {
     self = argv[0];
@@ -440,6 +522,7 @@ int main(int argc, char **argv)
         {"a batch of puts", a_batch_of_puts},
         {"a file cut short while open", a_file_cut_short_while_open},
         {"a large snapshot, read ahead", a_large_snapshot_read_ahead},
+        {"a snapshot saved in the background", a_snapshot_saved_in_the_background},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int before = failures;

@@ -1,0 +1,103 @@
+/*
+ * snapshot_background.c - snapshots saved while the store is in use, so
+ * that an open after a crash scans what was written since the newest one,
+ * not the whole log.
+ *
+ * Once the log has grown past the newest snapshot by a quarter of what that
+ * snapshot covers (at least SNAPSHOT_TAIL_MIN), the writer that crossed the
+ * line copies the index and the header fields under the mutex (a memcpy:
+ * 16 MB at a million keys) and a thread of the snapshot's own flushes the
+ * data file (its end must be durable) and writes the copy out, holding no
+ * lock. One runs at a time; it is collected by a later write, stats, an
+ * explicit compaction, or close, which waits for it before writing its own.
+ *
+ * A compaction inside a write while one runs leaves that snapshot naming
+ * the old file: open refuses it (another data file) until the next one,
+ * which the compaction makes due at once (snapshot_covers(s, 0)).
+ */
+#include "store_private.h"
+
+#include <stdlib.h>
+
+/* Below this much unsnapshotted log a crash costs a few milliseconds of
+ * scan: not worth a copy of the index. */
+#define SNAPSHOT_TAIL_MIN (4u * 1024u * 1024u)
+
+typedef struct snapshot_job {
+    const char *store_path; /* the store's: lives as long as the store */
+    fkv_file *file;         /* pinned: its fd stays open for the flush */
+    fkv_index copy;         /* the index at the moment of the copy */
+    uint64_t seq;           /* write_seq at that moment */
+    uint8_t header[SNAPSHOT_HEADER_BYTES];
+    pthread_t thread;
+    int rc;
+    int done;               /* atomic: rc is set */
+} snapshot_job;
+
+void snapshot_covers(fkv_store *s, uint64_t end)
+{
+    uint64_t quarter = end / 4;
+    s->snap_next = end + (quarter > SNAPSHOT_TAIL_MIN ? quarter : SNAPSHOT_TAIL_MIN);
+}
+
+static void *save(void *arg)
+{
+    snapshot_job *j = (snapshot_job *)arg;
+    int rc = fkv_flush(j->file->fd);
+    if (rc == FKV_OK)
+        rc = snapshot_save(j->store_path, j->file->fd, j->header, j->copy.slots, j->copy.cap);
+    j->rc = rc;
+    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void job_free(snapshot_job *j)
+{
+    fkv_index_free(&j->copy);
+    if (j->file)
+        fkv_file_unpin(j->file);
+    free(j);
+}
+
+int snapshot_join(fkv_store *s, fkv_wait wait)
+{
+    snapshot_job *j = s->snap_job;
+    if (!j)
+        return 1;
+    if (wait == FKV_NO_WAIT && !__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_join(j->thread, NULL);
+    if (j->rc == FKV_OK) {
+        s->snapshots_written++;
+        if (j->file == s->file) /* no compaction since: the copy was the state at seq */
+            s->snapshot_seq = j->seq;
+    }
+    s->snap_job = NULL;
+    job_free(j);
+    return 1;
+}
+
+void snapshot_start(fkv_store *s)
+{
+    if (!snapshot_join(s, FKV_NO_WAIT))
+        return; /* the one before still runs: try again at the next write */
+    snapshot_covers(s, s->end); /* if this one fails, the log must grow again */
+    if (s->ident.id == 0 || s->ix.cap == 0)
+        return; /* a format 1 file: no identity to bind a snapshot to */
+    snapshot_job *j = (snapshot_job *)calloc(1, sizeof *j);
+    if (!j || fkv_index_alloc(&j->copy, s->ix.cap) != FKV_OK) {
+        free(j);
+        return;
+    }
+    memcpy(j->copy.slots, s->ix.slots, (size_t)s->ix.cap * sizeof(fkv_slot));
+    snapshot_header(s, j->header);
+    j->store_path = s->path;
+    j->seq = s->write_seq;
+    j->file = s->file;
+    fkv_file_pin(j->file);
+    if (pthread_create(&j->thread, NULL, save, j) != 0) {
+        job_free(j);
+        return;
+    }
+    s->snap_job = j;
+}
