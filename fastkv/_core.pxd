@@ -151,3 +151,4 @@ cdef extern from "store.h" nogil:
     int fkv_debug_fail_next_flush(fkv_store *s, int err)
     int fkv_debug_pause_next_read(fkv_store *s, uint64_t ms)
     int fkv_debug_reads_paused(fkv_store *s)
+    int fkv_debug_snapshot_blocks(fkv_store *s, uint64_t *checked, uint64_t *total)

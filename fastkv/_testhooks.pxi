@@ -60,3 +60,14 @@ def _key_hash(key):
 def _crc32c(const unsigned char[:] data, unsigned int crc=0):
     """The core's CRC-32C of data. Tests only (the lanes must join right)."""
     return fkv_crc32c(crc, &data[0] if data.shape[0] else NULL, <size_t>data.shape[0])
+
+
+def _debug_snapshot_blocks(Store store):
+    """(checked, total) blocks of a snapshot's table still loading block by
+    block; (0, 0) once it is all in. Tests only."""
+    store._live()
+    cdef uint64_t checked = 0, total = 0
+    cdef int rc = fkv_debug_snapshot_blocks(store._s, &checked, &total)
+    if rc != FKV_OK:
+        _raise(store, rc, None)
+    return checked, total

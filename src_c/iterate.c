@@ -147,7 +147,7 @@ int fkv_iter_next(fkv_store *s, uint64_t *cursor, const char *prefix, size_t ple
     out->count = 0;
     if (*cursor >= FKV_ITER_END)
         return FKV_OK;
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     pending *p = NULL;

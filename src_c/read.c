@@ -48,7 +48,8 @@ static int find_locked(fkv_store *s, const char *key, size_t klen, uint32_t hash
     int rc = store_enter(s, wait);
     if (rc != FKV_OK)
         return rc;
-    rc = store_lookup(s, key, klen, hash, buf, buflen, wait, &r->f);
+    if ((rc = snapshot_ready(s, hash, wait)) == FKV_OK)
+        rc = store_lookup(s, key, klen, hash, buf, buflen, wait, &r->f);
     if (rc == FKV_OK) {
         r->file = s->file;
         fkv_file_pin(r->file);
@@ -99,6 +100,10 @@ static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *bu
         s->debug_read_pause_ms = 0;
     }
     fkv_slot slot;
+    if ((rc = snapshot_ready(s, hash, wait)) != FKV_OK) {
+        store_leave(s);
+        return rc;
+    }
     if (!first_candidate(&s->ix, hash, &slot)) {
         store_leave(s);
         return FKV_ENOTFOUND;

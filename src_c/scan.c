@@ -272,3 +272,33 @@ int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
     snapshot_covers(s, s->snapshot_status == SNAP_LOADED ? from : 0);
     return FKV_OK;
 }
+
+int scan_rebuild(fkv_store *s)
+{
+    fkv_index old = s->ix;
+    uint64_t end = s->end, live_bytes = s->live_bytes, n_ttl = s->n_ttl;
+    uint64_t tail_off = s->tail_off;
+    uint32_t tail_crc = s->tail_crc;
+    int rc = fkv_index_init(&s->ix, old.live); /* sized once: no growth during the scan */
+    if (rc != FKV_OK) {
+        s->ix = old;
+        return rc;
+    }
+    s->live_bytes = FKV_FILE_HEADER_SIZE;
+    s->n_ttl = 0;
+    rc = scan(s, FKV_FILE_HEADER_SIZE, end, OPEN_NORMAL, NULL);
+    if (rc != FKV_OK) {
+        fkv_index_free(&s->ix);
+        s->ix = old;
+        s->end = end;
+        s->live_bytes = live_bytes;
+        s->n_ttl = n_ttl;
+        s->tail_off = tail_off;
+        s->tail_crc = tail_crc;
+        return rc;
+    }
+    fkv_index_free(&old);
+    s->open_scanned = end - FKV_FILE_HEADER_SIZE;
+    s->cache_until = 0;
+    return FKV_OK;
+}

@@ -4,10 +4,11 @@
  *
  * At a clean close and after compact() the store flushes the data file,
  * then writes its hash table and counters to <data file>.idx (through a
- * temporary file that is flushed and renamed into place). The snapshot
- * covers the log up to its end E at that moment. Opening loads it, checks
- * it, and scans only the log past E, as a normal open scans (dropping a torn
- * tail). A snapshot is a cache: when any check fails, open says why in its
+ * temporary file that is flushed and renamed into place); a store in use
+ * also saves one now and then (snapshot_background.c). The snapshot covers
+ * the log up to its end E at that moment. Opening checks its header and
+ * scans only the log past E, as a normal open scans (dropping a torn tail).
+ * A snapshot is a cache: when any check fails, the store says why in its
  * stats and scans the whole log; it never fails an open.
  *
  * Layout, little-endian:
@@ -16,7 +17,7 @@
  *   12  u32 hash identity: fkv_hash of a fixed string (a changed hash function
  *           would place keys in other slots)
  *   16  u32 slot size (8)
- *   20  u32 zero
+ *   20  u32 slots per block: the smaller of the slot count and SNAP_BLOCK_SLOTS
  *   24  u64 creation time and u32 file id of the data file (record.h)
  *   36  u32 stored CRC of the record that ends at E (0 if the log is empty)
  *   40  u64 E, bytes of the data file covered
@@ -24,20 +25,27 @@
  *   56  u64 slots, a power of two
  *   64  u64 entries, 72 u64 deleted markers, 80 u64 live bytes, 88 u64
  *           entries with a deadline
- *   96  the slots, 8 bytes each (hash_index.h)
- *  end  u32 CRC-32C of everything before it
+ *   96  per block of slots (n = slots / slots per block), 16 bytes each:
+ *           u32 CRC-32C of its slots, u32 entries, u32 deleted markers,
+ *           u32 entries with a deadline
+ *   96 + 16n  u32 CRC-32C of everything before it
+ *  100 + 16n  the slots, 8 bytes each (hash_index.h)
  *
- * The checks, so that no snapshot can produce a wrong read: magic, version,
- * hash identity and slot size; the file's size against its slot count; the
- * CRC; the data file's identity (another store's snapshot, or one from
- * before a compaction or repair, names another file); E inside the data
- * file, and the record ending at E re-read and intact with the CRC the
- * snapshot recorded (a snapshot newer than the log, or an older log under a
- * newer snapshot, fails here); then a pass over the table: every entry's
- * offset inside [header, E), markers well formed, counts as stated, load
- * at most three quarters, and every entry reachable from its home slot by
- * probing. What is left unchecked is what the records themselves guard: a
- * read still confirms the key and the checksum on disk.
+ * The checks, so that no snapshot can produce a wrong read. At open: magic,
+ * version, hash identity, slot and block size; the file's size against its
+ * slot count; the CRC of header and block CRCs; the data file's identity
+ * (another store's snapshot, or one from before a compaction or repair,
+ * names another file); E inside the data file, and the record ending at E
+ * re-read and intact with the CRC the snapshot recorded (a snapshot newer
+ * than the log, or an older log under a newer snapshot, fails here); counts
+ * that fit the table (load at most three quarters) and the blocks' counts
+ * adding up to them. Then each block of slots, before any slot of it is
+ * used (snapshot_blocks.c; all at once when the log goes on past E): its
+ * CRC, every entry's offset inside [header, E), markers well formed, its
+ * counts as stated, and every entry reachable from its home slot by
+ * probing. What is left
+ * unchecked is what the records themselves guard: a read still confirms
+ * the key and the checksum on disk.
  */
 #include "store_private.h"
 #include "crc32c.h"
@@ -46,10 +54,25 @@
 #include <stdlib.h>
 
 #define SNAP_SUFFIX ".idx"
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u
 #define SNAP_HEADER SNAPSHOT_HEADER_BYTES
 #define SNAP_SLOT 8u
 static const uint8_t SNAP_MAGIC[8] = {'F', 'K', 'V', 'S', 'N', 'A', 'P', '\n'};
+
+/* Slots per block: 64 KiB, what a read's first lookup in a block loads. */
+#define SNAP_BLOCK_SLOTS 8192u
+#define SNAP_BLOCK_ENTRY 16u /* bytes per block before the slots */
+
+static uint64_t block_slots_for(uint64_t cap)
+{
+    return cap < SNAP_BLOCK_SLOTS ? cap : SNAP_BLOCK_SLOTS;
+}
+
+/* Offset of the slots in a snapshot of nblocks blocks. */
+static uint64_t body_offset(uint64_t nblocks)
+{
+    return SNAP_HEADER + SNAP_BLOCK_ENTRY * nblocks + 4;
+}
 
 static uint32_t hash_identity(void)
 {
@@ -86,6 +109,7 @@ void snapshot_header(const fkv_store *s, uint8_t *h)
     fkv_store32(h + 8, SNAP_VERSION);
     fkv_store32(h + 12, hash_identity());
     fkv_store32(h + 16, SNAP_SLOT);
+    fkv_store32(h + 20, (uint32_t)block_slots_for(s->ix.cap));
     fkv_store64(h + 24, s->ident.created_ms);
     fkv_store32(h + 32, s->ident.id);
     fkv_store32(h + 36, s->tail_crc);
@@ -101,25 +125,39 @@ void snapshot_header(const fkv_store *s, uint8_t *h)
 int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
                   const fkv_slot *table, uint64_t cap)
 {
-    uint8_t trailer[4];
-    size_t body = (size_t)cap * SNAP_SLOT;
-    uint32_t crc = fkv_crc32c(0, header, SNAP_HEADER);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint8_t *slots = (const uint8_t *)table; /* already the file's layout */
 #else
 #error "snapshot.c writes the table as it lies in memory: add a byte swap for this host"
 #endif
-    crc = fkv_crc32c(crc, slots, body);
-    fkv_store32(trailer, crc);
+    uint64_t per = block_slots_for(cap), nblocks = cap / per;
+    size_t head = (size_t)body_offset(nblocks), block = (size_t)per * SNAP_SLOT;
+    uint8_t *front = (uint8_t *)malloc(head);
+    if (!front)
+        return FKV_ENOMEM;
+    memcpy(front, header, SNAP_HEADER);
+    for (uint64_t b = 0; b < nblocks; b++) {
+        const fkv_slot *sl = table + b * per;
+        uint32_t live = 0, deleted = 0, ttl = 0;
+        for (uint64_t i = 0; i < per; i++) {
+            live += sl[i].loc > FKV_LOC_DELETED;
+            deleted += sl[i].loc == FKV_LOC_DELETED;
+            ttl += sl[i].loc >> 31;
+        }
+        uint8_t *e = front + SNAP_HEADER + SNAP_BLOCK_ENTRY * b;
+        fkv_store32(e, fkv_crc32c(0, slots + b * block, block));
+        fkv_store32(e + 4, live);
+        fkv_store32(e + 8, deleted);
+        fkv_store32(e + 12, ttl);
+    }
+    fkv_store32(front + head - 4, fkv_crc32c(0, front, head - 4));
     char *target = fkv_path_with_suffix(store_path, SNAP_SUFFIX);
     fkv_tempfile tmp;
     int rc = target ? fkv_temp_create(&tmp, store_path, SNAP_SUFFIX "-new", like_fd) : FKV_ENOMEM;
     if (rc == FKV_OK)
-        rc = fkv_write_at(tmp.fd, header, SNAP_HEADER, 0);
+        rc = fkv_write_at(tmp.fd, front, head, 0);
     if (rc == FKV_OK)
-        rc = fkv_write_at(tmp.fd, slots, body, SNAP_HEADER);
-    if (rc == FKV_OK)
-        rc = fkv_write_at(tmp.fd, trailer, sizeof trailer, SNAP_HEADER + body);
+        rc = fkv_write_at(tmp.fd, slots, (size_t)cap * SNAP_SLOT, head);
     if (rc == FKV_OK)
         rc = fkv_flush(tmp.fd);
     if (rc == FKV_OK)
@@ -127,6 +165,7 @@ int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
     if (target)
         fkv_temp_discard(&tmp);
     free(target);
+    free(front);
     return rc;
 }
 
@@ -134,6 +173,8 @@ int snapshot_write(fkv_store *s)
 {
     if (s->ident.id == 0 || s->ix.cap == 0)
         return FKV_OK; /* a format 1 file: no identity to bind a snapshot to */
+    if (s->lazy)
+        return FKV_OK; /* the table is not all in memory (and the one on disk is current) */
     snapshot_join(s, FKV_MAY_WAIT); /* the one running in the background is older */
     /* E must be durable: a snapshot that outlives the log it describes
      * would be refused at open anyway, but only if the record at E is lost. */
@@ -173,6 +214,7 @@ const char *snapshot_leftover_suffix(void) { return SNAP_SUFFIX "-new"; }
 
 typedef struct table_reader {
     int fd;
+    uint64_t body_off; /* where the slots start in the file */
     uint8_t *dst;
     size_t body;
     pthread_mutex_t mu;
@@ -188,10 +230,10 @@ static size_t chunk_at(size_t body, size_t done)
 }
 
 /* Read n bytes of the table at done into slots + done: 1 if all came. */
-static int read_chunk(int fd, uint8_t *slots, size_t done, size_t n)
+static int read_chunk(int fd, uint64_t body_off, uint8_t *slots, size_t done, size_t n)
 {
     size_t got;
-    return fkv_read_at(fd, slots + done, n, SNAP_HEADER + done, &got, FKV_MAY_WAIT) == FKV_OK &&
+    return fkv_read_at(fd, slots + done, n, body_off + done, &got, FKV_MAY_WAIT) == FKV_OK &&
            got == n;
 }
 
@@ -200,7 +242,7 @@ static void *read_ahead(void *arg)
     table_reader *r = (table_reader *)arg;
     for (size_t done = 0; done < r->body;) {
         size_t n = chunk_at(r->body, done);
-        int ok = read_chunk(r->fd, r->dst, done, n);
+        int ok = read_chunk(r->fd, r->body_off, r->dst, done, n);
         done += n;
         pthread_mutex_lock(&r->mu);
         if (ok)
@@ -227,14 +269,17 @@ static int wait_for(table_reader *r, size_t want)
     return ok;
 }
 
-/* Read the table into slots chunk by chunk, checking each and adding it to
- * *crc. FKV_OK, or SNAP_UNREADABLE as a negative number. */
-static int read_table(int fd, fkv_slot *slots, uint64_t cap, uint32_t *crc, table_check *c)
+/* Read the table into slots chunk by chunk, each block's CRC compared with
+ * its entry in block and each chunk checked (c) while in the cache. FKV_OK, or a
+ * SNAP_* status as a negative number. */
+static int read_table(int fd, uint64_t body_off, fkv_slot *slots, uint64_t cap,
+                      const snapshot_block *block, size_t block_bytes, table_check *c)
 {
     size_t body = (size_t)cap * SNAP_SLOT;
     table_reader r;
     memset(&r, 0, sizeof r);
     r.fd = fd;
+    r.body_off = body_off;
     r.dst = (uint8_t *)slots;
     r.body = body;
     pthread_t helper;
@@ -249,14 +294,16 @@ static int read_table(int fd, fkv_slot *slots, uint64_t cap, uint32_t *crc, tabl
         ahead = 0;
     }
     int rc = FKV_OK;
-    for (size_t done = 0; done < body;) {
-        size_t n = chunk_at(body, done);
+    for (size_t done = 0; done < body && rc == FKV_OK;) {
+        size_t n = chunk_at(body, done); /* a whole number of blocks */
         uint8_t *at = (uint8_t *)slots + done;
-        if (ahead ? !wait_for(&r, done + n) : !read_chunk(fd, (uint8_t *)slots, done, n)) {
-            rc = -1;
+        if (ahead ? !wait_for(&r, done + n) : !read_chunk(fd, body_off, (uint8_t *)slots, done, n)) {
+            rc = -SNAP_UNREADABLE;
             break;
         }
-        *crc = fkv_crc32c(*crc, at, n);
+        for (size_t b = 0; b < n; b += block_bytes)
+            if (fkv_crc32c(0, at + b, block_bytes) != block[(done + b) / block_bytes].crc)
+                rc = -SNAP_BAD_CHECKSUM;
         table_check_slots(c, (const fkv_slot *)at, done / SNAP_SLOT, n / SNAP_SLOT);
         done += n;
     }
@@ -269,6 +316,19 @@ static int read_table(int fd, fkv_slot *slots, uint64_t cap, uint32_t *crc, tabl
         pthread_mutex_destroy(&r.mu);
     }
     return rc;
+}
+
+int snapshot_load_all(snapshot_lazy *L, fkv_slot *slots, uint64_t cap)
+{
+    table_check check;
+    table_check_start(&check, cap, L->end);
+    int rc = read_table(L->fd, L->body_off, slots, cap, L->block,
+                        (size_t)L->block_slots * SNAP_SLOT, &check);
+    if (rc != FKV_OK)
+        return -rc;
+    if (!table_check_done(&check, L->live, L->deleted, L->n_ttl))
+        return SNAP_BAD_TABLE;
+    return SNAP_LOADED;
 }
 
 /* The record that ends at E: intact, and the one the snapshot saw. */
@@ -293,6 +353,89 @@ static int tail_ok(const fkv_store *s, uint64_t end, uint64_t tail_off, uint32_t
     return ok;
 }
 
+/* Read and check the header (into h) and block CRCs of the snapshot open
+ * on fd for a data file of size bytes: SNAP_LOADED with *out filled (the
+ * fd passes to it), or why not. */
+static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
+                       snapshot_lazy **out)
+{
+    struct stat st;
+    size_t got;
+    if (fstat(fd, &st) != 0 || fkv_read_at(fd, h, SNAP_HEADER, 0, &got, FKV_MAY_WAIT) != FKV_OK)
+        return SNAP_UNREADABLE;
+    if (got < SNAP_HEADER || memcmp(h, SNAP_MAGIC, 8) != 0 || fkv_load32(h + 8) != SNAP_VERSION ||
+        fkv_load32(h + 12) != hash_identity() || fkv_load32(h + 16) != SNAP_SLOT)
+        return SNAP_BAD_HEADER;
+    uint64_t cap = fkv_load64(h + 56);
+    if (cap < 16 || cap > FKV_INDEX_MAX_CAP || (cap & (cap - 1)) != 0)
+        return SNAP_BAD_SIZE;
+    uint64_t per = block_slots_for(cap), nblocks = cap / per, head = body_offset(nblocks);
+    if (fkv_load32(h + 20) != per)
+        return SNAP_BAD_HEADER;
+    if ((uint64_t)st.st_size != head + cap * SNAP_SLOT)
+        return SNAP_BAD_SIZE;
+    if (fkv_load64(h + 24) != s->ident.created_ms || fkv_load32(h + 32) != s->ident.id)
+        return SNAP_OTHER_FILE;
+    uint64_t end = fkv_load64(h + 40);
+    if (end < FKV_FILE_HEADER_SIZE || end > size)
+        return SNAP_BAD_END;
+    snapshot_lazy *L = (snapshot_lazy *)calloc(1, sizeof *L);
+    uint8_t *front = (uint8_t *)malloc((size_t)head);
+    if (L) {
+        L->block = (snapshot_block *)malloc((size_t)nblocks * sizeof *L->block);
+        L->state = (uint8_t *)calloc((size_t)nblocks, 1);
+    }
+    int status = SNAP_NO_MEMORY;
+    if (!L || !front || !L->block || !L->state)
+        goto fail;
+    status = SNAP_UNREADABLE;
+    memcpy(front, h, SNAP_HEADER);
+    if (fkv_read_at(fd, front + SNAP_HEADER, (size_t)(head - SNAP_HEADER), SNAP_HEADER, &got,
+                    FKV_MAY_WAIT) != FKV_OK ||
+        got != head - SNAP_HEADER)
+        goto fail;
+    status = SNAP_BAD_CHECKSUM;
+    if (fkv_crc32c(0, front, (size_t)head - 4) != fkv_load32(front + head - 4))
+        goto fail;
+    uint64_t live = 0, deleted = 0, ttl = 0;
+    for (uint64_t b = 0; b < nblocks; b++) {
+        const uint8_t *e = front + SNAP_HEADER + SNAP_BLOCK_ENTRY * b;
+        snapshot_block *k = &L->block[b];
+        k->crc = fkv_load32(e);
+        live += k->live = fkv_load32(e + 4);
+        deleted += k->deleted = fkv_load32(e + 8);
+        ttl += k->ttl = fkv_load32(e + 12);
+    }
+    L->live = fkv_load64(h + 64);
+    L->deleted = fkv_load64(h + 72);
+    L->n_ttl = fkv_load64(h + 88);
+    uint64_t live_bytes = fkv_load64(h + 80);
+    status = SNAP_BAD_TABLE;
+    if (live_bytes < FKV_FILE_HEADER_SIZE || live_bytes > end || L->n_ttl > L->live ||
+        L->live > cap || L->deleted > cap || (L->live + L->deleted) * 4 > cap * 3 ||
+        live != L->live || deleted != L->deleted || ttl != L->n_ttl)
+        goto fail;
+    status = SNAP_TAIL_MISMATCH;
+    if (!tail_ok(s, end, fkv_load64(h + 48), fkv_load32(h + 36)))
+        goto fail;
+    free(front);
+    L->fd = fd;
+    L->body_off = head;
+    L->block_slots = per;
+    L->nblocks = nblocks;
+    L->end = end;
+    *out = L;
+    return SNAP_LOADED;
+fail:
+    free(front);
+    if (L) {
+        free(L->block);
+        free(L->state);
+    }
+    free(L);
+    return status;
+}
+
 int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
 {
     if (s->ident.id == 0)
@@ -304,71 +447,36 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     free(path);
     if (fd < 0)
         return errno == ENOENT ? SNAP_MISSING : SNAP_UNREADABLE;
-    int status = SNAP_UNREADABLE;
-    fkv_slot *slots = NULL;
+    uint8_t h[SNAP_HEADER];
+    snapshot_lazy *L = NULL;
+    int status = check_front(s, fd, size, h, &L);
     fkv_index loaded = {NULL, 0, 0, 0, 0};
-    uint8_t h[SNAP_HEADER], trailer[4];
-    struct stat st;
-    size_t got;
-    if (fstat(fd, &st) != 0 || fkv_read_at(fd, h, sizeof h, 0, &got, FKV_MAY_WAIT) != FKV_OK)
-        goto done;
-    status = SNAP_BAD_HEADER;
-    if (got < sizeof h || memcmp(h, SNAP_MAGIC, 8) != 0 || fkv_load32(h + 8) != SNAP_VERSION ||
-        fkv_load32(h + 12) != hash_identity() || fkv_load32(h + 16) != SNAP_SLOT ||
-        fkv_load32(h + 20) != 0)
-        goto done;
-    uint64_t cap = fkv_load64(h + 56);
-    status = SNAP_BAD_SIZE;
-    if (cap < 16 || cap > FKV_INDEX_MAX_CAP || (cap & (cap - 1)) != 0 ||
-        (uint64_t)st.st_size != SNAP_HEADER + cap * SNAP_SLOT + sizeof trailer)
-        goto done;
-    status = SNAP_OTHER_FILE;
-    if (fkv_load64(h + 24) != s->ident.created_ms || fkv_load32(h + 32) != s->ident.id)
-        goto done;
-    uint64_t end = fkv_load64(h + 40);
-    status = SNAP_BAD_END;
-    if (end < FKV_FILE_HEADER_SIZE || end > size)
-        goto done;
-    status = SNAP_TAIL_MISMATCH;
-    if (!tail_ok(s, end, fkv_load64(h + 48), fkv_load32(h + 36)))
-        goto done;
-    status = SNAP_NO_MEMORY;
-    if (fkv_index_alloc(&loaded, cap) != FKV_OK)
-        goto done;
-    slots = loaded.slots;
-    status = SNAP_UNREADABLE;
-    uint32_t crc = fkv_crc32c(0, h, sizeof h);
-    table_check check;
-    table_check_start(&check, cap, end);
-    size_t body = (size_t)cap * SNAP_SLOT;
-    if (read_table(fd, slots, cap, &crc, &check) != FKV_OK ||
-        fkv_read_at(fd, trailer, sizeof trailer, SNAP_HEADER + body, &got, FKV_MAY_WAIT) !=
-            FKV_OK || got != sizeof trailer)
-        goto done;
-    status = SNAP_BAD_CHECKSUM;
-    if (crc != fkv_load32(trailer))
-        goto done;
-    uint64_t live = fkv_load64(h + 64), deleted = fkv_load64(h + 72);
-    uint64_t live_bytes = fkv_load64(h + 80), n_ttl = fkv_load64(h + 88);
-    status = SNAP_BAD_TABLE;
-    if (live_bytes < FKV_FILE_HEADER_SIZE || live_bytes > end ||
-        !table_check_done(&check, live, deleted, n_ttl))
-        goto done;
-    loaded.live = live;
-    loaded.deleted = deleted;
+    if (status == SNAP_LOADED && fkv_index_alloc(&loaded, fkv_load64(h + 56)) != FKV_OK)
+        status = SNAP_NO_MEMORY;
+    /* With log past E to scan, the whole table is needed now; otherwise
+     * each block is loaded when a read first needs it. */
+    if (status == SNAP_LOADED && L->end < size)
+        status = snapshot_load_all(L, loaded.slots, loaded.cap);
+    if (status != SNAP_LOADED) {
+        fkv_index_free(&loaded);
+        snapshot_lazy_free(L); /* closes fd */
+        if (!L)
+            close(fd);
+        return status;
+    }
+    loaded.live = L->live;
+    loaded.deleted = L->deleted;
     fkv_index_free(&s->ix);
     s->ix = loaded;
-    slots = NULL;
-    s->end = end;
-    s->live_bytes = live_bytes;
-    s->n_ttl = n_ttl;
+    s->end = L->end;
+    s->live_bytes = fkv_load64(h + 80);
+    s->n_ttl = L->n_ttl;
     s->tail_off = fkv_load64(h + 48);
     s->tail_crc = fkv_load32(h + 36);
-    *covered = end;
-    status = SNAP_LOADED;
-done:
-    if (slots)
-        fkv_index_free(&loaded);
-    close(fd);
-    return status;
+    *covered = L->end;
+    if (L->end < size)
+        snapshot_lazy_free(L);
+    else
+        s->lazy = L;
+    return SNAP_LOADED;
 }

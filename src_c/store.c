@@ -44,6 +44,14 @@ int store_enter(fkv_store *s, fkv_wait wait)
     return FKV_OK;
 }
 
+int store_enter_all(fkv_store *s)
+{
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc == FKV_OK && FKV_UNLIKELY(s->lazy) && (rc = snapshot_finish(s)) != FKV_OK)
+        store_leave(s);
+    return rc;
+}
+
 /* ---- lookup and count ---------------------------------------------------- */
 
 FKV_STATIC_ASSERT(FKV_MAX_FILE_SIZE <= FKV_MAP_BYTES, "a whole data file fits its mapping");
@@ -173,6 +181,7 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     if (rc == FKV_OK)
         rc = scan_load(s, mode, rep);
     if (rc != FKV_OK) {
+        snapshot_lazy_free(s->lazy);
         if (s->file)
             fkv_file_release(s->file);
         fkv_index_free(&s->ix);
@@ -201,6 +210,8 @@ int fkv_close(fkv_store *s)
             close(s->file->fd);
             free(s->file);
         }
+        if (s->lazy)
+            close(s->lazy->fd);
         s->file = NULL;
         s->closed = 1;
         return FKV_OK;
@@ -214,6 +225,8 @@ int fkv_close(fkv_store *s)
         if (s->flush_errno == 0 && s->snapshot_seq != s->write_seq)
             (void)snapshot_write(s);
         s->closed = 1;
+        snapshot_lazy_free(s->lazy); /* reads only since open: nothing to save */
+        s->lazy = NULL;
         fkv_file_release(s->file);
         s->file = NULL;
         fkv_index_free(&s->ix);
@@ -261,7 +274,7 @@ int store_finish_record(int fd, uint8_t *buf, found *f, fkv_wait wait)
 
 int fkv_count(fkv_store *s, uint64_t *n)
 {
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     rc = store_count_live(s, fkv_now_ms(), n);
@@ -271,7 +284,7 @@ int fkv_count(fkv_store *s, uint64_t *n)
 
 int fkv_compact(fkv_store *s, fkv_progress *progress)
 {
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     s->progress = progress;
@@ -287,7 +300,7 @@ int fkv_compact(fkv_store *s, fkv_progress *progress)
 
 int fkv_get_stats(fkv_store *s, fkv_stats *st)
 {
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     rc = store_count_live(s, fkv_now_ms(), &st->live_keys);

@@ -232,4 +232,8 @@ int fkv_debug_reads_paused(fkv_store *s);
 /* Make the next flush fail with err instead of calling fdatasync. Tests. */
 int fkv_debug_fail_next_flush(fkv_store *s, int err);
 
+/* Blocks of the snapshot's table checked so far and in all, while it is
+ * still loading block by block (0 and 0 once it is all in). Tests. */
+int fkv_debug_snapshot_blocks(fkv_store *s, uint64_t *checked, uint64_t *total);
+
 #endif /* FKV_STORE_H */

@@ -13,6 +13,8 @@
  *              steps over damage)
  *   snapshot.c the index saved beside the data file, loaded at open so that
  *              only the log past it is scanned
+ *   snapshot_blocks.c  the snapshot's table loaded block by block as reads
+ *              first need it
  *   snapshot_background.c  snapshots saved while the store is in use, by a
  *              thread that holds no lock
  *   compact.c  rewriting the file with live records only
@@ -42,6 +44,28 @@
 #define COMPACT_SUFFIX ".compact"
 #define REPAIR_SUFFIX ".repair"
 
+/* What a snapshot states of one block of its table. */
+typedef struct snapshot_block {
+    uint32_t crc, live, deleted, ttl;
+} snapshot_block;
+
+/* A snapshot's table loaded block by block as reads first need it
+ * (snapshot_blocks.c), while nothing but reads has used the store since it
+ * opened: the first call of any other kind loads the rest. */
+typedef struct snapshot_lazy {
+    int fd;               /* the snapshot file, open until every block is in */
+    int failed;           /* the SNAP_* status a block failed with, else 0 */
+    uint64_t body_off;    /* where its slots start */
+    uint64_t block_slots; /* a power of two */
+    uint64_t nblocks;
+    uint64_t end;         /* E: entries point below it */
+    uint64_t live, deleted, n_ttl; /* as its header states */
+    uint64_t read;        /* blocks read, their CRC right */
+    uint64_t checked;     /* blocks checked slot by slot */
+    uint8_t *state;       /* per block: LAZY_ABSENT, LAZY_READ or LAZY_CHECKED */
+    snapshot_block *block; /* per block, as the snapshot states */
+} snapshot_lazy;
+
 struct fkv_store {
     pthread_mutex_t mu;
     fkv_file *file;         /* the data file; NULL once closed */
@@ -49,6 +73,7 @@ struct fkv_store {
     uint64_t fork_gen;      /* fork generation at open: differs in a child */
     char *path;
     fkv_index ix;
+    snapshot_lazy *lazy;    /* blocks of the snapshot's table still to load, or NULL */
     uint64_t end;           /* append offset: bytes of valid log */
     uint64_t live_bytes;    /* header + records the index points to */
     uint64_t n_ttl;         /* index entries whose record has a deadline */
@@ -190,6 +215,10 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
  * With FKV_NO_WAIT, FKV_EAGAIN instead of waiting for it (store.c). */
 int store_enter(fkv_store *s, fkv_wait wait);
 
+/* store_enter for every call but a read's lookup: those may touch any slot,
+ * so a snapshot's table still loading block by block is loaded whole. */
+int store_enter_all(fkv_store *s);
+
 static inline void store_leave(fkv_store *s) { pthread_mutex_unlock(&s->mu); }
 
 /* Complete a record found by a lookup: read the rest of it from fd into
@@ -223,8 +252,35 @@ enum {
 
 /* Load and check the snapshot of s's data file (size bytes), replacing the
  * empty index; *covered is the log offset it covers. A SNAP_* status; on
- * anything but SNAP_LOADED the store is as it was. */
+ * anything but SNAP_LOADED the store is as it was. When the snapshot
+ * covers the whole log, its table is left to load block by block (s->lazy). */
 int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered);
+
+/* Read and check every block of L's table into slots at once (snapshot.c):
+ * SNAP_LOADED or why not. */
+int snapshot_load_all(snapshot_lazy *L, fkv_slot *slots, uint64_t cap);
+
+/* Close L's file and free it; NULL is ignored (snapshot_blocks.c). */
+void snapshot_lazy_free(snapshot_lazy *L);
+
+int snapshot_ready_path(fkv_store *s, uint32_t hash, fkv_wait wait);
+
+/* Before a read probes for hash: the blocks on its probe path loaded and
+ * checked. FKV_OK; FKV_EAGAIN with FKV_NO_WAIT when a block must be read;
+ * or, when a block failed its checks and the log could not be scanned in
+ * its place, that scan's error. */
+static inline int snapshot_ready(fkv_store *s, uint32_t hash, fkv_wait wait)
+{
+    return FKV_LIKELY(!s->lazy) ? FKV_OK : snapshot_ready_path(s, hash, wait);
+}
+
+/* Load and check every block still to come (or, if one fails, rebuild the
+ * index by a scan of the log): FKV_OK, or the scan's error. */
+int snapshot_finish(fkv_store *s);
+
+/* Rebuild the index from the whole log (scan.c), for a snapshot found bad
+ * after open; on failure the index is left as it was. */
+int scan_rebuild(fkv_store *s);
 
 /* Flush the data file, then save the index beside it (renamed into place). */
 int snapshot_write(fkv_store *s);

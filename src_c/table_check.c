@@ -139,3 +139,21 @@ int table_check_done(const table_check *c, uint64_t live, uint64_t deleted, uint
            c->n_live == live && c->n_deleted == deleted && c->n_dl == n_ttl &&
            (live + deleted) * 4 <= c->cap * 3;
 }
+
+int table_check_block(table_check *c, const fkv_slot *sl, uint64_t from, size_t n, uint64_t run)
+{
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        fkv_slot x = sl[i];
+        uint32_t loc = x.loc, off = loc & FKV_LOC_OFFSET_MASK;
+        uint64_t entry = loc > FKV_LOC_DELETED;
+        uint64_t dist = (from + i - (FKV_SLOT_HASH(x.hash) >> c->shift)) & c->mask;
+        c->n_live += entry;
+        c->n_deleted += loc == FKV_LOC_DELETED;
+        c->n_dl += loc >> 31;
+        bad |= (entry & ((off < c->first_off) | (off > c->last_off) | (dist > run))) |
+               ((1 - entry) & (x.hash != 0));
+        run = loc == FKV_LOC_EMPTY ? 0 : run + 1;
+    }
+    return !bad;
+}

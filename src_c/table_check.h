@@ -38,4 +38,11 @@ void table_check_slots(table_check *c, const fkv_slot *sl, uint64_t from, size_t
  * deleted markers and entries with a deadline as stated. */
 int table_check_done(const table_check *c, uint64_t live, uint64_t deleted, uint64_t n_ttl);
 
+/* One block of a table checked on its own, slots [from, from + n), where
+ * run is the number of non-empty slots just before from (counting back,
+ * wrapping, to the nearest empty one): the same per-slot checks, and each
+ * entry reachable (no farther from its home than the run of non-empty
+ * slots before it). Adds the block's counts to c's; 1 if it passed. */
+int table_check_block(table_check *c, const fkv_slot *sl, uint64_t from, size_t n, uint64_t run);
+
 #endif /* FKV_TABLE_CHECK_H */

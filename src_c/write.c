@@ -133,7 +133,7 @@ static int write_entry(fkv_store *s, const char *key, size_t klen, const uint8_t
         return FKV_EVALUE;
     if (kind == DEADLINE_TTL_S && when > FKV_TTL_MAX_S)
         return FKV_ETTL;
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     if ((rc = commit_writable(s)) == FKV_OK)
@@ -196,7 +196,7 @@ int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s)
         return FKV_EKEY;
     if (ttl_s > FKV_TTL_MAX_S)
         return FKV_ETTL;
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     if ((rc = commit_writable(s)) == FKV_OK)
@@ -234,7 +234,7 @@ int fkv_delete(fkv_store *s, const char *key, size_t klen)
 {
     if (!key_len_ok(klen))
         return FKV_EKEY;
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     if ((rc = commit_writable(s)) == FKV_OK)
@@ -305,7 +305,7 @@ static int put_batch_locked(fkv_store *s, const fkv_put_item *items, size_t n, s
 int fkv_put_batch(fkv_store *s, const fkv_put_item *items, size_t n, size_t *done)
 {
     *done = 0;
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
     if ((rc = commit_writable(s)) == FKV_OK)

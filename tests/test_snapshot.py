@@ -228,22 +228,33 @@ def test_garbage_of_the_right_size_is_refused(store_path: Path, tmp_path: Path) 
     assert reopen_matches_truth(store_path, tmp_path) == "bad header"
 
 
+def layout(snap: bytes | bytearray) -> tuple[int, int, int]:
+    """Slots, slots per block and where the slots start (snapshot.c)."""
+    cap, per = struct.unpack_from("<Q", snap, 56)[0], struct.unpack_from("<I", snap, 20)[0]
+    return cap, per, 96 + 16 * (cap // per) + 4
+
+
+def reseal(data: bytearray) -> bytes:
+    """Fix up every CRC of a snapshot whose fields were changed."""
+    cap, per, body = layout(data)
+    for b in range(cap // per):
+        block = bytes(data[body + 8 * per * b: body + 8 * per * (b + 1)])
+        struct.pack_into("<I", data, 96 + 16 * b, _core._crc32c(block))
+    struct.pack_into("<I", data, body - 4, _core._crc32c(bytes(data[:body - 4])))
+    return bytes(data)
+
+
 def test_a_crafted_table_with_a_valid_checksum_is_refused(store_path: Path, tmp_path: Path) -> None:
-    """Fields changed and the checksum fixed up: the table checks still
+    """Fields changed and the checksums fixed up: the table checks still
     catch an entry out of range, wrong counts, and an unreachable entry."""
     fill(store_path, 300)
     original = bytearray(snap_of(store_path).read_bytes())
-    cap = struct.unpack_from("<Q", original, 56)[0]
-
-    def write_with_crc(data: bytearray) -> None:
-        struct.pack_into("<I", data, len(data) - 4, _core._crc32c(bytes(data[:-4])))
-        snap_of(store_path).write_bytes(bytes(data))
-
-    slots = [struct.unpack_from("<II", original, 96 + 8 * i) for i in range(cap)]
+    cap, _, body = layout(original)
+    slots = [struct.unpack_from("<II", original, body + 8 * i) for i in range(cap)]
     entry = next(i for i, (_, loc) in enumerate(slots) if loc > 1)
     crafted = []
     d = bytearray(original)  # an offset past the end of the log
-    struct.pack_into("<II", d, 96 + 8 * entry, slots[entry][0], 0x7FFFFFF0)
+    struct.pack_into("<II", d, body + 8 * entry, slots[entry][0], 0x7FFFFFF0)
     crafted.append(d)
     d = bytearray(original)  # one entry more than the table holds
     struct.pack_into("<Q", d, 64, struct.unpack_from("<Q", original, 64)[0] + 1)
@@ -252,11 +263,11 @@ def test_a_crafted_table_with_a_valid_checksum_is_refused(store_path: Path, tmp_
     # before reaching it (its old slot emptied: the counts stay right)
     empties = [i for i in range(entry + 1, cap) if slots[i][1] == 0]
     d = bytearray(original)
-    struct.pack_into("<II", d, 96 + 8 * empties[1], *slots[entry])
-    struct.pack_into("<II", d, 96 + 8 * entry, 0, 0)
+    struct.pack_into("<II", d, body + 8 * empties[1], *slots[entry])
+    struct.pack_into("<II", d, body + 8 * entry, 0, 0)
     crafted.append(d)
     for data in crafted:
-        write_with_crc(data)
+        snap_of(store_path).write_bytes(reseal(data))
         assert reopen_matches_truth(store_path, tmp_path) == "table failed its checks"
 
 
@@ -355,3 +366,213 @@ def test_background_snapshots_bound_the_scan_after_sigkill(tmp_path: Path) -> No
             assert contents(db) == expected
             for i in range(acked):
                 assert db.read(f"n{i}")["i"] == i
+
+
+def read_each(db: DataStore, keys: list[str]) -> dict[str, Any]:
+    """Every key looked up on its own (reads only: no call that loads the
+    whole table), the missing ones left out."""
+    found = {}
+    for k in keys:
+        try:
+            found[k] = db._read_with_deadline(k)
+        except fastkv.KeyNotFoundError:
+            pass
+    return found
+
+
+def many(path: Path, n: int = 30_000) -> list[str]:
+    """A store whose table spans many blocks; the keys ever written."""
+    with DataStore(path) as db:
+        for i in range(n):
+            db.create(f"k{i}", {"i": i}, ttl=3600 if i % 3 == 0 else None)
+        for i in range(0, n, 7):
+            db.delete(f"k{i}")
+    return [f"k{i}" for i in range(n)] + [f"absent{i}" for i in range(200)]
+
+
+def test_a_reopen_reads_only_the_blocks_its_reads_need(store_path: Path, tmp_path: Path) -> None:
+    keys = many(store_path)
+    expected = truth(store_path, tmp_path)
+    with DataStore(store_path) as db:
+        checked, total = _core._debug_snapshot_blocks(db)
+        assert (checked, total) == (0, 8)  # 65,536 slots in blocks of 8,192
+        assert db.read("k1") == {"i": 1}
+        checked, _ = _core._debug_snapshot_blocks(db)
+        assert checked in (1, 2)  # the home block, and the next if the path runs on
+        got = read_each(db, random.Random(4).sample(keys, len(keys)))
+        assert got == expected
+        assert _core._debug_snapshot_blocks(db) == (0, 0)  # all in: the file let go
+        st = db.stats()
+        assert st["open_path"] == "snapshot" and st["snapshot"] == "loaded"
+
+
+def test_any_other_call_loads_the_rest_first(store_path: Path, tmp_path: Path) -> None:
+    keys = many(store_path)
+    for call in ("put", "delete", "iterate", "len", "stats", "compact"):
+        expected = truth(store_path, tmp_path)
+        with DataStore(store_path) as db:
+            assert db.read("k1") == {"i": 1}
+            assert _core._debug_snapshot_blocks(db)[0] > 0
+            if call == "put":
+                db.put("k2", {"i": "two"})
+                expected["k2"] = ({"i": "two"}, None)
+            elif call == "delete":
+                db.delete("k4")
+                del expected["k4"]
+            elif call == "iterate":
+                assert sorted(db) == sorted(expected)
+            elif call == "len":
+                assert len(db) == len(expected)
+            elif call == "stats":
+                assert db.stats()["open_path"] == "snapshot"
+            else:
+                db.compact()
+            assert _core._debug_snapshot_blocks(db) == (0, 0), call
+            assert read_each(db, keys) == expected
+        with DataStore(store_path) as db:
+            assert read_each(db, keys) == expected, call
+
+
+def damage_block(path: Path, block: int, how: str) -> None:
+    snap = bytearray(snap_of(path).read_bytes())
+    cap, per, body = layout(snap)
+    start = body + 8 * per * block
+    if how == "bit":  # its CRC no longer matches
+        snap[start + 8 * 100 + 5] ^= 0x20
+        snap_of(path).write_bytes(bytes(snap))
+        return
+    # an entry made unreachable, every CRC fixed up: only the slot checks see it
+    slots = [struct.unpack_from("<II", snap, start + 8 * i) for i in range(per)]
+    i = next(i for i in range(per - 1) if slots[i][1] > 1 and slots[i + 1][1] == 0)
+    j = next(j for j in range(i + 2, per) if slots[j][1] == 0)
+    struct.pack_into("<II", snap, start + 8 * (j + 1 if j + 1 < per else j), *slots[i])
+    struct.pack_into("<II", snap, start + 8 * i, 0, 0)
+    snap_of(path).write_bytes(reseal(snap))
+
+
+@pytest.mark.parametrize("how, why", [("bit", "checksum failed"),
+                                      ("crafted", "table failed its checks")])
+def test_a_bad_block_found_by_a_read_means_a_full_scan(
+        store_path: Path, tmp_path: Path, how: str, why: str) -> None:
+    keys = many(store_path)
+    original = snap_of(store_path).read_bytes()
+    expected = truth(store_path, tmp_path)
+    for block in (0, 3, 7):
+        damage_block(store_path, block, how)
+        with DataStore(store_path) as db:
+            # reads that need other blocks are answered from the snapshot;
+            # the first that needs the bad one scans the log instead
+            assert read_each(db, keys) == expected
+            assert _core._debug_snapshot_blocks(db) == (0, 0)
+            st = db.stats()
+            assert (st["open_path"], st["snapshot"]) == ("scan", why), block
+            assert st["open_scanned_bytes"] == st["file_bytes"] - 32
+        with DataStore(store_path) as db:  # that close saved a good one
+            assert db.stats()["snapshot"] == "loaded"
+        snap_of(store_path).write_bytes(original)
+
+
+SNAP_FUZZ = r"""
+import os, random, shutil, struct, sys
+import fastkv
+from fastkv import DataStore, _core
+
+workdir, seed, cases = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+base = os.path.join(workdir, "base.fkv")
+with DataStore(base) as db:
+    for i in range(12000):
+        db.create(f"k{i}", {"i": i}, ttl=rng.choice([None, 3600]))
+    for i in range(0, 12000, 9):
+        db.delete(f"k{i}")
+good_snap = open(base + ".idx", "rb").read()
+alone = os.path.join(workdir, "alone.fkv")
+shutil.copyfile(base, alone)
+keys = [f"k{i}" for i in range(12000)] + ["absent"]
+
+def answers(db, sample):
+    out = {}
+    for k in sample:
+        try:
+            out[k] = db._read_with_deadline(k)
+        except fastkv.KeyNotFoundError:
+            out[k] = None
+    return out
+
+with DataStore(alone) as db:
+    truth = answers(db, keys)
+
+def reseal(d):
+    cap, per = struct.unpack_from("<Q", d, 56)[0], struct.unpack_from("<I", d, 20)[0]
+    if per == 0 or cap % per or cap > 1 << 20:
+        return d
+    body = 96 + 16 * (cap // per) + 4
+    if body + 8 * cap != len(d):
+        return d
+    for b in range(cap // per):
+        blk = bytes(d[body + 8 * per * b: body + 8 * per * (b + 1)])
+        struct.pack_into("<I", d, 96 + 16 * b, _core._crc32c(blk))
+    struct.pack_into("<I", d, body - 4, _core._crc32c(bytes(d[:body - 4])))
+    return d
+
+def mutate():
+    d = bytearray(good_snap)
+    kind = rng.randrange(6)
+    if kind == 0:  # random bytes anywhere
+        for _ in range(rng.randrange(1, 20)):
+            d[rng.randrange(len(d))] = rng.randrange(256)
+    elif kind == 1:  # truncated
+        del d[rng.randrange(len(d)):]
+    elif kind == 2:  # header fields, checksums fixed up
+        p = rng.randrange(0, 96, 4)
+        struct.pack_into("<I", d, p, rng.choice([0, 1, 2, 0xFFFFFFFF, rng.randrange(1 << 32)]))
+        reseal(d)
+    elif kind == 3:  # slots rewritten, checksums fixed up
+        cap, per = struct.unpack_from("<Q", d, 56)[0], struct.unpack_from("<I", d, 20)[0]
+        body = 96 + 16 * (cap // per) + 4
+        for _ in range(rng.randrange(1, 30)):
+            i, j = rng.randrange(cap), rng.randrange(cap)
+            op = rng.randrange(4)
+            if op == 0:  # swap two slots
+                a, b = d[body + 8 * i: body + 8 * i + 8], d[body + 8 * j: body + 8 * j + 8]
+                d[body + 8 * i: body + 8 * i + 8], d[body + 8 * j: body + 8 * j + 8] = b, a
+            elif op == 1:  # emptied
+                d[body + 8 * i: body + 8 * i + 8] = bytes(8)
+            elif op == 2:  # a random word
+                struct.pack_into("<I", d, body + 8 * i + rng.choice([0, 4]), rng.randrange(1 << 32))
+            else:  # every slot filled: probing must still stop
+                d[body:] = d[body + 8 * i: body + 8 * i + 8] * cap
+        reseal(d)
+    elif kind == 4:  # garbage of the right size
+        d = bytearray(os.urandom(len(d)))
+    else:  # the good one: must load
+        pass
+    return bytes(d), kind
+
+loaded = 0
+for case in range(cases):
+    path = os.path.join(workdir, f"case{case % 3}.fkv")
+    shutil.copyfile(base, path)
+    snap, kind = mutate()
+    with open(path + ".idx", "wb") as f:
+        f.write(snap)
+    sample = rng.sample(keys, 400) + ["absent"]
+    with DataStore(path) as db:
+        got = answers(db, sample)
+        bad = {k: (got[k], truth[k]) for k in sample if got[k] != truth[k]}
+        assert not bad, f"case {case} kind {kind}: {list(bad.items())[:3]}"
+        st = db.stats()
+        assert kind != 5 or st["snapshot"] == "loaded", st
+        loaded += st["snapshot"] == "loaded"
+        assert {k: db._read_with_deadline(k) for k in db} == {k: v for k, v in truth.items() if v}
+print(loaded)
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fuzzed_snapshots_never_crash_hang_or_answer_wrong(tmp_path: Path, seed: int) -> None:
+    cases = int(os.environ.get("FASTKV_FUZZ_CASES", "300")) // 3
+    res = subprocess.run([sys.executable, "-c", SNAP_FUZZ, str(tmp_path), str(seed), str(cases)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"seed {seed}: exit {res.returncode}\n{res.stderr[-3000:]}"
+    assert int(res.stdout) > 0  # the unchanged ones loaded
