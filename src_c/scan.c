@@ -113,7 +113,10 @@ static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_heade
 {
     scan_item batch[SCAN_BATCH];
     size_t nb = 0;
-    int rc = fkv_index_reserve(&s->ix, SCAN_BATCH);
+    /* Past a snapshot whose table loads block by block, records wait for
+     * their home block (snapshot_blocks.c) instead of touching the table. */
+    int defer = s->lazy && s->lazy->deferring;
+    int rc = defer ? FKV_OK : fkv_index_reserve(&s->ix, SCAN_BATCH);
     if (rc != FKV_OK)
         return rc;
     for (;;) {
@@ -121,13 +124,26 @@ static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_heade
         batch[nb].off = *off;
         batch[nb].h = h;
         batch[nb].hash = fkv_hash(rec + FKV_REC_HEADER_SIZE, h.klen);
-        FKV_PREFETCH(&s->ix.slots[fkv_index_home(&s->ix, batch[nb].hash)]);
+        if (!defer)
+            FKV_PREFETCH(&s->ix.slots[fkv_index_home(&s->ix, batch[nb].hash)]);
         *off += fkv_record_size(&h);
         if (++nb == SCAN_BATCH || *off >= w->limit || !intact_in_window(w, *off, &h))
             break;
     }
     for (size_t i = 0; i < nb; i++) {
-        rc = apply(s, fkv_window_at(w, batch[i].off), &batch[i].h, batch[i].off, batch[i].hash);
+        if (s->lazy && s->lazy->deferring) {
+            /* applied when its block is first needed, or by the load of
+             * the whole table (or the scan) that too many such records
+             * start, which covers the log up to s->end: this one too */
+            s->end = batch[i].off + fkv_record_size(&batch[i].h);
+            rc = snapshot_defer(s, batch[i].off, batch[i].hash);
+        } else {
+            if (defer) /* that load came inside this batch: no room was reserved */
+                rc = fkv_index_reserve(&s->ix, 1);
+            if (rc == FKV_OK)
+                rc = apply(s, fkv_window_at(w, batch[i].off), &batch[i].h, batch[i].off,
+                           batch[i].hash);
+        }
         if (rc != FKV_OK)
             return rc;
         if (rep) {
@@ -267,6 +283,8 @@ int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
     s->open_scanned = size - from;
     if ((rc = scan(s, from, size, mode, rep)) != FKV_OK)
         return rc;
+    if (s->lazy && (rc = snapshot_tail_scanned(s)) != FKV_OK)
+        return rc;
     if (s->snapshot_status == SNAP_LOADED && s->end == from)
         s->snapshot_seq = s->write_seq; /* nothing past it: the snapshot is current */
     snapshot_covers(s, s->snapshot_status == SNAP_LOADED ? from : 0);
@@ -301,4 +319,28 @@ int scan_rebuild(fkv_store *s)
     s->open_scanned = end - FKV_FILE_HEADER_SIZE;
     s->cache_until = 0;
     return FKV_OK;
+}
+
+int scan_apply_at(fkv_store *s, uint64_t off, uint32_t hash)
+{
+    uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
+    size_t want = sizeof rec, got = 0;
+    if (off >= s->end)
+        return fkv_corrupt_at(off);
+    if (want > s->end - off)
+        want = (size_t)(s->end - off);
+    int rc;
+    if (s->file->map && s->end <= FKV_MAP_BYTES) {
+        rc = fkv_map_copy(rec, s->file->map, off, want);
+        got = want;
+    } else {
+        rc = fkv_read_at(s->file->fd, rec, want, off, &got, FKV_MAY_WAIT);
+    }
+    if (rc != FKV_OK)
+        return rc;
+    fkv_rec_header h;
+    if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(rec, &h) != FKV_OK ||
+        got < FKV_REC_HEADER_SIZE + h.klen)
+        return fkv_corrupt_at(off); /* the scan found it intact: changed since */
+    return apply(s, rec, &h, off, hash);
 }

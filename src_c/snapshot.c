@@ -43,7 +43,8 @@
  * used (snapshot_blocks.c; all at once when the log goes on past E): its
  * CRC, every entry's offset inside [header, E), markers well formed, its
  * counts as stated, and every entry reachable from its home slot by
- * probing. What is left
+ * probing. The log past E (after a crash) is scanned at open as always;
+ * its records are applied when their home block is first needed. What is left
  * unchecked is what the records themselves guard: a read still confirms
  * the key and the checksum on disk.
  */
@@ -453,10 +454,6 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     fkv_index loaded = {NULL, 0, 0, 0, 0};
     if (status == SNAP_LOADED && fkv_index_alloc(&loaded, fkv_load64(h + 56)) != FKV_OK)
         status = SNAP_NO_MEMORY;
-    /* With log past E to scan, the whole table is needed now; otherwise
-     * each block is loaded when a read first needs it. */
-    if (status == SNAP_LOADED && L->end < size)
-        status = snapshot_load_all(L, loaded.slots, loaded.cap);
     if (status != SNAP_LOADED) {
         fkv_index_free(&loaded);
         snapshot_lazy_free(L); /* closes fd */
@@ -474,9 +471,7 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     s->tail_off = fkv_load64(h + 48);
     s->tail_crc = fkv_load32(h + 36);
     *covered = L->end;
-    if (L->end < size)
-        snapshot_lazy_free(L);
-    else
-        s->lazy = L;
+    L->deferring = L->end < size; /* the scan of the log past E keeps its records */
+    s->lazy = L;
     return SNAP_LOADED;
 }

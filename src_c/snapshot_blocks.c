@@ -20,6 +20,14 @@
  * counts must be those the snapshot states for it, which open saw add up
  * to the header's.
  *
+ * After a crash, open scans the log past the snapshot as always (torn tail
+ * dropped, damage refused) but keeps its records aside, grouped by the
+ * block of their key's home slot: a read applies its home block's records,
+ * in log order, before it probes (each record's own path checked first),
+ * and any other call applies them all. Too many to keep (a quarter of the
+ * table's slots), or more than the table holds without growing: open loads
+ * the whole table and applies them as it scans.
+ *
  * A block that fails costs what a bad snapshot costs at open: the whole log
  * is scanned into a fresh index (scan_rebuild) and stats say why. The
  * answers given before came from blocks that had passed every check.
@@ -32,6 +40,10 @@
 
 enum { LAZY_ABSENT = 0, LAZY_READ, LAZY_CHECKED };
 
+/* Past this many records of log after the snapshot (a quarter of the
+ * table's slots), open loads the whole table and applies them at once. */
+#define PENDING_MAX(cap) ((cap) / 4)
+
 void snapshot_lazy_free(snapshot_lazy *L)
 {
     if (!L)
@@ -39,6 +51,9 @@ void snapshot_lazy_free(snapshot_lazy *L)
     close(L->fd);
     free(L->state);
     free(L->block);
+    free(L->pend);
+    free(L->pend_start);
+    free(L->pend_next);
     free(L);
 }
 
@@ -48,6 +63,10 @@ static void failed(snapshot_lazy *L, int status)
         L->failed = status;
 }
 
+static uint64_t block_of(const fkv_store *s, uint32_t hash)
+{
+    return fkv_index_home(&s->ix, hash) / s->lazy->block_slots;
+}
 static fkv_slot *block_at(fkv_store *s, uint64_t b)
 {
     return s->ix.slots + b * s->lazy->block_slots;
@@ -119,7 +138,8 @@ static int block_check(fkv_store *s, uint64_t b)
 }
 
 /* Every block is checked (their counts add up to the header's, as open
- * saw): the snapshot's file is let go. */
+ * saw) and every record past the snapshot applied: the snapshot's file is
+ * let go. */
 static void all_in(fkv_store *s)
 {
     snapshot_lazy_free(s->lazy);
@@ -130,6 +150,7 @@ static void all_in(fkv_store *s)
 static int rescan(fkv_store *s)
 {
     snapshot_lazy *L = s->lazy;
+    L->deferring = 0; /* the scan below applies every record it meets */
     int rc = scan_rebuild(s);
     if (rc != FKV_OK)
         return rc; /* the log itself is damaged: as an open would have failed */
@@ -141,30 +162,71 @@ static int rescan(fkv_store *s)
     return FKV_OK;
 }
 
-int snapshot_ready_path(fkv_store *s, uint32_t hash, fkv_wait wait)
+/* The blocks on hash's probe path, from its home slot to the first empty
+ * one, read and checked: FKV_OK, FKV_EAGAIN (a block to read with
+ * FKV_NO_WAIT), or -1 when one failed (L->failed says why). */
+static int path_checked(fkv_store *s, uint32_t hash, fkv_wait wait)
 {
     snapshot_lazy *L = s->lazy;
+    if (L->checked == L->nblocks)
+        return FKV_OK;
     uint64_t pos = fkv_index_home(&s->ix, hash);
-    for (uint64_t k = 0; k <= L->nblocks && !L->failed; k++) {
+    for (uint64_t k = 0; k <= L->nblocks; k++) {
         uint64_t b = pos / L->block_slots, last = (b + 1) * L->block_slots;
         if (L->state[b] != LAZY_CHECKED) {
             if (wait == FKV_NO_WAIT)
                 return FKV_EAGAIN; /* file reads: not while the caller holds the GIL */
             if (!block_check(s, b))
-                break;
-            if (L->checked == L->nblocks) { /* the last one: L goes */
-                all_in(s);
-                return FKV_OK;
-            }
+                return -1;
         }
         for (; pos < last; pos++)
             if (s->ix.slots[pos].loc == FKV_LOC_EMPTY)
                 return FKV_OK;
         pos = last & (s->ix.cap - 1);
     }
-    if (wait == FKV_NO_WAIT)
-        return FKV_EAGAIN;
-    return s->lazy ? rescan(s) : FKV_OK;
+    failed(L, SNAP_BAD_TABLE);
+    return -1;
+}
+
+/* Apply block b's records of the log past the snapshot, in log order, each
+ * once the blocks on its probe path are checked. FKV_OK, -1 when a block
+ * failed, or the error of reading a record (then the rest wait). */
+static int apply_block(fkv_store *s, uint64_t b)
+{
+    snapshot_lazy *L = s->lazy;
+    while (L->pend_next[b] < L->pend_start[b + 1]) {
+        const snapshot_pending *p = &L->pend[L->pend_next[b]];
+        int rc = path_checked(s, p->hash, FKV_MAY_WAIT);
+        if (rc == FKV_OK)
+            rc = scan_apply_at(s, p->off, p->hash);
+        if (rc != FKV_OK)
+            return rc;
+        L->pend_next[b]++;
+        L->pend_left--;
+    }
+    return FKV_OK;
+}
+
+int snapshot_ready_path(fkv_store *s, uint32_t hash, fkv_wait wait)
+{
+    snapshot_lazy *L = s->lazy;
+    if (L->failed)
+        return wait == FKV_NO_WAIT ? FKV_EAGAIN : rescan(s);
+    if (L->checked == L->nblocks) /* only records past the snapshot are left */
+        return wait == FKV_NO_WAIT ? FKV_EAGAIN : snapshot_finish(s);
+    int rc = path_checked(s, hash, wait);
+    uint64_t b = block_of(s, hash);
+    if (rc == FKV_OK && L->pend_left > 0 && L->pend_next[b] < L->pend_start[b + 1]) {
+        if (wait == FKV_NO_WAIT)
+            return FKV_EAGAIN; /* applying reads the log */
+        if ((rc = apply_block(s, b)) == FKV_OK)
+            rc = path_checked(s, hash, wait); /* the records may have filled empty slots */
+    }
+    if (rc == -1)
+        return wait == FKV_NO_WAIT ? FKV_EAGAIN : rescan(s);
+    if (rc == FKV_OK && L->checked == L->nblocks && L->pend_left == 0)
+        all_in(s);
+    return rc;
 }
 
 int snapshot_finish(fkv_store *s)
@@ -174,17 +236,93 @@ int snapshot_finish(fkv_store *s)
         /* Nothing read yet: all in one pass, read ahead by a helper thread. */
         int status = snapshot_load_all(L, s->ix.slots, s->ix.cap);
         if (status == SNAP_LOADED) {
-            snapshot_lazy_free(L);
-            s->lazy = NULL;
-            return FKV_OK;
+            memset(L->state, LAZY_CHECKED, (size_t)L->nblocks);
+            L->read = L->checked = L->nblocks;
+        } else {
+            failed(L, status);
         }
-        failed(L, status);
     }
     for (uint64_t b = 0; b < L->nblocks && !L->failed; b++)
         block_check(s, b);
     if (L->failed)
         return rescan(s);
+    /* Every block is in: the records past the snapshot in log order, with
+     * the table free to grow (blocks no longer matter). */
+    L->deferring = 0;
+    int rc = fkv_index_reserve(&s->ix, L->pend_left);
+    if (L->pend_start) { /* grouped by block, each in log order */
+        for (uint64_t b = 0; b < L->nblocks && rc == FKV_OK; b++)
+            while (rc == FKV_OK && L->pend_next[b] < L->pend_start[b + 1]) {
+                const snapshot_pending *p = &L->pend[L->pend_next[b]];
+                if ((rc = scan_apply_at(s, p->off, p->hash)) == FKV_OK) {
+                    L->pend_next[b]++;
+                    L->pend_left--;
+                }
+            }
+    } else { /* still in log order */
+        while (rc == FKV_OK && L->pend_left > 0) {
+            const snapshot_pending *p = &L->pend[L->npend - L->pend_left];
+            if ((rc = scan_apply_at(s, p->off, p->hash)) == FKV_OK)
+                L->pend_left--;
+        }
+    }
+    if (rc != FKV_OK)
+        return rc; /* the rest wait for the next call */
     all_in(s);
+    return FKV_OK;
+}
+
+int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
+{
+    snapshot_lazy *L = s->lazy;
+    if (L->npend == L->pend_cap) {
+        size_t cap = L->pend_cap ? 2 * L->pend_cap : 1024;
+        snapshot_pending *p = (snapshot_pending *)realloc(L->pend, cap * sizeof *p);
+        if (!p)
+            return FKV_ENOMEM;
+        L->pend = p;
+        L->pend_cap = cap;
+    }
+    L->pend[L->npend].off = off;
+    L->pend[L->npend].hash = hash;
+    L->npend++;
+    L->pend_left++;
+    if (L->npend > PENDING_MAX(s->ix.cap))
+        return snapshot_finish(s); /* applies these; later ones go straight in */
+    return FKV_OK;
+}
+
+int snapshot_tail_scanned(fkv_store *s)
+{
+    snapshot_lazy *L = s->lazy;
+    L->deferring = 0;
+    if (L->npend == 0)
+        return FKV_OK;
+    /* Room for them all without growing the table, which would move
+     * every block: otherwise the whole table now. */
+    if ((s->ix.live + s->ix.deleted + L->npend) * 4 > s->ix.cap * 3)
+        return snapshot_finish(s);
+    L->pend_start = (size_t *)calloc((size_t)L->nblocks + 1, sizeof(size_t));
+    L->pend_next = (size_t *)malloc((size_t)L->nblocks * sizeof(size_t));
+    snapshot_pending *sorted = (snapshot_pending *)malloc(L->npend * sizeof *sorted);
+    if (!L->pend_start || !L->pend_next || !sorted) {
+        free(sorted);
+        free(L->pend_start);
+        L->pend_start = NULL; /* snapshot_finish applies them in log order */
+        return snapshot_finish(s);
+    }
+    /* A counting sort by home block keeps each key's records in log order. */
+    for (size_t i = 0; i < L->npend; i++)
+        L->pend_start[block_of(s, L->pend[i].hash) + 1]++;
+    for (uint64_t b = 0; b < L->nblocks; b++)
+        L->pend_start[b + 1] += L->pend_start[b];
+    memcpy(L->pend_next, L->pend_start, (size_t)L->nblocks * sizeof(size_t));
+    for (size_t i = 0; i < L->npend; i++)
+        sorted[L->pend_next[block_of(s, L->pend[i].hash)]++] = L->pend[i];
+    memcpy(L->pend_next, L->pend_start, (size_t)L->nblocks * sizeof(size_t));
+    free(L->pend);
+    L->pend = sorted;
+    L->pend_cap = L->npend;
     return FKV_OK;
 }
 

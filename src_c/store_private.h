@@ -49,6 +49,12 @@ typedef struct snapshot_block {
     uint32_t crc, live, deleted, ttl;
 } snapshot_block;
 
+/* A record of the log past a snapshot, waiting for its home block. */
+typedef struct snapshot_pending {
+    uint64_t off;
+    uint32_t hash;
+} snapshot_pending;
+
 /* A snapshot's table loaded block by block as reads first need it
  * (snapshot_blocks.c), while nothing but reads has used the store since it
  * opened: the first call of any other kind loads the rest. */
@@ -63,6 +69,14 @@ typedef struct snapshot_lazy {
     uint64_t read;        /* blocks read, their CRC right */
     uint64_t checked;     /* blocks checked slot by slot */
     uint8_t *state;       /* per block: LAZY_ABSENT, LAZY_READ or LAZY_CHECKED */
+    /* The log past E (after a crash), its records not yet applied to the
+     * table: gathered while open scans it, then grouped by home block. */
+    int deferring;        /* open is scanning that log */
+    snapshot_pending *pend;
+    size_t npend, pend_cap;
+    size_t *pend_start;   /* per block and one more: its records in pend */
+    size_t *pend_next;    /* per block: the next of them to apply */
+    size_t pend_left;     /* records not yet applied */
     snapshot_block *block; /* per block, as the snapshot states */
 } snapshot_lazy;
 
@@ -252,8 +266,8 @@ enum {
 
 /* Load and check the snapshot of s's data file (size bytes), replacing the
  * empty index; *covered is the log offset it covers. A SNAP_* status; on
- * anything but SNAP_LOADED the store is as it was. When the snapshot
- * covers the whole log, its table is left to load block by block (s->lazy). */
+ * anything but SNAP_LOADED the store is as it was. Its table is left to
+ * load block by block (s->lazy). */
 int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered);
 
 /* Read and check every block of L's table into slots at once (snapshot.c):
@@ -281,6 +295,18 @@ int snapshot_finish(fkv_store *s);
 /* Rebuild the index from the whole log (scan.c), for a snapshot found bad
  * after open; on failure the index is left as it was. */
 int scan_rebuild(fkv_store *s);
+
+/* Apply the intact record at off (of key hash) to the index, as the scan
+ * would have (scan.c). */
+int scan_apply_at(fkv_store *s, uint64_t off, uint32_t hash);
+
+/* While open scans the log past a snapshot that loads block by block: keep
+ * the record at off for its home block (snapshot_blocks.c). */
+int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash);
+
+/* After that scan: group the kept records by home block (or load the
+ * whole table now if they would not fit it). */
+int snapshot_tail_scanned(fkv_store *s);
 
 /* Flush the data file, then save the index beside it (renamed into place). */
 int snapshot_write(fkv_store *s);
