@@ -124,10 +124,11 @@ void snapshot_header(const fkv_store *s, uint8_t *h)
 }
 
 int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
-                  const fkv_slot *table, uint64_t cap)
+                  fkv_index *table, int release)
 {
+    uint64_t cap = table->cap;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint8_t *slots = (const uint8_t *)table; /* already the file's layout */
+    const uint8_t *slots = (const uint8_t *)table->slots; /* already the file's layout */
 #else
 #error "snapshot.c writes the table as it lies in memory: add a byte swap for this host"
 #endif
@@ -138,7 +139,7 @@ int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
         return FKV_ENOMEM;
     memcpy(front, header, SNAP_HEADER);
     for (uint64_t b = 0; b < nblocks; b++) {
-        const fkv_slot *sl = table + b * per;
+        const fkv_slot *sl = table->slots + b * per;
         uint32_t live = 0, deleted = 0, ttl = 0;
         for (uint64_t i = 0; i < per; i++) {
             live += sl[i].loc > FKV_LOC_DELETED;
@@ -159,6 +160,10 @@ int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
         rc = fkv_write_at(tmp.fd, front, head, 0);
     if (rc == FKV_OK)
         rc = fkv_write_at(tmp.fd, slots, (size_t)cap * SNAP_SLOT, head);
+    if (release) {
+        fkv_index_free(table); /* a copy: its memory goes back before the flushes */
+        rc = rc == FKV_OK ? fkv_flush(like_fd) : rc; /* the log it covers, durable first */
+    }
     if (rc == FKV_OK)
         rc = fkv_flush(tmp.fd);
     if (rc == FKV_OK)
@@ -184,7 +189,7 @@ int snapshot_write(fkv_store *s)
         return rc;
     uint8_t header[SNAP_HEADER];
     snapshot_header(s, header);
-    rc = snapshot_save(s->path, s->file->fd, header, s->ix.slots, s->ix.cap);
+    rc = snapshot_save(s->path, s->file->fd, header, &s->ix, 0);
     if (rc == FKV_OK) {
         s->snapshots_written++;
         snapshot_covers(s, s->end);

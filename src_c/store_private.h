@@ -317,10 +317,12 @@ int snapshot_write(fkv_store *s);
 void snapshot_header(const fkv_store *s, uint8_t *header);
 
 /* Write header and table as the snapshot of the data file at store_path
- * (through a temporary file made like like_fd, flushed, renamed into
- * place). Takes no lock: the caller owns table for the call. */
+ * (through a temporary file made like like_fd, the data file's descriptor,
+ * flushed, renamed into place). With release, table is a copy: it is
+ * freed once written and the data file flushed before the rename (without,
+ * the caller flushed it). Takes no lock: the caller owns table. */
 int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
-                  const fkv_slot *table, uint64_t cap);
+                  fkv_index *table, int release);
 
 /* Background snapshots (snapshot_background.c). The newest snapshot of
  * the data file covers its log up to end (0: there is none). */
