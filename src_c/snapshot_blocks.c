@@ -43,6 +43,7 @@ enum { LAZY_ABSENT = 0, LAZY_READ, LAZY_CHECKED };
 /* Past this many records of log after the snapshot (a quarter of the
  * table's slots), open loads the whole table and applies them at once. */
 #define PENDING_MAX(cap) ((cap) / 4)
+FKV_STATIC_ASSERT(FKV_MAX_FILE_SIZE <= (1ull << 32), "a log offset fits a pending record's 32 bits");
 
 void snapshot_lazy_free(snapshot_lazy *L)
 {
@@ -283,7 +284,7 @@ int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
         L->pend = p;
         L->pend_cap = cap;
     }
-    L->pend[L->npend].off = off;
+    L->pend[L->npend].off = (uint32_t)off; /* below FKV_MAX_FILE_SIZE */
     L->pend[L->npend].hash = hash;
     L->npend++;
     L->pend_left++;

@@ -51,7 +51,7 @@ typedef struct snapshot_block {
 
 /* A record of the log past a snapshot, waiting for its home block. */
 typedef struct snapshot_pending {
-    uint64_t off;
+    uint32_t off; /* offsets fit 31 bits (FKV_LOC_OFFSET_MASK) */
     uint32_t hash;
 } snapshot_pending;
 
