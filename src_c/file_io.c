@@ -201,13 +201,13 @@ int fkv_bufwriter_init(fkv_bufwriter *w, int fd)
     w->fd = fd;
     w->len = 0;
     w->flushed = 0;
-    w->buf = (uint8_t *)malloc(FKV_SCAN_BUF);
+    w->buf = (uint8_t *)malloc(FKV_WRITE_BUF);
     return w->buf ? FKV_OK : FKV_ENOMEM;
 }
 
 int fkv_bufwriter_add(fkv_bufwriter *w, const void *bytes, size_t n)
 {
-    if (w->len + n > FKV_SCAN_BUF) {
+    if (w->len + n > FKV_WRITE_BUF) {
         int rc = fkv_write_at(w->fd, w->buf, w->len, w->flushed);
         if (rc != FKV_OK)
             return rc;

@@ -146,7 +146,7 @@ static inline uint64_t fkv_bufwriter_offset(const fkv_bufwriter *w)
     return w->flushed + w->len;
 }
 
-/* Add n bytes (n at most FKV_SCAN_BUF). */
+/* Add n bytes (n at most FKV_WRITE_BUF). */
 int fkv_bufwriter_add(fkv_bufwriter *w, const void *bytes, size_t n);
 
 /* Write what is buffered and flush the file to stable storage. */
@@ -154,8 +154,14 @@ int fkv_bufwriter_finish(fkv_bufwriter *w);
 
 void fkv_bufwriter_free(fkv_bufwriter *w);
 
-/* A read window for walking a log front to back. */
-#define FKV_SCAN_CHUNK (1u << 20)
+/* The buffered writer's buffer: one write per megabyte. */
+#define FKV_WRITE_BUF (1u << 20)
+
+/* A read window for walking a log front to back. 128 KiB a read: a full
+ * scan is no slower than with a megabyte, and the scan of a short log
+ * past a snapshot in a fresh process touches 8 times fewer fresh pages
+ * (a reopen after a crash: 0.8 ms instead of 1.25 at a million keys). */
+#define FKV_SCAN_CHUNK (1u << 17)
 /* A chunk plus the largest record, so a record that starts in a chunk is
  * whole in the window. */
 #define FKV_SCAN_BUF (FKV_SCAN_CHUNK + FKV_REC_MAX)

@@ -68,6 +68,7 @@ static uint64_t block_of(const fkv_store *s, uint32_t hash)
 {
     return fkv_index_home(&s->ix, hash) / s->lazy->block_slots;
 }
+
 static fkv_slot *block_at(fkv_store *s, uint64_t b)
 {
     return s->ix.slots + b * s->lazy->block_slots;
