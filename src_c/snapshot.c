@@ -139,13 +139,8 @@ int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
         return FKV_ENOMEM;
     memcpy(front, header, SNAP_HEADER);
     for (uint64_t b = 0; b < nblocks; b++) {
-        const fkv_slot *sl = table->slots + b * per;
-        uint32_t live = 0, deleted = 0, ttl = 0;
-        for (uint64_t i = 0; i < per; i++) {
-            live += sl[i].loc > FKV_LOC_DELETED;
-            deleted += sl[i].loc == FKV_LOC_DELETED;
-            ttl += sl[i].loc >> 31;
-        }
+        uint32_t live, deleted, ttl;
+        table_count(table->slots + b * per, (size_t)per, &live, &deleted, &ttl);
         uint8_t *e = front + SNAP_HEADER + SNAP_BLOCK_ENTRY * b;
         fkv_store32(e, fkv_crc32c(0, slots + b * block, block));
         fkv_store32(e + 4, live);

@@ -38,6 +38,11 @@ void table_check_slots(table_check *c, const fkv_slot *sl, uint64_t from, size_t
  * deleted markers and entries with a deadline as stated. */
 int table_check_done(const table_check *c, uint64_t live, uint64_t deleted, uint64_t n_ttl);
 
+/* Entries, deleted markers and entries with a deadline among n slots (n a
+ * multiple of 4, at most 2^32): what a snapshot states of each block. */
+void table_count(const fkv_slot *sl, size_t n, uint32_t *live, uint32_t *deleted,
+                 uint32_t *ttl);
+
 /* One block of a table checked on its own, slots [from, from + n), where
  * run is the number of non-empty slots just before from (counting back,
  * wrapping, to the nearest empty one): the same per-slot checks, and each
