@@ -423,6 +423,8 @@ static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
     L->fd = fd;
     L->body_off = head;
     L->block_slots = per;
+    while ((1ull << L->block_bits) < per)
+        L->block_bits++;
     L->nblocks = nblocks;
     L->end = end;
     *out = L;

@@ -66,7 +66,7 @@ static void failed(snapshot_lazy *L, int status)
 
 static uint64_t block_of(const fkv_store *s, uint32_t hash)
 {
-    return fkv_index_home(&s->ix, hash) / s->lazy->block_slots;
+    return fkv_index_home(&s->ix, hash) >> s->lazy->block_bits;
 }
 
 static fkv_slot *block_at(fkv_store *s, uint64_t b)
@@ -174,7 +174,7 @@ static int path_checked(fkv_store *s, uint32_t hash, fkv_wait wait)
         return FKV_OK;
     uint64_t pos = fkv_index_home(&s->ix, hash);
     for (uint64_t k = 0; k <= L->nblocks; k++) {
-        uint64_t b = pos / L->block_slots, last = (b + 1) * L->block_slots;
+        uint64_t b = pos >> L->block_bits, last = (b + 1) * L->block_slots;
         if (L->state[b] != LAZY_CHECKED) {
             if (wait == FKV_NO_WAIT)
                 return FKV_EAGAIN; /* file reads: not while the caller holds the GIL */

@@ -63,6 +63,7 @@ typedef struct snapshot_lazy {
     int failed;           /* the SNAP_* status a block failed with, else 0 */
     uint64_t body_off;    /* where its slots start */
     uint64_t block_slots; /* a power of two */
+    unsigned block_bits;  /* its log2 */
     uint64_t nblocks;
     uint64_t end;         /* E: entries point below it */
     uint64_t live, deleted, n_ttl; /* as its header states */
