@@ -98,6 +98,33 @@ static uint64_t file_size(const char *path)
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/* Keys key0..key<n-1> holding {"n":I} (padded to pad bytes if pad), put
+ * 50 to a call: Wine makes each system call slow. */
+static void put_numbered(fkv_store *s, int n, size_t pad)
+{
+    static char keys[50][32], vals[50][1000];
+    fkv_put_item items[50];
+    for (int i = 0; i < n; i += 50) {
+        for (int j = 0; j < 50; j++) {
+            items[j].key = keys[j];
+            items[j].klen = (size_t)snprintf(keys[j], sizeof keys[j], "key%d", i + j);
+            int len = snprintf(vals[j], sizeof vals[j], pad ? "{\"n\":%d,\"pad\":\"" : "{\"n\":%d}",
+                               i + j);
+            if (pad) { /* {"n":I,"pad":"vvv...v"} */
+                memset(vals[j] + len, 'v', pad - 2 - (size_t)len);
+                memcpy(vals[j] + pad - 2, "\"}", 2);
+                len = (int)pad;
+            }
+            items[j].val = (const uint8_t *)vals[j];
+            items[j].vlen = (size_t)len;
+        }
+        size_t at = 0, done = 0;
+        while (at < 50 && fkv_put_batch(s, items + at, 50 - at, &done) == FKV_OK && done > 0)
+            at += done;
+        CHECK(at == 50);
+    }
+}
+
 /* ---- the cases ---------------------------------------------------------------- */
 
 static void create_read_delete_reopen(void)
@@ -369,22 +396,7 @@ static void a_large_snapshot_read_ahead(void)
 {
     const char *p = path_of("large.fkv");
     fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
-    /* 150,000 keys (a table of 2 MiB), put 50 to a call: Wine makes each
-     * system call slow */
-    static char keys[50][32], vals[50][64];
-    fkv_put_item items[50];
-    for (int i = 0; i < 150000; i += 50) {
-        for (int j = 0; j < 50; j++) {
-            items[j].key = keys[j];
-            items[j].klen = (size_t)snprintf(keys[j], sizeof keys[j], "key%d", i + j);
-            items[j].val = (const uint8_t *)vals[j];
-            items[j].vlen = (size_t)snprintf(vals[j], sizeof vals[j], "{\"n\":%d}", i + j);
-        }
-        size_t at = 0, done = 0;
-        while (at < 50 && fkv_put_batch(s, items + at, 50 - at, &done) == FKV_OK && done > 0)
-            at += done;
-        CHECK(at == 50);
-    }
+    put_numbered(s, 150000, 0); /* a table of 2 MiB */
     shut(s);
     CHECK(strcmp(reopen_status(p), "loaded") == 0);
     char idx[1300];
@@ -431,24 +443,7 @@ static void a_snapshot_saved_in_the_background(void)
     char p[1200]; /* path_of's buffer is reused below */
     snprintf(p, sizeof p, "%s", path_of("background.fkv"));
     fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
-    static char keys[50][32], vals[50][1000];
-    fkv_put_item items[50];
-    for (int i = 0; i < 6000; i += 50) {
-        for (int j = 0; j < 50; j++) {
-            items[j].key = keys[j];
-            items[j].klen = (size_t)snprintf(keys[j], sizeof keys[j], "key%d", i + j);
-            /* {"n":I,"pad":"vvv...v"}, 900 bytes */
-            int n = snprintf(vals[j], sizeof vals[j], "{\"n\":%d,\"pad\":\"", i + j);
-            memset(vals[j] + n, 'v', 900 - 2 - (size_t)n);
-            memcpy(vals[j] + 898, "\"}", 2);
-            items[j].val = (const uint8_t *)vals[j];
-            items[j].vlen = 900;
-        }
-        size_t at = 0, done = 0;
-        while (at < 50 && fkv_put_batch(s, items + at, 50 - at, &done) == FKV_OK && done > 0)
-            at += done;
-        CHECK(at == 50);
-    }
+    put_numbered(s, 6000, 900); /* 5.4 MB of log */
     fkv_stats st;
     for (int waited = 0; waited < 2000; waited++) { /* up to 20 s */
         CHECK_RC(fkv_get_stats(s, &st), FKV_OK);
