@@ -21,7 +21,7 @@
  * to the header's.
  *
  * After a crash, open scans the log past the snapshot as always (torn tail
- * dropped, damage refused) but keeps its records aside, grouped by the
+ * dropped, damage refused) but keeps its records aside, chained by the
  * block of their key's home slot: a read applies its home block's records,
  * in log order, before it probes (each record's own path checked first),
  * and any other call applies them all. Too many to keep (a quarter of the
@@ -53,8 +53,8 @@ void snapshot_lazy_free(snapshot_lazy *L)
     free(L->state);
     free(L->block);
     free(L->pend);
-    free(L->pend_start);
-    free(L->pend_next);
+    free(L->pend_head);
+    free(L->pend_last);
     free(L);
 }
 
@@ -196,14 +196,14 @@ static int path_checked(fkv_store *s, uint32_t hash, fkv_wait wait)
 static int apply_block(fkv_store *s, uint64_t b)
 {
     snapshot_lazy *L = s->lazy;
-    while (L->pend_next[b] < L->pend_start[b + 1]) {
-        const snapshot_pending *p = &L->pend[L->pend_next[b]];
+    while (L->pend_head[b] != SNAPSHOT_NONE) {
+        const snapshot_pending *p = &L->pend[L->pend_head[b]];
         int rc = path_checked(s, p->hash, FKV_MAY_WAIT);
         if (rc == FKV_OK)
             rc = scan_apply_at(s, p->off, p->hash);
         if (rc != FKV_OK)
             return rc;
-        L->pend_next[b]++;
+        L->pend_head[b] = p->next;
         L->pend_left--;
     }
     return FKV_OK;
@@ -218,7 +218,7 @@ int snapshot_ready_path(fkv_store *s, uint32_t hash, fkv_wait wait)
         return wait == FKV_NO_WAIT ? FKV_EAGAIN : snapshot_finish(s);
     int rc = path_checked(s, hash, wait);
     uint64_t b = block_of(s, hash);
-    if (rc == FKV_OK && L->pend_left > 0 && L->pend_next[b] < L->pend_start[b + 1]) {
+    if (rc == FKV_OK && L->pend_left > 0 && L->pend_head[b] != SNAPSHOT_NONE) {
         if (wait == FKV_NO_WAIT)
             return FKV_EAGAIN; /* applying reads the log */
         if ((rc = apply_block(s, b)) == FKV_OK)
@@ -252,22 +252,8 @@ int snapshot_finish(fkv_store *s)
      * the table free to grow (blocks no longer matter). */
     L->deferring = 0;
     int rc = fkv_index_reserve(&s->ix, L->pend_left);
-    if (L->pend_start) { /* grouped by block, each in log order */
-        for (uint64_t b = 0; b < L->nblocks && rc == FKV_OK; b++)
-            while (rc == FKV_OK && L->pend_next[b] < L->pend_start[b + 1]) {
-                const snapshot_pending *p = &L->pend[L->pend_next[b]];
-                if ((rc = scan_apply_at(s, p->off, p->hash)) == FKV_OK) {
-                    L->pend_next[b]++;
-                    L->pend_left--;
-                }
-            }
-    } else { /* still in log order */
-        while (rc == FKV_OK && L->pend_left > 0) {
-            const snapshot_pending *p = &L->pend[L->npend - L->pend_left];
-            if ((rc = scan_apply_at(s, p->off, p->hash)) == FKV_OK)
-                L->pend_left--;
-        }
-    }
+    for (uint64_t b = 0; b < L->nblocks && rc == FKV_OK && L->pend_left > 0; b++)
+        rc = apply_block(s, b); /* each block's records in log order */
     if (rc != FKV_OK)
         return rc; /* the rest wait for the next call */
     all_in(s);
@@ -285,9 +271,15 @@ int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
         L->pend = p;
         L->pend_cap = cap;
     }
-    L->pend[L->npend].off = (uint32_t)off; /* below FKV_MAX_FILE_SIZE */
-    L->pend[L->npend].hash = hash;
-    L->npend++;
+    uint32_t i = (uint32_t)L->npend++, b = (uint32_t)block_of(s, hash);
+    L->pend[i].off = (uint32_t)off; /* below FKV_MAX_FILE_SIZE */
+    L->pend[i].hash = hash;
+    L->pend[i].next = SNAPSHOT_NONE;
+    if (L->pend_head[b] == SNAPSHOT_NONE)
+        L->pend_head[b] = i;
+    else
+        L->pend[L->pend_last[b]].next = i;
+    L->pend_last[b] = i;
     L->pend_left++;
     if (L->npend > PENDING_MAX(s->ix.cap))
         return snapshot_finish(s); /* applies these; later ones go straight in */
@@ -298,33 +290,10 @@ int snapshot_tail_scanned(fkv_store *s)
 {
     snapshot_lazy *L = s->lazy;
     L->deferring = 0;
-    if (L->npend == 0)
-        return FKV_OK;
-    /* Room for them all without growing the table, which would move
-     * every block: otherwise the whole table now. */
-    if ((s->ix.live + s->ix.deleted + L->npend) * 4 > s->ix.cap * 3)
+    /* Room for them all without growing the table, which would move every
+     * block: otherwise the whole table now. */
+    if (L->npend > 0 && (s->ix.live + s->ix.deleted + L->npend) * 4 > s->ix.cap * 3)
         return snapshot_finish(s);
-    L->pend_start = (size_t *)calloc((size_t)L->nblocks + 1, sizeof(size_t));
-    L->pend_next = (size_t *)malloc((size_t)L->nblocks * sizeof(size_t));
-    snapshot_pending *sorted = (snapshot_pending *)malloc(L->npend * sizeof *sorted);
-    if (!L->pend_start || !L->pend_next || !sorted) {
-        free(sorted);
-        free(L->pend_start);
-        L->pend_start = NULL; /* snapshot_finish applies them in log order */
-        return snapshot_finish(s);
-    }
-    /* A counting sort by home block keeps each key's records in log order. */
-    for (size_t i = 0; i < L->npend; i++)
-        L->pend_start[block_of(s, L->pend[i].hash) + 1]++;
-    for (uint64_t b = 0; b < L->nblocks; b++)
-        L->pend_start[b + 1] += L->pend_start[b];
-    memcpy(L->pend_next, L->pend_start, (size_t)L->nblocks * sizeof(size_t));
-    for (size_t i = 0; i < L->npend; i++)
-        sorted[L->pend_next[block_of(s, L->pend[i].hash)]++] = L->pend[i];
-    memcpy(L->pend_next, L->pend_start, (size_t)L->nblocks * sizeof(size_t));
-    free(L->pend);
-    L->pend = sorted;
-    L->pend_cap = L->npend;
     return FKV_OK;
 }
 

@@ -51,9 +51,12 @@ typedef struct snapshot_block {
 
 /* A record of the log past a snapshot, waiting for its home block. */
 typedef struct snapshot_pending {
-    uint32_t off; /* offsets fit 31 bits (FKV_LOC_OFFSET_MASK) */
+    uint32_t off;  /* offsets fit 31 bits (FKV_LOC_OFFSET_MASK) */
     uint32_t hash;
+    uint32_t next; /* its block's next record, in log order; SNAPSHOT_NONE after the last */
 } snapshot_pending;
+
+#define SNAPSHOT_NONE UINT32_MAX
 
 /* A snapshot's table loaded block by block as reads first need it
  * (snapshot_blocks.c), while nothing but reads has used the store since it
@@ -71,12 +74,12 @@ typedef struct snapshot_lazy {
     uint64_t checked;     /* blocks checked slot by slot */
     uint8_t *state;       /* per block: LAZY_ABSENT, LAZY_READ or LAZY_CHECKED */
     /* The log past E (after a crash), its records not yet applied to the
-     * table: gathered while open scans it, then grouped by home block. */
+     * table: kept while open scans it, chained by home block. */
     int deferring;        /* open is scanning that log */
     snapshot_pending *pend;
     size_t npend, pend_cap;
-    size_t *pend_start;   /* per block and one more: its records in pend */
-    size_t *pend_next;    /* per block: the next of them to apply */
+    uint32_t *pend_head;  /* per block: its first record not yet applied, or SNAPSHOT_NONE */
+    uint32_t *pend_last;  /* per block: its last record */
     size_t pend_left;     /* records not yet applied */
     snapshot_block *block; /* per block, as the snapshot states */
 } snapshot_lazy;
@@ -302,11 +305,12 @@ int scan_rebuild(fkv_store *s);
 int scan_apply_at(fkv_store *s, uint64_t off, uint32_t hash);
 
 /* While open scans the log past a snapshot that loads block by block: keep
- * the record at off for its home block (snapshot_blocks.c). */
+ * the record at off, chained to the others of its home block
+ * (snapshot_blocks.c). */
 int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash);
 
-/* After that scan: group the kept records by home block (or load the
- * whole table now if they would not fit it). */
+/* After that scan: if the kept records would not fit the table without
+ * growing it, load the whole table and apply them now. */
 int snapshot_tail_scanned(fkv_store *s);
 
 /* Flush the data file, then save the index beside it (renamed into place). */
