@@ -643,3 +643,37 @@ def test_after_a_crash_the_log_past_the_snapshot_waits_for_its_blocks(
     with DataStore(store_path) as db:  # and what close saved
         assert db.stats()["open_scanned_bytes"] == 0
         assert read_each(db, keys) == expected
+
+
+@pytest.mark.parametrize("crashed", [False, True])
+def test_asyncio_reads_load_blocks_in_a_worker_thread(
+        store_path: Path, tmp_path: Path, crashed: bool) -> None:
+    """A read that may not wait (asyncio's inline try, holding the GIL) and
+    needs a block still to load, or records past the snapshot still to
+    apply, answers 'would wait' and is done in a worker thread instead."""
+    import asyncio
+
+    from fastkv.aio import AsyncDataStore
+
+    keys = many(store_path) + [f"new{i}" for i in range(3000)]
+    if crashed:
+        crash_after(store_path, TAIL)
+    expected = truth(store_path, tmp_path)
+
+    async def main() -> dict[str, Any]:
+        db = await AsyncDataStore.open(store_path)
+        try:
+            assert _core._debug_snapshot_blocks(db.sync_store) == (0, 8)
+            got = {}
+            for k in random.Random(9).sample(keys, len(keys)):
+                value = await db.get(k, None)
+                contained = await db.contains(k)
+                assert contained == (value is not None), k
+                if value is not None:
+                    got[k] = value
+            assert _core._debug_snapshot_blocks(db.sync_store) == (0, 0)
+            return got
+        finally:
+            await db.close()
+
+    assert asyncio.run(main()) == {k: v for k, (v, _) in expected.items()}
