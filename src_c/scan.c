@@ -324,18 +324,9 @@ int scan_rebuild(fkv_store *s)
 int scan_apply_at(fkv_store *s, uint64_t off, uint32_t hash)
 {
     uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
-    size_t want = sizeof rec, got = 0;
-    if (off >= s->end)
-        return fkv_corrupt_at(off);
-    if (want > s->end - off)
-        want = (size_t)(s->end - off);
-    int rc;
-    if (s->file->map && s->end <= FKV_MAP_BYTES) {
-        rc = fkv_map_copy(rec, s->file->map, off, want);
-        got = want;
-    } else {
-        rc = fkv_read_at(s->file->fd, rec, want, off, &got, FKV_MAY_WAIT);
-    }
+    size_t got = 0;
+    int rc = read_log_at(s->file->fd, s->file->map, s->end, off, rec, sizeof rec, FKV_MAY_WAIT,
+                         &got);
     if (rc != FKV_OK)
         return rc;
     fkv_rec_header h;

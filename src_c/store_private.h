@@ -171,27 +171,33 @@ static inline int is_expired(const fkv_rec_header *h, uint64_t now)
     return h->deadline_ms != 0 && h->deadline_ms <= now;
 }
 
-/* Read up to want bytes of the put record that an index entry says starts
- * at off, and check that it is one: a header that decodes, of a put, whose
- * key was read whole and whose end lies inside the log. Bytes from disk are
- * untrusted; any doubt is FKV_ECORRUPT at off. With map (the file's mapping,
- * file_map.h) and a caller that may wait, the bytes are copied from memory,
- * no system call; otherwise they come by pread. */
-static inline int read_record_at(int fd, const uint8_t *map, uint64_t end, uint64_t off,
-                                 uint8_t *buf, size_t want, fkv_wait wait, fkv_rec_header *h,
-                                 size_t *got)
+/* Read up to want bytes of the log at off (off inside it; no further than
+ * its end). With map (the file's mapping, file_map.h) and a caller that
+ * may wait, the bytes are copied from memory, no system call; otherwise
+ * they come by pread. */
+static inline int read_log_at(int fd, const uint8_t *map, uint64_t end, uint64_t off,
+                              uint8_t *buf, size_t want, fkv_wait wait, size_t *got)
 {
     if (off >= end)
         return fkv_corrupt_at(off);
     if (off + want > end)
         want = (size_t)(end - off);
-    int rc;
     if (map && wait == FKV_MAY_WAIT && end <= FKV_MAP_BYTES) {
-        rc = fkv_map_copy(buf, map, off, want);
         *got = want;
-    } else {
-        rc = fkv_read_at(fd, buf, want, off, got, wait);
+        return fkv_map_copy(buf, map, off, want);
     }
+    return fkv_read_at(fd, buf, want, off, got, wait);
+}
+
+/* Read up to want bytes of the put record that an index entry says starts
+ * at off, and check that it is one: a header that decodes, of a put, whose
+ * key was read whole and whose end lies inside the log. Bytes from disk are
+ * untrusted; any doubt is FKV_ECORRUPT at off. */
+static inline int read_record_at(int fd, const uint8_t *map, uint64_t end, uint64_t off,
+                                 uint8_t *buf, size_t want, fkv_wait wait, fkv_rec_header *h,
+                                 size_t *got)
+{
+    int rc = read_log_at(fd, map, end, off, buf, want, wait, got);
     if (rc != FKV_OK)
         return rc;
     if (*got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(buf, h) != FKV_OK ||
