@@ -123,8 +123,8 @@ void snapshot_header(const fkv_store *s, uint8_t *h)
     fkv_store64(h + 88, s->n_ttl);
 }
 
-int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
-                  fkv_index *table, int release)
+int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
+                  fkv_index *table, snapshot_table kind)
 {
     uint64_t cap = table->cap;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -150,15 +150,17 @@ int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
     fkv_store32(front + head - 4, fkv_crc32c(0, front, head - 4));
     char *target = fkv_path_with_suffix(store_path, SNAP_SUFFIX);
     fkv_tempfile tmp;
-    int rc = target ? fkv_temp_create(&tmp, store_path, SNAP_SUFFIX "-new", like_fd) : FKV_ENOMEM;
+    int rc = target ? fkv_temp_create(&tmp, store_path, SNAP_SUFFIX "-new", data_fd) : FKV_ENOMEM;
     if (rc == FKV_OK)
         rc = fkv_write_at(tmp.fd, front, head, 0);
     if (rc == FKV_OK)
         rc = fkv_write_at(tmp.fd, slots, (size_t)cap * SNAP_SLOT, head);
-    if (release) {
-        fkv_index_free(table); /* a copy: its memory goes back before the flushes */
-        rc = rc == FKV_OK ? fkv_flush(like_fd) : rc; /* the log it covers, durable first */
-    }
+    if (kind == SNAPSHOT_OF_COPY)
+        fkv_index_free(table); /* its memory goes back before the flushes */
+    /* E must be durable: a snapshot that outlives the log it describes
+     * would be refused at open anyway, but only if the record at E is lost. */
+    if (rc == FKV_OK)
+        rc = fkv_flush(data_fd);
     if (rc == FKV_OK)
         rc = fkv_flush(tmp.fd);
     if (rc == FKV_OK)
@@ -175,16 +177,11 @@ int snapshot_write(fkv_store *s)
     if (s->ident.id == 0 || s->ix.cap == 0)
         return FKV_OK; /* a format 1 file: no identity to bind a snapshot to */
     if (s->lazy)
-        return FKV_OK; /* the table is not all in memory (and the one on disk is current) */
+        return FKV_OK; /* the table is not all in memory: the one on disk stays */
     snapshot_join(s, FKV_MAY_WAIT); /* the one running in the background is older */
-    /* E must be durable: a snapshot that outlives the log it describes
-     * would be refused at open anyway, but only if the record at E is lost. */
-    int rc = fkv_flush(s->file->fd);
-    if (rc != FKV_OK)
-        return rc;
     uint8_t header[SNAP_HEADER];
     snapshot_header(s, header);
-    rc = snapshot_save(s->path, s->file->fd, header, &s->ix, 0);
+    int rc = snapshot_save(s->path, s->file->fd, header, &s->ix, SNAPSHOT_OF_STORE);
     if (rc == FKV_OK) {
         s->snapshots_written++;
         snapshot_covers(s, s->end);
@@ -383,6 +380,7 @@ static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
     snapshot_lazy *L = (snapshot_lazy *)calloc(1, sizeof *L);
     uint8_t *front = (uint8_t *)malloc((size_t)head);
     if (L) {
+        L->fd = -1; /* the caller's until it passes to L */
         L->block = (snapshot_block *)malloc((size_t)nblocks * sizeof *L->block);
         L->state = (uint8_t *)calloc((size_t)nblocks, 1);
     }
@@ -431,11 +429,7 @@ static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
     return SNAP_LOADED;
 fail:
     free(front);
-    if (L) {
-        free(L->block);
-        free(L->state);
-    }
-    free(L);
+    snapshot_lazy_free(L);
     return status;
 }
 

@@ -7,10 +7,10 @@
  * snapshot covers (at least SNAPSHOT_TAIL_MIN), the writer that crossed the
  * line copies the index and the header fields under the mutex (a memcpy:
  * 16 MB at a million keys) and a thread of the snapshot's own writes the
- * copy out (freeing it as soon as it is written) and flushes the data file
- * (the log the snapshot covers must be durable before it is renamed into
- * place), holding no lock. One runs at a time; it is collected by a later write, stats, an
- * explicit compaction, or close, which waits for it before writing its own.
+ * copy out (freeing it as soon as it is written), flushes the data file
+ * and renames the snapshot into place, holding no lock. One runs at a
+ * time; it is collected by a later write, stats, an explicit compaction,
+ * or close, which waits for it before writing its own.
  *
  * A compaction inside a write while one runs leaves that snapshot naming
  * the old file: open refuses it (another data file) until the next one,
@@ -44,7 +44,7 @@ void snapshot_covers(fkv_store *s, uint64_t end)
 static void *save(void *arg)
 {
     snapshot_job *j = (snapshot_job *)arg;
-    j->rc = snapshot_save(j->store_path, j->file->fd, j->header, &j->copy, 1);
+    j->rc = snapshot_save(j->store_path, j->file->fd, j->header, &j->copy, SNAPSHOT_OF_COPY);
     __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }

@@ -49,7 +49,8 @@ void snapshot_lazy_free(snapshot_lazy *L)
 {
     if (!L)
         return;
-    close(L->fd);
+    if (L->fd >= 0)
+        close(L->fd);
     free(L->state);
     free(L->block);
     free(L->pend);

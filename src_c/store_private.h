@@ -327,13 +327,17 @@ int snapshot_write(fkv_store *s);
 /* The snapshot header for s's index as it stands. */
 void snapshot_header(const fkv_store *s, uint8_t *header);
 
+/* Whose table snapshot_save writes: the store's own, or a copy that it
+ * frees as soon as the copy is written. */
+typedef enum snapshot_table { SNAPSHOT_OF_STORE, SNAPSHOT_OF_COPY } snapshot_table;
+
 /* Write header and table as the snapshot of the data file at store_path
- * (through a temporary file made like like_fd, the data file's descriptor,
- * flushed, renamed into place). With release, table is a copy: it is
- * freed once written and the data file flushed before the rename (without,
- * the caller flushed it). Takes no lock: the caller owns table. */
-int snapshot_save(const char *store_path, int like_fd, const uint8_t *header,
-                  fkv_index *table, int release);
+ * (through a temporary file made like data_fd, the data file's descriptor),
+ * flush the data file (the log the snapshot covers must be durable before
+ * it is) and the snapshot, and rename it into place. Takes no lock: the
+ * caller owns table. */
+int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
+                  fkv_index *table, snapshot_table kind);
 
 /* Background snapshots (snapshot_background.c). The newest snapshot of
  * the data file covers its log up to end (0: there is none). */
