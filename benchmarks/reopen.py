@@ -16,6 +16,8 @@ process, with the file in the page cache:
   lmdb ro    lmdb's open + first read of the same keys (if lmdb is installed;
              at the smallest two sizes), read-only and without its lock
   lmdb rw    the same opened as fastkv opens: for writing, with its lock
+  close      a close after 10,000 puts over existing keys (it saves the
+             whole snapshot again), timed inside the process
 
 and the anonymous memory (RssAnon) the open added, per key, with no
 malloc_trim. Then whole-process times: `fastkv read KEY` against
@@ -78,6 +80,18 @@ db = fastkv.DataStore(sys.argv[1])
 for i in range(int(sys.argv[2])):
     db.put(f"crash:{i}", {"v": "y" * 92})
 os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+CLOSER = r"""
+import fastkv, json, sys, time
+db = fastkv.DataStore(sys.argv[1])
+n = int(sys.argv[2])
+for i in range(10000):
+    db.put(f"user:{(i * 7919) % n:08d}", {"v": "z" * 92})
+t = time.perf_counter()
+db.close()
+print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
 
@@ -170,6 +184,10 @@ def main() -> None:
                 os.sync()
 
             row["crashed"] = median_of(CRASH_RUNS, "fastkv", crashed, key, prepare=crash)
+            closes = [json.loads(subprocess.run(
+                [sys.executable, "-c", CLOSER, str(path), str(n)], capture_output=True,
+                text=True, check=True, timeout=600).stdout)["seconds"] for _ in range(args.runs)]
+            row["close"] = {"ms": statistics.median(closes) * 1000}
             if have_lmdb and n <= 1_000_000 and build_lmdb(d / f"l{n}", n):
                 row["lmdb"] = median_of(args.runs, "lmdb", d / f"l{n}", key)
                 row["lmdb rw"] = median_of(args.runs, "lmdb rw", d / f"l{n}", key)
@@ -193,12 +211,12 @@ def main() -> None:
         }
     print("reopen (open + first read), fresh process, file in the page cache; median ms")
     print(f"{'keys':>10} {'snapshot':>9} {'scan':>9} {'crashed':>9} {'lmdb ro':>8} "
-          f"{'lmdb rw':>8}  anon B/key (snapshot, scan)")
+          f"{'lmdb rw':>8} {'close':>7}  anon B/key (snapshot, scan)")
     for n, row in report["sizes"].items():
         lm = " ".join(f"{row[k]['ms']:8.2f}" if k in row else "       -"
                       for k in ("lmdb", "lmdb rw"))
         print(f"{n:>10,} {row['snapshot']['ms']:9.2f} {row['scan']['ms']:9.2f} "
-              f"{row['crashed']['ms']:9.2f} {lm}  "
+              f"{row['crashed']['ms']:9.2f} {lm} {row['close']['ms']:7.2f}  "
               f"{row['snapshot']['rss_anon_added'] / n:.1f}, {row['scan']['rss_anon_added'] / n:.1f}")
     p = report["process_ms"]
     read_ms, fastkv_ms = p["fastkv read KEY"], p["python -c 'import fastkv'"]

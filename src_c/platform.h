@@ -225,6 +225,13 @@ static inline void fkv_unmap(void *p, size_t bytes)
 #endif
 }
 
+/* Opening a path that is a symbolic link fails, where that can be asked. */
+#if defined(O_NOFOLLOW)
+#define FKV_O_NOFOLLOW O_NOFOLLOW
+#else
+#define FKV_O_NOFOLLOW 0
+#endif
+
 /* Open flags that skip updating the access time on reads, where allowed. */
 #if defined(O_NOATIME)
 #define FKV_O_NOATIME O_NOATIME

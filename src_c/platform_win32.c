@@ -168,6 +168,7 @@ static void fill_stat(const BY_HANDLE_FILE_INFORMATION *info, struct fkv_w_stat 
     st->st_size = (int64_t)(((uint64_t)info->nFileSizeHigh << 32) | info->nFileSizeLow);
     st->st_ino = ((uint64_t)info->nFileIndexHigh << 32) | info->nFileIndexLow;
     st->st_dev = info->dwVolumeSerialNumber;
+    st->st_nlink = (unsigned)info->nNumberOfLinks;
 }
 
 int fkv_w_fstat(int fd, struct fkv_w_stat *st)

@@ -87,6 +87,7 @@ struct fkv_w_stat {
     int64_t st_size;
     uint64_t st_ino; /* the file index: identity within the volume */
     uint64_t st_dev; /* the volume's serial number */
+    unsigned st_nlink; /* names the file has */
 };
 
 int fkv_w_open(const char *path, int flags, ...);

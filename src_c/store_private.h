@@ -271,7 +271,8 @@ enum {
     SNAP_BAD_END,
     SNAP_TAIL_MISMATCH,
     SNAP_BAD_TABLE,
-    SNAP_NO_MEMORY
+    SNAP_NO_MEMORY,
+    SNAP_UNFINISHED_SAVE
 };
 
 /* Load and check the snapshot of s's data file (size bytes), replacing the
@@ -319,7 +320,7 @@ int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash);
  * growing it, load the whole table and apply them now. */
 int snapshot_tail_scanned(fkv_store *s);
 
-/* Flush the data file, then save the index beside it (renamed into place). */
+/* Flush the data file, then save the index beside it (snapshot_save). */
 int snapshot_write(fkv_store *s);
 
 #define SNAPSHOT_HEADER_BYTES 96u
@@ -331,11 +332,12 @@ void snapshot_header(const fkv_store *s, uint8_t *header);
  * frees as soon as the copy is written. */
 typedef enum snapshot_table { SNAPSHOT_OF_STORE, SNAPSHOT_OF_COPY } snapshot_table;
 
-/* Write header and table as the snapshot of the data file at store_path
- * (through a temporary file made like data_fd, the data file's descriptor),
- * flush the data file (the log the snapshot covers must be durable before
- * it is) and the snapshot, and rename it into place. Takes no lock: the
- * caller owns table. */
+/* Write header and table as the snapshot of the data file at store_path,
+ * after flushing the data file (the log the snapshot covers must be durable
+ * before it is), and flush it: the store's own table over the snapshot in
+ * place when it has the same size, else (and a copy always) through a
+ * temporary file made like data_fd, the data file's descriptor, renamed
+ * into place. Takes no lock: the caller owns table. */
 int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
                   fkv_index *table, snapshot_table kind);
 

@@ -319,9 +319,10 @@ def test_sigkill_rounds_reopen_right_and_scan_only_the_tail(tmp_path: Path) -> N
         with DataStore(path) as db:
             assert contents(db) == expected
             st = db.stats()
-            if st["snapshot"] == "made for another data file":
+            if st["snapshot"] in ("made for another data file", "its save was cut short"):
                 # the file grew past the automatic compaction's threshold and
-                # was rewritten (a new file id) after the last close: the
+                # was rewritten (a new file id) after the last close, or the
+                # kill came while a close wrote the snapshot over: the
                 # snapshot is rightly refused and the whole file scanned
                 assert st["open_path"] == "scan"
                 continue
@@ -366,6 +367,86 @@ def test_background_snapshots_bound_the_scan_after_sigkill(tmp_path: Path) -> No
             assert contents(db) == expected
             for i in range(acked):
                 assert db.read(f"n{i}")["i"] == i
+
+
+def test_close_writes_the_snapshot_over_in_place_unless_it_has_another_name(
+        store_path: Path, tmp_path: Path) -> None:
+    """A close that saves a table of the same size rewrites the snapshot's
+    bytes in place; a snapshot that is also reachable by another name (a
+    hard link, a symbolic link) is replaced instead, leaving that other
+    file as it was; a table that grew gets a new file."""
+    fill(store_path, 500)
+    snap = snap_of(store_path)
+    inode = snap.stat().st_ino
+    with DataStore(store_path) as db:
+        db.put("k2", {"changed": 1})
+    assert snap.stat().st_ino == inode
+    assert reopen_matches_truth(store_path, tmp_path, expect_scan=False) == "loaded"
+
+    other = tmp_path / "linked.idx"
+    os.link(snap, other)
+    kept = other.read_bytes()
+    with DataStore(store_path) as db:
+        db.put("k3", {"changed": 2})
+    assert snap.stat().st_ino != other.stat().st_ino and other.read_bytes() == kept
+    assert reopen_matches_truth(store_path, tmp_path, expect_scan=False) == "loaded"
+
+    if sys.platform != "win32":  # symbolic links need a privilege there
+        target = tmp_path / "target.idx"
+        target.write_bytes(snap.read_bytes())
+        snap.unlink()
+        snap.symlink_to(target)
+        kept = target.read_bytes()
+        with DataStore(store_path) as db:
+            db.put("k4", {"changed": 3})
+        assert not snap.is_symlink() and target.read_bytes() == kept
+        assert reopen_matches_truth(store_path, tmp_path, expect_scan=False) == "loaded"
+
+    size = snap.stat().st_size
+    with DataStore(store_path) as db:
+        for i in range(5000):
+            db.put(f"more{i}", {"i": i})
+    assert snap.stat().st_size > size
+    assert reopen_matches_truth(store_path, tmp_path, expect_scan=False) == "loaded"
+
+
+def test_a_close_killed_while_it_writes_the_snapshot_over(tmp_path: Path) -> None:
+    """The kill comes while a close is rewriting the snapshot in place (the
+    parent watches its first bytes, which the close marks before anything
+    else): the next open refuses it, says so, scans, and loses nothing."""
+    path = tmp_path / "killed.fkv"
+    with DataStore(path) as db:  # a 4 MB table: the rewrite lasts milliseconds
+        for i in range(200_000):
+            db.put(f"key{i}", {"i": i})
+    snap = snap_of(path)
+    cut = 0
+    for r in range(4):
+        code = (f"import fastkv\n"
+                f"db = fastkv.DataStore({str(path)!r})\n"
+                f"db.put('round{r}', {{'r': {r}}})\n"
+                f"print('closing', flush=True)\n"
+                f"db.close()\n")
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline() == "closing\n"
+        with open(snap, "rb") as f:
+            while proc.poll() is None and os.pread(f.fileno(), 8, 0) != b"FKVSNAP~":
+                pass
+            proc.kill()
+            proc.wait(timeout=60)
+            marked = os.pread(f.fileno(), 8, 0) == b"FKVSNAP~"
+        cut += marked
+        with DataStore(path) as db:
+            st = db.stats()
+            if marked:
+                assert (st["snapshot"], st["open_path"]) == ("its save was cut short", "scan")
+            assert len(db) == 200_000 + r + 1
+            assert all(db.read(f"round{i}") == {"r": i} for i in range(r + 1))
+            assert db.read("key199999") == {"i": 199999}
+    assert cut >= 2, f"the kill landed inside the rewrite in only {cut} of 4 rounds"
+    expected = truth(path, tmp_path)
+    with DataStore(path) as db:
+        assert db.stats()["open_path"] == "snapshot"
+        assert contents(db) == expected
 
 
 def read_each(db: DataStore, keys: list[str]) -> dict[str, Any]:
