@@ -216,7 +216,8 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
      * whole until then. */
     fkv_tempfile tmp = {-1, NULL};
     int fd = kind == SNAPSHOT_OF_STORE ? open_for_overwrite(target, head + body) : -1, rc = FKV_OK;
-    if (fd >= 0)
+    int in_place = fd >= 0;
+    if (in_place)
         rc = fkv_write_at(fd, SNAP_UNFINISHED, sizeof SNAP_UNFINISHED, 0);
     else if ((rc = fkv_temp_create(&tmp, store_path, SNAP_SUFFIX "-new", data_fd)) == FKV_OK)
         fd = tmp.fd;
@@ -240,12 +241,12 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
         rc = fkv_write_at(fd, front, head, 0);
     if (rc == FKV_OK)
         rc = fkv_flush(fd);
-    if (tmp.fd >= 0) {
+    if (in_place) {
+        close(fd);
+    } else {
         if (rc == FKV_OK)
             rc = fkv_temp_install(&tmp, target);
-        fkv_temp_discard(&tmp);
-    } else if (fd >= 0) {
-        close(fd);
+        fkv_temp_discard(&tmp); /* also frees its path after a failed create */
     }
     free(target);
     free(front);
