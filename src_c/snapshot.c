@@ -533,16 +533,9 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     fkv_index loaded = {NULL, 0, 0, 0, 0};
     if (status == SNAP_LOADED && fkv_index_alloc(&loaded, fkv_load64(h + 56)) != FKV_OK)
         status = SNAP_NO_MEMORY;
-    if (status == SNAP_LOADED && L->end < size) {
-        /* the scan of the log past E keeps its records, chained by block */
-        L->deferring = 1;
-        L->pend_head = (uint32_t *)malloc((size_t)L->nblocks * sizeof(uint32_t));
-        L->pend_last = (uint32_t *)malloc((size_t)L->nblocks * sizeof(uint32_t));
-        if (L->pend_head && L->pend_last)
-            memset(L->pend_head, 0xff, (size_t)L->nblocks * sizeof(uint32_t));
-        else
-            status = SNAP_NO_MEMORY;
-    }
+    if (status == SNAP_LOADED && L->end < size &&
+        snapshot_defer_start(L, size - L->end, loaded.cap) != FKV_OK)
+        status = SNAP_NO_MEMORY; /* the scan of the log past E keeps its records */
     if (status != SNAP_LOADED) {
         fkv_index_free(&loaded);
         snapshot_lazy_free(L); /* closes fd */

@@ -261,6 +261,30 @@ int snapshot_finish(fkv_store *s)
     return FKV_OK;
 }
 
+/* The list of kept records is sized once for as many as the tail can hold
+ * (only the pages written to are paid for), up to this; growing it by
+ * doubling, with its copies, made a crashed reopen of a million keys with
+ * 10,000 records past the snapshot about 5% slower (C, interleaved). */
+#define PENDING_PRESIZE_MAX (1u << 20)
+
+int snapshot_defer_start(snapshot_lazy *L, uint64_t tail, uint64_t cap)
+{
+    uint64_t most = tail / (FKV_REC_HEADER_SIZE + 1) + 1, bound = PENDING_MAX(cap) + 1;
+    if (most > bound)
+        most = bound;
+    if (most > PENDING_PRESIZE_MAX)
+        most = PENDING_PRESIZE_MAX;
+    L->pend = (snapshot_pending *)malloc((size_t)most * sizeof *L->pend);
+    L->pend_cap = L->pend ? (size_t)most : 0;
+    L->pend_head = (uint32_t *)malloc((size_t)L->nblocks * sizeof(uint32_t));
+    L->pend_last = (uint32_t *)malloc((size_t)L->nblocks * sizeof(uint32_t));
+    if (!L->pend || !L->pend_head || !L->pend_last)
+        return FKV_ENOMEM; /* freed with L */
+    memset(L->pend_head, 0xff, (size_t)L->nblocks * sizeof(uint32_t));
+    L->deferring = 1;
+    return FKV_OK;
+}
+
 int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
 {
     snapshot_lazy *L = s->lazy;

@@ -311,6 +311,10 @@ int scan_rebuild(fkv_store *s);
  * would have (scan.c). */
 int scan_apply_at(fkv_store *s, uint64_t off, uint32_t hash);
 
+/* Before open scans tail bytes of log past a snapshot whose table of cap
+ * slots loads block by block: room to keep their records by block. */
+int snapshot_defer_start(snapshot_lazy *L, uint64_t tail, uint64_t cap);
+
 /* While open scans the log past a snapshot that loads block by block: keep
  * the record at off, chained to the others of its home block
  * (snapshot_blocks.c). */
