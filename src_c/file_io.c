@@ -243,13 +243,25 @@ int fkv_window_init(fkv_window *w, int fd, uint64_t limit)
     w->limit = limit;
     w->start = 0;
     w->len = 0;
-    w->buf = (uint8_t *)malloc(FKV_SCAN_BUF);
+    w->mapped = 0;
+    w->buf = (const uint8_t *)malloc(FKV_SCAN_BUF);
     return w->buf ? FKV_OK : FKV_ENOMEM;
+}
+
+void fkv_window_over_map(fkv_window *w, const uint8_t *map, uint64_t limit)
+{
+    w->fd = -1;
+    w->limit = limit;
+    w->buf = map;
+    w->start = 0;
+    w->len = (size_t)limit;
+    w->mapped = 1;
 }
 
 void fkv_window_free(fkv_window *w)
 {
-    free(w->buf);
+    if (!w->mapped)
+        free((void *)w->buf);
     w->buf = NULL;
 }
 
@@ -257,10 +269,13 @@ int fkv_window_cover(fkv_window *w, uint64_t off, size_t n)
 {
     if (fkv_window_holds(w, off, n))
         return FKV_OK;
+    if (w->mapped)
+        return FKV_ENOTFOUND; /* it holds the whole file: this is past its end */
     size_t want = FKV_SCAN_BUF;
     if (off + want > w->limit)
         want = (size_t)(w->limit - off);
-    int rc = fkv_read_at(w->fd, w->buf, want, off, &w->len, FKV_MAY_WAIT);
+    uint8_t *buf = (uint8_t *)w->buf; /* fkv_window_init's own */
+    int rc = fkv_read_at(w->fd, buf, want, off, &w->len, FKV_MAY_WAIT);
     w->start = off;
     if (rc != FKV_OK) {
         w->len = 0;

@@ -169,12 +169,16 @@ void fkv_bufwriter_free(fkv_bufwriter *w);
 typedef struct fkv_window {
     int fd;
     uint64_t limit;  /* bytes of the file that may be read */
-    uint8_t *buf;    /* FKV_SCAN_BUF bytes */
+    const uint8_t *buf; /* FKV_SCAN_BUF bytes, or the file's mapping */
     uint64_t start;  /* file offset of buf[0] */
     size_t len;      /* valid bytes in buf */
+    int mapped;      /* buf is the mapping: it holds the whole file */
 } fkv_window;
 
 int fkv_window_init(fkv_window *w, int fd, uint64_t limit);
+/* A window that is the file's read-only mapping (file_map.h), for a walk
+ * under fkv_map_guarded: nothing is copied, a fault ends the walk. */
+void fkv_window_over_map(fkv_window *w, const uint8_t *map, uint64_t limit);
 void fkv_window_free(fkv_window *w);
 
 /* Make the window cover [off, off + n), reading a fresh window at off if

@@ -22,6 +22,16 @@ int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
     return FKV_EIO;
 }
 
+int fkv_map_guarded(int (*fn)(void *), void *arg)
+{
+    return fn(arg); /* nothing is mapped here */
+}
+
+void fkv_map_will_read(const uint8_t *map, uint64_t off, uint64_t n)
+{
+    (void)map, (void)off, (void)n;
+}
+
 #else
 
 #include <errno.h>
@@ -30,11 +40,13 @@ int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* 64-bit address spaces only: a 32-bit process keeps its room for itself. */
 #define MAP_USABLE (sizeof(void *) >= 8)
 
-/* Where the running thread's guarded copy resumes after a fault, or NULL. */
+/* Where the running thread's guarded copy or call resumes after a fault,
+ * or NULL. */
 static FKV_THREAD_LOCAL sigjmp_buf *copy_guard;
 
 /* The mappings open now (0: a free place). The handler asks these first:
@@ -140,9 +152,9 @@ void fkv_map_close(const uint8_t *map)
 
 int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
 {
-    sigjmp_buf resume;
+    sigjmp_buf resume, *outer = copy_guard; /* a guarded call's, if inside one */
     if (sigsetjmp(resume, 0)) {
-        copy_guard = NULL;
+        copy_guard = outer;
         fkv_set_errno(EIO);
         return FKV_EIO;
     }
@@ -151,8 +163,30 @@ int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     memcpy(dst, map + off, n);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    copy_guard = NULL;
+    copy_guard = outer;
     return FKV_OK;
+}
+
+int fkv_map_guarded(int (*fn)(void *), void *arg)
+{
+    sigjmp_buf resume, *outer = copy_guard;
+    if (sigsetjmp(resume, 0)) {
+        copy_guard = outer;
+        fkv_set_errno(EIO);
+        return FKV_EIO;
+    }
+    copy_guard = &resume;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    int rc = fn(arg);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    copy_guard = outer;
+    return rc;
+}
+
+void fkv_map_will_read(const uint8_t *map, uint64_t off, uint64_t n)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), start = off & ~(page - 1);
+    (void)madvise((void *)(map + start), (size_t)(off + n - start), MADV_WILLNEED);
 }
 
 #endif

@@ -4,11 +4,12 @@
  * call (on a VM a pread costs about as much as the append itself).
  *
  * Only callers that may wait use it (writers under the store's mutex, reads
- * without the GIL): touching a page that is not in memory waits for the
- * disk like a pread would. A read from the mapping can fault (SIGBUS) where
- * a pread would have failed: the file cut short behind the store's back, or
- * an I/O error. fkv_map_copy catches that fault and returns FKV_EIO, so a
- * damaged disk or a meddling process gives an error, never a dead process.
+ * without the GIL, open walking the log past a snapshot): touching a page
+ * that is not in memory waits for the disk like a pread would. A read from
+ * the mapping can fault (SIGBUS) where a pread would have failed: the file
+ * cut short behind the store's back, or an I/O error. fkv_map_copy and
+ * fkv_map_guarded catch that fault and return FKV_EIO, so a damaged disk or
+ * a meddling process gives an error, never a dead process.
  *
  * POSIX only; elsewhere fkv_map_open gives NULL and callers use pread.
  */
@@ -30,5 +31,15 @@ void fkv_map_close(const uint8_t *map);
 /* Copy n bytes at off (off + n <= FKV_MAP_BYTES, inside the file) to dst.
  * FKV_OK, or FKV_EIO (errno EIO) if the pages could not be read. */
 int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n);
+
+/* fn(arg), reading mappings directly: a fault in one makes it FKV_EIO
+ * (errno EIO) at once, fn left wherever it was. So fn must keep nothing
+ * that needs undoing outside what its caller drops on an error. Guarded
+ * copies inside it keep their own guard. */
+int fkv_map_guarded(int (*fn)(void *), void *arg);
+
+/* Ask for [off, off + n) of the file to be read in ahead of reading it
+ * through the mapping (which, for lookups, reads nothing ahead). */
+void fkv_map_will_read(const uint8_t *map, uint64_t off, uint64_t n);
 
 #endif

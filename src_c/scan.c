@@ -192,30 +192,66 @@ static int on_damage(fkv_store *s, fkv_window *w, open_mode mode, fkv_verify_rep
     return FKV_OK;
 }
 
+/* A walk of the log from offset from up to size, applying it to the index. */
+typedef struct scan_walk {
+    fkv_store *s;
+    fkv_window *w;
+    uint64_t from, size;
+    open_mode mode;
+    fkv_verify_report *rep;
+} scan_walk;
+
+static int walk(void *arg)
+{
+    scan_walk *a = (scan_walk *)arg;
+    fkv_store *s = a->s;
+    uint64_t off = a->from;
+    int rc = FKV_OK, stop = 0;
+    while (off < a->size && !stop) {
+        fkv_rec_header h;
+        progress_done(s, off);
+        int r = intact_at(a->w, off, &h);
+        if (r < 0)
+            rc = r;
+        else if (r == 0)
+            rc = on_damage(s, a->w, a->mode, a->rep, &off, &stop);
+        else
+            rc = apply_batch(s, a->w, &off, h, a->rep);
+        if (rc != FKV_OK)
+            break;
+    }
+    return rc;
+}
+
+/* The log past a snapshot up to this long (after a crash) is read through
+ * the data file's mapping, asked to be read in ahead, instead of copied out
+ * with pread: a reopen of a million keys with 10,000 records past the
+ * snapshot took 1.17 ms instead of 1.45 (Python, fresh processes, 20
+ * interleaved rounds), the clean one the same. Longer logs, and whole
+ * scans, go by pread and its read-ahead. */
+#define SCAN_MAPPED_MAX (64u << 20)
+
 /* Apply the log from offset from up to size to the index. */
 static int scan(fkv_store *s, uint64_t from, uint64_t size, open_mode mode,
                 fkv_verify_report *rep)
 {
     fkv_window w;
-    if (fkv_window_init(&w, s->file->fd, size) != FKV_OK)
+    const uint8_t *map = s->file->map;
+    int mapped = map && s->lazy && s->lazy->deferring && size <= FKV_MAP_BYTES &&
+                 size - from <= SCAN_MAPPED_MAX;
+    if (mapped) {
+        fkv_window_over_map(&w, map, size);
+        fkv_map_will_read(map, from, size - from);
+    } else if (fkv_window_init(&w, s->file->fd, size) != FKV_OK) {
         return FKV_ENOMEM;
-    uint64_t off = from;
-    int rc = FKV_OK, stop = 0;
-    s->end = off;
-    progress_total(s, size);
-    while (off < size && !stop) {
-        fkv_rec_header h;
-        progress_done(s, off);
-        int r = intact_at(&w, off, &h);
-        if (r < 0)
-            rc = r;
-        else if (r == 0)
-            rc = on_damage(s, &w, mode, rep, &off, &stop);
-        else
-            rc = apply_batch(s, &w, &off, h, rep);
-        if (rc != FKV_OK)
-            break;
     }
+    s->end = from;
+    progress_total(s, size);
+    /* A fault in the mapping (the file cut short behind the store's back,
+     * a disk error) ends the walk with FKV_EIO; the caller drops the index
+     * it was building, as after any error. */
+    scan_walk a = {s, &w, from, size, mode, rep};
+    int rc = mapped ? fkv_map_guarded(walk, &a) : walk(&a);
     fkv_window_free(&w);
     if (rc == FKV_OK)
         progress_done(s, size);

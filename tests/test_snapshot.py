@@ -699,6 +699,37 @@ for i in range(5, 30000, 19): db.touch(f"k{i}", 7200) if f"k{i}" in db else None
 """
 
 
+def test_damage_past_the_snapshot_is_judged_as_a_full_scan_judges_it(
+        store_path: Path, tmp_path: Path) -> None:
+    """The log past the snapshot is read through the data file's mapping:
+    a record damaged in its middle still refuses the open, at the offset a
+    full scan names, and a last record cut short is still a torn tail."""
+    fill(store_path, 500)
+    covered = store_path.stat().st_size
+    crash_after(store_path, "for i in range(2000): db.put(f'new{i}', {'n': i})")
+    data = store_path.read_bytes()
+    damaged = bytearray(data)
+    damaged[covered + (len(data) - covered) // 2] ^= 0x40
+    store_path.write_bytes(damaged)
+    with pytest.raises(fastkv.CorruptionError) as through_map:
+        DataStore(store_path)
+    alone = tmp_path / "alone" / store_path.name  # no snapshot: a full scan
+    alone.parent.mkdir()
+    alone.write_bytes(damaged)
+    with pytest.raises(fastkv.CorruptionError) as full_scan:
+        DataStore(alone)
+    def where(e: pytest.ExceptionInfo[fastkv.CorruptionError]) -> str:
+        return str(e.value).split(" is damaged ")[1]
+
+    assert where(through_map) == where(full_scan) and "offset" in where(full_scan)
+
+    store_path.write_bytes(data[:-7])
+    with DataStore(store_path) as db:
+        st = db.stats()
+        assert st["open_path"] == "snapshot" and st["torn_bytes_dropped"] > 0
+        assert db.read("new1998") == {"n": 1998} and "new1999" not in db
+
+
 @pytest.mark.parametrize("then", ["reads", "a write", "iteration"])
 def test_after_a_crash_the_log_past_the_snapshot_waits_for_its_blocks(
         store_path: Path, tmp_path: Path, then: str) -> None:

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "status.h"
 #include "store.h"
+#include "file_map.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -372,6 +373,57 @@ static void a_file_cut_short_while_open(void)
     fkv_free(s);
 }
 
+#if !defined(_WIN32)
+/* What a guarded walk of a mapping reads: one good byte by a guarded copy
+ * (which must hand the guard back), then one past where the file now ends. */
+typedef struct guarded_read {
+    const uint8_t *map;
+    uint64_t good, gone;
+    int copied;
+} guarded_read;
+
+static int read_past_the_end(void *arg)
+{
+    guarded_read *g = (guarded_read *)arg;
+    uint8_t b = 0;
+    g->copied = fkv_map_copy(&b, g->map, g->good, 1) == FKV_OK;
+    volatile uint8_t past = g->map[g->gone]; /* faults: the page is gone */
+    (void)past;
+    return FKV_OK;
+}
+#endif
+
+/* A walk reading a mapping directly (the log past a snapshot, at open)
+ * ends with FKV_EIO when the file was cut short under it, and the process
+ * goes on, its guarded copies working as before. */
+static void a_fault_inside_a_guarded_walk(void)
+{
+    const char *p = path_of("guarded.bin");
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0);
+    static uint8_t bytes[65536];
+    memset(bytes, 7, sizeof bytes);
+    CHECK(write(fd, bytes, sizeof bytes) == (ssize_t)sizeof bytes);
+    const uint8_t *map = fkv_map_open(fd);
+#if defined(_WIN32)
+    CHECK(map == NULL); /* nothing is mapped there: reads use pread */
+#else
+    CHECK(map != NULL);
+    if (map) {
+        CHECK(ftruncate(fd, 4096) == 0);
+        guarded_read g = {map, 100, 40000, 0};
+        CHECK_RC(fkv_map_guarded(read_past_the_end, &g), FKV_EIO);
+        CHECK(g.copied);
+        uint8_t b = 0;
+        CHECK_RC(fkv_map_copy(&b, map, 100, 1), FKV_OK);
+        CHECK(b == 7);
+        CHECK_RC(fkv_map_copy(&b, map, 50000, 1), FKV_EIO);
+        fkv_map_close(map);
+    }
+#endif
+    close(fd);
+}
+
 /* The snapshot's name for why a reopen of path did or did not use it. */
 static const char *reopen_status(const char *path)
 {
@@ -518,6 +570,7 @@ int main(int argc, char **argv)
         {"a file cut short while open", a_file_cut_short_while_open},
         {"a large snapshot, read ahead", a_large_snapshot_read_ahead},
         {"a snapshot saved in the background", a_snapshot_saved_in_the_background},
+        {"a fault inside a guarded walk", a_fault_inside_a_guarded_walk},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int before = failures;
