@@ -150,7 +150,7 @@ void fkv_map_close(const uint8_t *map)
     munmap((void *)map, (size_t)FKV_MAP_BYTES);
 }
 
-int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
+int fkv_map_guarded(int (*fn)(void *), void *arg)
 {
     sigjmp_buf resume, *outer = copy_guard; /* a guarded call's, if inside one */
     if (sigsetjmp(resume, 0)) {
@@ -159,28 +159,31 @@ int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
         return FKV_EIO;
     }
     copy_guard = &resume;
-    /* The fences keep the copy between setting and clearing the guard. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    memcpy(dst, map + off, n);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    copy_guard = outer;
-    return FKV_OK;
-}
-
-int fkv_map_guarded(int (*fn)(void *), void *arg)
-{
-    sigjmp_buf resume, *outer = copy_guard;
-    if (sigsetjmp(resume, 0)) {
-        copy_guard = outer;
-        fkv_set_errno(EIO);
-        return FKV_EIO;
-    }
-    copy_guard = &resume;
+    /* The fences keep fn's reads between setting and clearing the guard. */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     int rc = fn(arg);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     copy_guard = outer;
     return rc;
+}
+
+typedef struct map_copy {
+    void *dst;
+    const uint8_t *src;
+    size_t n;
+} map_copy;
+
+static int copy_out(void *arg)
+{
+    map_copy *c = (map_copy *)arg;
+    memcpy(c->dst, c->src, c->n);
+    return FKV_OK;
+}
+
+int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
+{
+    map_copy c = {dst, map + off, n};
+    return fkv_map_guarded(copy_out, &c);
 }
 
 void fkv_map_will_read(const uint8_t *map, uint64_t off, uint64_t n)
