@@ -213,6 +213,40 @@ static inline void *fkv_map_zeroed(size_t bytes)
 #endif
 }
 
+/* Which pages memory from fkv_map_zeroed should be given on first touch
+ * from now on. A table read block by block wants small ones: a huge page
+ * is zeroed whole (and, with the kernel's usual defrag setting, compacted
+ * for) on the first touch of any 64 KiB block in it, 0.2-0.5 ms a read and
+ * at times several ms, where small pages cost about 15 µs a block. */
+typedef enum fkv_pages { FKV_PAGES_SMALL, FKV_PAGES_HUGE } fkv_pages;
+
+static inline void fkv_map_prefer(void *p, size_t bytes, fkv_pages pages)
+{
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+    if (p && bytes >= (4u << 20))
+        (void)madvise(p, bytes, pages == FKV_PAGES_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#else
+    (void)p, (void)bytes, (void)pages;
+#endif
+}
+
+/* Back the whole pages inside p[0..bytes) with memory now, in one call
+ * instead of a fault a page: a table block about to be read into (64 KiB
+ * in 0.11 ms instead of 0.13, C, medians of 175 reads). Where the kernel
+ * cannot, the first touch does it as usual. */
+static inline void fkv_map_populate(void *p, size_t bytes)
+{
+#if defined(MADV_POPULATE_WRITE)
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 static inline void fkv_unmap(void *p, size_t bytes)
 {
 #if defined(_WIN32)

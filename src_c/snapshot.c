@@ -538,6 +538,8 @@ int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
     fkv_index loaded = {NULL, 0, 0, 0, 0};
     if (status == SNAP_LOADED && fkv_index_alloc(&loaded, fkv_load64(h + 56)) != FKV_OK)
         status = SNAP_NO_MEMORY;
+    /* read a block at a time (snapshot_blocks.c), unless all at once */
+    fkv_map_prefer(loaded.slots, (size_t)loaded.cap * sizeof(fkv_slot), FKV_PAGES_SMALL);
     if (status == SNAP_LOADED && L->end < size &&
         snapshot_defer_start(L, size - L->end, loaded.cap) != FKV_OK)
         status = SNAP_NO_MEMORY; /* the scan of the log past E keeps its records */

@@ -83,6 +83,7 @@ static int block_read(fkv_store *s, uint64_t b)
         return 1;
     size_t bytes = (size_t)L->block_slots * sizeof(fkv_slot), got;
     uint8_t *dst = (uint8_t *)block_at(s, b);
+    fkv_map_populate(dst, bytes);
     if (fkv_read_at(L->fd, dst, bytes, L->body_off + b * bytes, &got, FKV_MAY_WAIT) != FKV_OK ||
         got != bytes) {
         failed(L, SNAP_UNREADABLE);
@@ -236,7 +237,9 @@ int snapshot_finish(fkv_store *s)
 {
     snapshot_lazy *L = s->lazy;
     if (!L->failed && L->read == 0) {
-        /* Nothing read yet: all in one pass, read ahead by a helper thread. */
+        /* Nothing read yet: all in one pass, read ahead by a helper thread,
+         * into huge pages where the kernel has them. */
+        fkv_map_prefer(s->ix.slots, (size_t)s->ix.cap * sizeof(fkv_slot), FKV_PAGES_HUGE);
         int status = snapshot_load_all(L, s->ix.slots, s->ix.cap);
         if (status == SNAP_LOADED) {
             memset(L->state, LAZY_CHECKED, (size_t)L->nblocks);
