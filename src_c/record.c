@@ -72,3 +72,11 @@ int fkv_record_checksum_ok(const uint8_t *rec, const fkv_rec_header *h)
 {
     return fkv_crc32c(0, rec + 4, fkv_record_size(h) - 4) == h->crc;
 }
+
+int fkv_record_checksums_ok(const uint8_t *a, const fkv_rec_header *ha, const uint8_t *b,
+                            const fkv_rec_header *hb)
+{
+    uint32_t crc[2];
+    fkv_crc32c_pair(a + 4, fkv_record_size(ha) - 4, b + 4, fkv_record_size(hb) - 4, crc);
+    return (crc[0] == ha->crc) | (crc[1] == hb->crc) << 1;
+}

@@ -160,6 +160,50 @@ static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_heade
     return FKV_OK;
 }
 
+/* Past a snapshot whose table loads block by block (after a crash), a
+ * record is only checked and kept for its home block: there is no table
+ * slot to prefetch, so no batch, and the checksums go two at a time. Takes
+ * the intact records from *off that lie whole in the window, while open
+ * still defers; stops before anything else, which the caller then judges
+ * as always (a damaged record's checksum is simply computed again). */
+static int defer_run(fkv_store *s, const fkv_window *w, uint64_t *off)
+{
+    int rc = FKV_OK;
+    while (s->lazy && s->lazy->deferring) { /* a load of everything may free it */
+        fkv_rec_header h[2];
+        const uint8_t *rec[2];
+        uint64_t start[2], end[2];
+        int n = 0;
+        for (uint64_t p = *off; n < 2 && fkv_window_holds(w, p, FKV_REC_HEADER_SIZE); n++) {
+            rec[n] = fkv_window_at(w, p);
+            if (fkv_record_header_decode(rec[n], &h[n]) != FKV_OK)
+                break;
+            start[n] = p;
+            end[n] = p + fkv_record_size(&h[n]);
+            if (end[n] > w->limit || !fkv_window_holds(w, p, fkv_record_size(&h[n])))
+                break;
+            p = end[n];
+        }
+        if (n == 0)
+            break;
+        int ok = n == 2 ? fkv_record_checksums_ok(rec[0], &h[0], rec[1], &h[1])
+                        : fkv_record_checksum_ok(rec[0], &h[0]);
+        for (int i = 0; i < n && (ok >> i & 1) && s->lazy && s->lazy->deferring; i++) {
+            /* s->end first: a defer past the bound applies the log up to it */
+            s->end = end[i];
+            rc = snapshot_defer(s, start[i], fkv_hash(rec[i] + FKV_REC_HEADER_SIZE, h[i].klen));
+            if (rc != FKV_OK)
+                return rc;
+            s->tail_off = start[i];
+            s->tail_crc = h[i].crc;
+            *off = end[i];
+        }
+        if (ok != (1 << n) - 1)
+            break;
+    }
+    return rc;
+}
+
 /* Bytes at off that are not an intact record: a torn tail (cut, or counted
  * when salvaging), or damage (refused, or stepped over when salvaging).
  * *stop is set when the scan ends here. */
@@ -210,6 +254,9 @@ static int walk(void *arg)
     while (off < a->size && !stop) {
         fkv_rec_header h;
         progress_done(s, off);
+        if (s->lazy && s->lazy->deferring && !a->rep &&
+            ((rc = defer_run(s, a->w, &off)) != FKV_OK || off >= a->size))
+            break;
         int r = intact_at(a->w, off, &h);
         if (r < 0)
             rc = r;
@@ -357,17 +404,21 @@ int scan_rebuild(fkv_store *s)
     return FKV_OK;
 }
 
-int scan_apply_at(fkv_store *s, uint64_t off, uint32_t hash)
+int scan_read_key(fkv_store *s, uint64_t off, scan_key *k)
 {
-    uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
     size_t got = 0;
-    int rc = read_log_at(s->file->fd, s->file->map, s->end, off, rec, sizeof rec, FKV_MAY_WAIT,
-                         &got);
+    int rc = read_log_at(s->file->fd, s->file->map, s->end, off, k->rec, sizeof k->rec,
+                         FKV_MAY_WAIT, &got);
     if (rc != FKV_OK)
         return rc;
-    fkv_rec_header h;
-    if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(rec, &h) != FKV_OK ||
-        got < FKV_REC_HEADER_SIZE + h.klen)
+    if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(k->rec, &k->h) != FKV_OK ||
+        got < FKV_REC_HEADER_SIZE + k->h.klen)
         return fkv_corrupt_at(off); /* the scan found it intact: changed since */
-    return apply(s, rec, &h, off, hash);
+    k->hash = fkv_hash(k->rec + FKV_REC_HEADER_SIZE, k->h.klen);
+    return FKV_OK;
+}
+
+int scan_apply_key(fkv_store *s, const scan_key *k, uint64_t off)
+{
+    return apply(s, k->rec, &k->h, off, k->hash);
 }

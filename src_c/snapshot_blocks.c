@@ -200,9 +200,12 @@ static int apply_block(fkv_store *s, uint64_t b)
     snapshot_lazy *L = s->lazy;
     while (L->pend_head[b] != SNAPSHOT_NONE) {
         const snapshot_pending *p = &L->pend[L->pend_head[b]];
-        int rc = path_checked(s, p->hash, FKV_MAY_WAIT);
+        scan_key k;
+        int rc = scan_read_key(s, p->off, &k);
         if (rc == FKV_OK)
-            rc = scan_apply_at(s, p->off, p->hash);
+            rc = path_checked(s, k.hash, FKV_MAY_WAIT);
+        if (rc == FKV_OK)
+            rc = scan_apply_key(s, &k, p->off);
         if (rc != FKV_OK)
             return rc;
         L->pend_head[b] = p->next;
@@ -288,6 +291,18 @@ int snapshot_defer_start(snapshot_lazy *L, uint64_t tail, uint64_t cap)
     return FKV_OK;
 }
 
+/* The list's next 32 KiB backed by pages in one call, ahead of its
+ * writes: a fault for each fresh page cost more (a crashed reopen of a
+ * million keys with 10,000 records to keep, C: 16 µs of about 0.5 ms). */
+#define PENDING_AHEAD ((32u << 10) / sizeof(snapshot_pending))
+
+static void pend_populate(snapshot_lazy *L)
+{
+    size_t n = L->pend_cap - L->npend < PENDING_AHEAD ? L->pend_cap - L->npend : PENDING_AHEAD;
+    fkv_map_populate(L->pend + L->npend, n * sizeof *L->pend);
+    L->pend_ready = L->npend + n;
+}
+
 int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
 {
     snapshot_lazy *L = s->lazy;
@@ -299,9 +314,10 @@ int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
         L->pend = p;
         L->pend_cap = cap;
     }
+    if (FKV_UNLIKELY(L->npend >= L->pend_ready))
+        pend_populate(L);
     uint32_t i = (uint32_t)L->npend++, b = (uint32_t)block_of(s, hash);
     L->pend[i].off = (uint32_t)off; /* below FKV_MAX_FILE_SIZE */
-    L->pend[i].hash = hash;
     L->pend[i].next = SNAPSHOT_NONE;
     if (L->pend_head[b] == SNAPSHOT_NONE)
         L->pend_head[b] = i;

@@ -51,8 +51,8 @@ typedef struct snapshot_block {
 
 /* A record of the log past a snapshot, waiting for its home block. */
 typedef struct snapshot_pending {
-    uint32_t off;  /* offsets fit 31 bits (FKV_LOC_OFFSET_MASK) */
-    uint32_t hash;
+    uint32_t off;  /* offsets fit 31 bits (FKV_LOC_OFFSET_MASK); the key's hash is
+                    * computed again when applied: 8 bytes a record, not 12 */
     uint32_t next; /* its block's next record, in log order; SNAPSHOT_NONE after the last */
 } snapshot_pending;
 
@@ -77,7 +77,7 @@ typedef struct snapshot_lazy {
      * table: kept while open scans it, chained by home block. */
     int deferring;        /* open is scanning that log */
     snapshot_pending *pend;
-    size_t npend, pend_cap;
+    size_t npend, pend_cap, pend_ready;
     uint32_t *pend_head;  /* per block: its first record not yet applied, or SNAPSHOT_NONE */
     uint32_t *pend_last;  /* per block: its last record */
     size_t pend_left;     /* records not yet applied */
@@ -307,9 +307,18 @@ int snapshot_finish(fkv_store *s);
  * after open; on failure the index is left as it was. */
 int scan_rebuild(fkv_store *s);
 
-/* Apply the intact record at off (of key hash) to the index, as the scan
- * would have (scan.c). */
-int scan_apply_at(fkv_store *s, uint64_t off, uint32_t hash);
+/* A record's header and key read back from the log, and the key's hash. */
+typedef struct scan_key {
+    uint8_t rec[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
+    fkv_rec_header h;
+    uint32_t hash;
+} scan_key;
+
+/* Read back the record at off, which the scan found intact (scan.c). */
+int scan_read_key(fkv_store *s, uint64_t off, scan_key *k);
+
+/* Apply that record to the index, as the scan would have. */
+int scan_apply_key(fkv_store *s, const scan_key *k, uint64_t off);
 
 /* Before open scans tail bytes of log past a snapshot whose table of cap
  * slots loads block by block: room to keep their records by block. */
