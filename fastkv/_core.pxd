@@ -83,6 +83,7 @@ cdef extern from "store.h" nogil:
         int flush_errno
         int snapshot_status
         uint64_t open_scanned_bytes
+        uint64_t open_hinted_records
         uint64_t snapshots_written
 
     ctypedef struct fkv_verify_report:

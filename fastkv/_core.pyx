@@ -553,6 +553,7 @@ cdef class Store:
             "open_path": "snapshot" if st.snapshot_status == 1 else "scan",
             "snapshot": fkv_snapshot_status_name(st.snapshot_status).decode(),
             "open_scanned_bytes": st.open_scanned_bytes,
+            "open_hinted_records": st.open_hinted_records,
             "snapshots_written": st.snapshots_written,
         }
 

@@ -96,6 +96,7 @@ static void repoint_index(fkv_store *s, const uint32_t *newloc)
 
 int compact_locked(fkv_store *s, uint64_t skip_pos)
 {
+    hints_stop(s); /* the log they name is being replaced */
     fkv_tempfile tmp;
     fkv_bufwriter w = {0};
     uint32_t *newloc = (uint32_t *)calloc(s->ix.cap, sizeof(uint32_t));

@@ -10,6 +10,7 @@
  * verify or repair, which never write to the file.
  */
 #include "store_private.h"
+#include "crc32c.h"
 
 #include <stdlib.h>
 
@@ -360,17 +361,23 @@ int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
     if (size == 0)
         return FKV_OK;
     /* Verify and repair read every record: they never trust a snapshot. */
-    uint64_t from = FKV_FILE_HEADER_SIZE;
+    uint64_t covered = FKV_FILE_HEADER_SIZE;
     if (mode == OPEN_NORMAL)
-        s->snapshot_status = snapshot_load(s, size, &from);
+        s->snapshot_status = snapshot_load(s, size, &covered);
+    uint64_t from = covered;
+    if (s->lazy && from < size) /* after a crash: what hints name needs no scan */
+        from = hints_load(s, from, size);
     s->open_scanned = size - from;
     if ((rc = scan(s, from, size, mode, rep)) != FKV_OK)
         return rc;
     if (s->lazy && (rc = snapshot_tail_scanned(s)) != FKV_OK)
         return rc;
-    if (s->snapshot_status == SNAP_LOADED && s->end == from)
+    if (s->snapshot_status == SNAP_LOADED && s->end == covered) {
         s->snapshot_seq = s->write_seq; /* nothing past it: the snapshot is current */
-    snapshot_covers(s, s->snapshot_status == SNAP_LOADED ? from : 0);
+        if (s->lazy)
+            hints_start(s, s->lazy);
+    }
+    snapshot_covers(s, s->snapshot_status == SNAP_LOADED ? covered : 0);
     return FKV_OK;
 }
 
@@ -412,8 +419,23 @@ int scan_read_key(fkv_store *s, uint64_t off, scan_key *k)
     if (rc != FKV_OK)
         return rc;
     if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(k->rec, &k->h) != FKV_OK ||
-        got < FKV_REC_HEADER_SIZE + k->h.klen)
-        return fkv_corrupt_at(off); /* the scan found it intact: changed since */
+        got < FKV_REC_HEADER_SIZE + k->h.klen || off + fkv_record_size(&k->h) > s->end)
+        return fkv_corrupt_at(off);
+    /* Checked whole again: hints name records that open did not read. */
+    size_t size = fkv_record_size(&k->h), have = got < size ? got : size;
+    uint32_t crc = fkv_crc32c(0, k->rec + 4, have - 4);
+    uint8_t more[1024];
+    for (uint64_t at = off + have; at < off + size; at += got) {
+        size_t want = off + size - at < sizeof more ? (size_t)(off + size - at) : sizeof more;
+        if ((rc = read_log_at(s->file->fd, s->file->map, s->end, at, more, want, FKV_MAY_WAIT,
+                              &got)) != FKV_OK)
+            return rc;
+        if (got == 0)
+            return fkv_corrupt_at(off);
+        crc = fkv_crc32c(crc, more, got);
+    }
+    if (crc != k->h.crc)
+        return fkv_corrupt_at(off);
     k->hash = fkv_hash(k->rec + FKV_REC_HEADER_SIZE, k->h.klen);
     return FKV_OK;
 }

@@ -103,6 +103,7 @@ const char *fkv_snapshot_status_name(int status)
     case SNAP_BAD_TABLE: return "table failed its checks";
     case SNAP_NO_MEMORY: return "out of memory";
     case SNAP_UNFINISHED_SAVE: return "its save was cut short";
+    case SNAP_BAD_HINT: return "a record its hints named was not as they said";
     default: return "unknown";
     }
 }
@@ -184,18 +185,20 @@ static void *save_helper(void *arg)
 }
 
 /* The snapshot in place, opened to be written over when it has the size
- * this one needs: rewriting pages the page cache holds costs about a third
- * of filling a new file's (16 MB on tmpfs: 2.5-5 ms against 7-14). Not a
- * link (the write would land in another file) nor a file with other names. */
-static int open_for_overwrite(const char *target, uint64_t size)
+ * this one needs (and perhaps hints after it, snapshot_hints.c, in *more
+ * bytes): rewriting pages the page cache holds costs about a third of
+ * filling a new file's (16 MB on tmpfs: 2.5-5 ms against 7-14). Not a link
+ * (the write would land in another file) nor a file with other names. */
+static int open_for_overwrite(const char *target, uint64_t size, uint64_t *more)
 {
     int fd = open(target, O_RDWR | O_CLOEXEC | FKV_O_NOFOLLOW);
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-                    (uint64_t)st.st_size != size)) {
+                    (uint64_t)st.st_size < size)) {
         close(fd);
         fd = -1;
     }
+    *more = fd >= 0 ? (uint64_t)st.st_size - size : 0;
     return fd;
 }
 
@@ -220,12 +223,17 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
      * goes to a new file renamed into place, so the one before stays
      * whole until then. */
     fkv_tempfile tmp = {-1, NULL};
-    int fd = kind == SNAPSHOT_OF_STORE ? open_for_overwrite(target, head + body) : -1, rc = FKV_OK;
-    int in_place = fd >= 0;
-    if (in_place)
+    uint64_t hinted = 0;
+    int fd = kind == SNAPSHOT_OF_STORE ? open_for_overwrite(target, head + body, &hinted) : -1;
+    int in_place = fd >= 0, rc = FKV_OK;
+    if (in_place) {
         rc = fkv_write_at(fd, SNAP_UNFINISHED, sizeof SNAP_UNFINISHED, 0);
-    else if ((rc = fkv_temp_create(&tmp, store_path, SNAP_SUFFIX "-new", data_fd)) == FKV_OK)
+        /* the hints after it hold for the snapshot being replaced */
+        if (rc == FKV_OK && hinted > 0 && ftruncate(fd, (off_t)(head + body)) != 0)
+            rc = fkv_io_error();
+    } else if ((rc = fkv_temp_create(&tmp, store_path, SNAP_SUFFIX "-new", data_fd)) == FKV_OK) {
         fd = tmp.fd;
+    }
     save_job job = {data_fd, fd, table, head, block_slots_for(cap), nblocks, front, 0, FKV_OK};
     pthread_t helper;
     int helped = rc == FKV_OK && kind == SNAPSHOT_OF_STORE && body >= SAVE_HELPER_MIN &&
@@ -265,6 +273,7 @@ int snapshot_write(fkv_store *s)
     if (s->lazy)
         return FKV_OK; /* the table is not all in memory: the one on disk stays */
     snapshot_join(s, FKV_MAY_WAIT); /* the one running in the background is older */
+    hints_stop(s); /* they hold for the snapshot being replaced */
     uint8_t header[SNAP_HEADER];
     snapshot_header(s, header);
     int rc = snapshot_save(s->path, s->file->fd, header, &s->ix, SNAPSHOT_OF_STORE);
@@ -415,8 +424,8 @@ int snapshot_load_all(snapshot_lazy *L, fkv_slot *slots, uint64_t cap)
     return SNAP_LOADED;
 }
 
-/* The record that ends at E: intact, and the one the snapshot saw. */
-static int tail_ok(const fkv_store *s, uint64_t end, uint64_t tail_off, uint32_t tail_crc)
+int snapshot_record_ends_at(const fkv_store *s, uint64_t end, uint64_t tail_off,
+                            uint32_t tail_crc)
 {
     if (end == FKV_FILE_HEADER_SIZE)
         return tail_off == 0 && tail_crc == 0;
@@ -458,7 +467,7 @@ static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
     uint64_t per = block_slots_for(cap), nblocks = cap / per, head = body_offset(nblocks);
     if (fkv_load32(h + 20) != per)
         return SNAP_BAD_HEADER;
-    if ((uint64_t)st.st_size != head + cap * SNAP_SLOT)
+    if ((uint64_t)st.st_size < head + cap * SNAP_SLOT) /* hints may follow */
         return SNAP_BAD_SIZE;
     if (fkv_load64(h + 24) != s->ident.created_ms || fkv_load32(h + 32) != s->ident.id)
         return SNAP_OTHER_FILE;
@@ -503,8 +512,14 @@ static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
         live != L->live || deleted != L->deleted || ttl != L->n_ttl)
         goto fail;
     status = SNAP_TAIL_MISMATCH;
-    if (!tail_ok(s, end, fkv_load64(h + 48), fkv_load32(h + 36)))
+    /* the record that ends at E: intact, and the one the snapshot saw */
+    if (!snapshot_record_ends_at(s, end, fkv_load64(h + 48), fkv_load32(h + 36)))
         goto fail;
+    L->front_crc = fkv_load32(front + head - 4);
+    L->body_end = head + cap * SNAP_SLOT;
+    L->file_bytes = (uint64_t)st.st_size;
+    L->dev = (uint64_t)st.st_dev;
+    L->ino = (uint64_t)st.st_ino;
     free(front);
     L->fd = fd;
     L->body_off = head;

@@ -77,6 +77,7 @@ int snapshot_join(fkv_store *s, fkv_wait wait)
 
 void snapshot_start(fkv_store *s)
 {
+    hints_stop(s); /* the snapshot they hold for is about to be replaced */
     if (!snapshot_join(s, FKV_NO_WAIT))
         return; /* the one before still runs: try again at the next write */
     snapshot_covers(s, s->end); /* if this one fails, the log must grow again */

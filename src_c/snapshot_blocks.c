@@ -155,6 +155,7 @@ static int rescan(fkv_store *s)
 {
     snapshot_lazy *L = s->lazy;
     L->deferring = 0; /* the scan below applies every record it meets */
+    hints_stop(s);
     int rc = scan_rebuild(s);
     if (rc != FKV_OK)
         return rc; /* the log itself is damaged: as an open would have failed */
@@ -202,6 +203,13 @@ static int apply_block(fkv_store *s, uint64_t b)
         const snapshot_pending *p = &L->pend[L->pend_head[b]];
         scan_key k;
         int rc = scan_read_key(s, p->off, &k);
+        /* (once the whole table is in, it may have grown: blocks moved) */
+        int moved = s->ix.cap != L->nblocks * L->block_slots;
+        if (rc == FKV_ECORRUPT || (rc == FKV_OK && !moved && block_of(s, k.hash) != b)) {
+            /* not the record its hints (or the scan) said: trust neither */
+            failed(L, SNAP_BAD_HINT);
+            return -1;
+        }
         if (rc == FKV_OK)
             rc = path_checked(s, k.hash, FKV_MAY_WAIT);
         if (rc == FKV_OK)
@@ -261,6 +269,8 @@ int snapshot_finish(fkv_store *s)
     int rc = fkv_index_reserve(&s->ix, L->pend_left);
     for (uint64_t b = 0; b < L->nblocks && rc == FKV_OK && L->pend_left > 0; b++)
         rc = apply_block(s, b); /* each block's records in log order */
+    if (rc == -1)
+        return rescan(s);
     if (rc != FKV_OK)
         return rc; /* the rest wait for the next call */
     all_in(s);
@@ -301,6 +311,11 @@ static void pend_populate(snapshot_lazy *L)
     size_t n = L->pend_cap - L->npend < PENDING_AHEAD ? L->pend_cap - L->npend : PENDING_AHEAD;
     fkv_map_populate(L->pend + L->npend, n * sizeof *L->pend);
     L->pend_ready = L->npend + n;
+}
+
+int snapshot_defer_room(const fkv_store *s, uint64_t n)
+{
+    return s->lazy->npend + n <= PENDING_MAX(s->ix.cap);
 }
 
 int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)

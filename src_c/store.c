@@ -181,6 +181,7 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     if (rc == FKV_OK)
         rc = scan_load(s, mode, rep);
     if (rc != FKV_OK) {
+        hints_stop(s);
         snapshot_lazy_free(s->lazy);
         if (s->file)
             fkv_file_release(s->file);
@@ -212,6 +213,7 @@ int fkv_close(fkv_store *s)
         }
         if (s->lazy)
             close(s->lazy->fd);
+        hints_stop(s); /* writes no frame: nothing is written here */
         s->file = NULL;
         s->closed = 1;
         return FKV_OK;
@@ -225,6 +227,7 @@ int fkv_close(fkv_store *s)
         if (s->flush_errno == 0 && s->snapshot_seq != s->write_seq)
             (void)snapshot_write(s);
         s->closed = 1;
+        hints_stop(s);
         snapshot_lazy_free(s->lazy); /* reads only since open: nothing to save */
         s->lazy = NULL;
         fkv_file_release(s->file);
@@ -318,6 +321,7 @@ int fkv_get_stats(fkv_store *s, fkv_stats *st)
     st->flush_errno = s->flush_errno;
     st->snapshot_status = s->snapshot_status;
     st->open_scanned_bytes = s->open_scanned;
+    st->open_hinted_records = s->open_hinted;
     st->snapshots_written = s->snapshots_written;
     store_leave(s);
     return rc;

@@ -62,6 +62,7 @@ typedef struct fkv_stats {
     int flush_errno;         /* nonzero once a flush failed: writes are refused */
     int snapshot_status;     /* what open made of the index snapshot */
     uint64_t open_scanned_bytes; /* bytes of log the open scanned */
+    uint64_t open_hinted_records; /* records past the snapshot it took from hints */
     uint64_t snapshots_written;  /* since open */
 } fkv_stats;
 

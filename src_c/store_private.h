@@ -17,6 +17,9 @@
  *              first need it
  *   snapshot_background.c  snapshots saved while the store is in use, by a
  *              thread that holds no lock
+ *   snapshot_hints.c  the records appended after a clean reopen, noted
+ *              after the snapshot in its file, so that an open after a
+ *              crash need not scan them
  *   compact.c  rewriting the file with live records only
  *   repair.c   verify and repair of a damaged file
  *   file_io.c  the file, lock and directory primitives under all of them
@@ -82,7 +85,13 @@ typedef struct snapshot_lazy {
     uint32_t *pend_last;  /* per block: its last record */
     size_t pend_left;     /* records not yet applied */
     snapshot_block *block; /* per block, as the snapshot states */
+    uint32_t front_crc;   /* the CRC of its header and block directory */
+    uint64_t body_end;    /* where its slots end: hints may follow (snapshot_hints.c) */
+    uint64_t file_bytes;  /* its size when opened */
+    uint64_t dev, ino;    /* which file it is */
 } snapshot_lazy;
+
+typedef struct snapshot_hints snapshot_hints;
 
 struct fkv_store {
     pthread_mutex_t mu;
@@ -112,6 +121,8 @@ struct fkv_store {
     uint64_t snapshots_written;
     uint64_t snap_next;      /* end of log at which a snapshot is saved in the background */
     struct snapshot_job *snap_job; /* the one being saved in the background, or NULL */
+    snapshot_hints *hints;   /* appends being noted beside the snapshot, or NULL */
+    uint64_t open_hinted;    /* records the open took from those notes */
     /* Group commit (commit.c): records are numbered as they are appended;
      * a flush covers every record appended before it started. */
     pthread_cond_t flushed;  /* signalled when a flush ends */
@@ -272,7 +283,8 @@ enum {
     SNAP_TAIL_MISMATCH,
     SNAP_BAD_TABLE,
     SNAP_NO_MEMORY,
-    SNAP_UNFINISHED_SAVE
+    SNAP_UNFINISHED_SAVE,
+    SNAP_BAD_HINT
 };
 
 /* Load and check the snapshot of s's data file (size bytes), replacing the
@@ -314,7 +326,8 @@ typedef struct scan_key {
     uint32_t hash;
 } scan_key;
 
-/* Read back the record at off, which the scan found intact (scan.c). */
+/* Read back the record at off, named by the scan or by hints: its header
+ * and key, the whole record checked (FKV_ECORRUPT at off if not) (scan.c). */
 int scan_read_key(fkv_store *s, uint64_t off, scan_key *k);
 
 /* Apply that record to the index, as the scan would have. */
@@ -335,6 +348,29 @@ int snapshot_tail_scanned(fkv_store *s);
 
 /* Flush the data file, then save the index beside it (snapshot_save). */
 int snapshot_write(fkv_store *s);
+
+/* 1 if the record that ends at end starts at off, is intact, and has the
+ * stored CRC crc (snapshot.c). */
+int snapshot_record_ends_at(const fkv_store *s, uint64_t end, uint64_t off, uint32_t crc);
+
+/* 1 if n more records can be kept by block without the whole table being
+ * loaded for them (snapshot_blocks.c). */
+int snapshot_defer_room(const fkv_store *s, uint64_t n);
+
+/* Hints (snapshot_hints.c): note every append from now on, after the
+ * snapshot L (which covers the whole log) in its file. */
+void hints_start(fkv_store *s, const snapshot_lazy *L);
+
+/* The records recs[0..len), just appended at log offset off. */
+void hints_note(fkv_store *s, const uint8_t *recs, size_t len, uint64_t off);
+
+/* Note no more (the file keeps what it holds); NULL hints are ignored. */
+void hints_stop(fkv_store *s);
+
+/* At open, after the snapshot s->lazy covering the log up to from loaded:
+ * keep by block the records its hints name past it, in a data file of size
+ * bytes; the log offset from which to scan. */
+uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size);
 
 #define SNAPSHOT_HEADER_BYTES 96u
 

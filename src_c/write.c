@@ -32,6 +32,8 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
     }
     s->tail_off = s->end + last;
     s->tail_crc = fkv_load32(rec + last);
+    if (s->hints)
+        hints_note(s, rec, len, s->end);
     s->end += len;
     s->write_seq++;
     commit_appended(s);

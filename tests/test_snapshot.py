@@ -21,24 +21,7 @@ import pytest
 
 import fastkv
 from fastkv import DataStore, _core
-
-
-def snap_of(path: Path) -> Path:
-    return Path(str(path) + ".idx")
-
-
-def contents(db: DataStore) -> dict[str, Any]:
-    return {k: db._read_with_deadline(k) for k in db}
-
-
-def truth(path: Path, tmp: Path) -> dict[str, Any]:
-    """What a full scan of the data file's bytes finds (no snapshot)."""
-    alone = tmp / f"truth-{random.randrange(10**9)}" / path.name
-    alone.parent.mkdir()
-    shutil.copyfile(path, alone)
-    with DataStore(alone) as db:
-        assert db.stats()["open_path"] == "scan"
-        return contents(db)
+from snapshot_files import contents, snap_of, truth
 
 
 def fill(path: Path, n: int = 3000, seed: int = 1) -> None:

@@ -536,6 +536,58 @@ static void a_snapshot_saved_in_the_background(void)
     shut(s);
 }
 
+/* After a clean reopen every append is noted, 512 to a frame, after the
+ * snapshot's slots in its file (snapshot_hints.c): a copy of the files
+ * taken while the store is open, as a crash leaves them, opens from the
+ * snapshot, takes the records of the whole frames from the hints and scans
+ * only the rest; close cuts the frames off again. */
+static void hints_after_a_crash(void)
+{
+    char p[1200], copy[1200], from[1300], to[1300]; /* path_of's buffer is reused */
+    snprintf(p, sizeof p, "%s", path_of("hinted.fkv"));
+    snprintf(copy, sizeof copy, "%s", path_of("hinted-copy.fkv"));
+    fkv_store *s = open_ok(p, FKV_MAX_FILE_SIZE);
+    put_numbered(s, 20000, 0); /* a table of 65,536 slots */
+    shut(s);
+    snprintf(from, sizeof from, "%s.idx", p);
+    uint64_t slots_end = file_size(from);
+    s = open_ok(p, FKV_MAX_FILE_SIZE); /* the snapshot covers the whole log */
+    static char keys[50][32], vals[50][32];
+    fkv_put_item items[50];
+    for (int i = 0; i < 1100; i += 50) { /* in batches: appends of many records */
+        for (int j = 0; j < 50; j++) {
+            items[j].key = keys[j];
+            items[j].klen = (size_t)snprintf(keys[j], sizeof keys[j], "late%d", i + j);
+            items[j].val = (const uint8_t *)vals[j];
+            items[j].vlen = (size_t)snprintf(vals[j], sizeof vals[j], "{\"late\":%d}", i + j);
+        }
+        size_t at = 0, done = 0;
+        while (at < 50 && fkv_put_batch(s, items + at, 50 - at, &done) == FKV_OK && done > 0)
+            at += done;
+        CHECK(at == 50);
+    }
+    const char *suffixes[] = {"", ".idx"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s%s", p, suffixes[i]);
+        snprintf(to, sizeof to, "%s%s", copy, suffixes[i]);
+        copy_file(from, to);
+    }
+    CHECK(file_size(to) == slots_end + 2 * (24 + 512 * 8)); /* two whole frames */
+    shut(s);
+    CHECK(file_size(from) == slots_end); /* saved over in place, the frames cut off */
+    s = open_ok(copy, FKV_MAX_FILE_SIZE);
+    fkv_stats st;
+    CHECK_RC(fkv_get_stats(s, &st), FKV_OK);
+    CHECK(strcmp(fkv_snapshot_status_name(st.snapshot_status), "loaded") == 0);
+    CHECK(st.open_hinted_records == 1024);
+    CHECK(st.open_scanned_bytes > 0 && st.open_scanned_bytes < 76 * 40);
+    CHECK_RC(read_is(s, "late0", "{\"late\":0}"), FKV_OK);
+    CHECK_RC(read_is(s, "late1023", "{\"late\":1023}"), FKV_OK);
+    CHECK_RC(read_is(s, "late1099", "{\"late\":1099}"), FKV_OK);
+    CHECK_RC(read_is(s, "key7", "{\"n\":7}"), FKV_OK);
+    shut(s);
+}
+
 int main(int argc, char **argv)
 {
     self = argv[0];
@@ -571,6 +623,7 @@ int main(int argc, char **argv)
         {"a large snapshot, read ahead", a_large_snapshot_read_ahead},
         {"a snapshot saved in the background", a_snapshot_saved_in_the_background},
         {"a fault inside a guarded walk", a_fault_inside_a_guarded_walk},
+        {"hints after a crash", hints_after_a_crash},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int before = failures;
