@@ -170,6 +170,13 @@ def damage(path: Path, tmp_path: Path, how: str) -> int:
         reseal(path, data, got[1][0])
         set_hints(path, data)
         return 1
+    if how == "last record":  # crafted: the last frame names another CRC for its end
+        at = got[4][0]
+        crc, = struct.unpack_from("<I", data, at + 16)
+        struct.pack_into("<I", data, at + 16, crc ^ 1)
+        reseal(path, data, at)
+        set_hints(path, data)
+        return 4
     if how == "end":  # crafted: the frame ends one record early
         struct.pack_into("<Q", data, got[3][0] + 8, got[3][2][-1][0])
         reseal(path, data, got[3][0])
@@ -179,7 +186,7 @@ def damage(path: Path, tmp_path: Path, how: str) -> int:
 
 
 @pytest.mark.parametrize("how", ["flipped", "cut", "another snapshot", "log cut",
-                                 "rising offsets", "end"])
+                                 "rising offsets", "last record", "end"])
 def test_frames_that_do_not_fit_are_ignored_from_the_first_one(
         crashed: tuple[Path, list[str]], tmp_path: Path, how: str) -> None:
     path, keys = crashed
