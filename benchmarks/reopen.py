@@ -9,7 +9,9 @@ process, with the file in the page cache:
   snapshot   open + first read, loading the snapshot and scanning the rest
   scan       the same with the snapshot moved aside: the whole log scanned
   crashed    open + first read after 10,000 writes by a process killed
-             with SIGKILL (the snapshot then covers all but those); median of
+             with SIGKILL (the snapshot then covers all but those, and the
+             hints the writer appended to it name all but the last few
+             hundred, see README "Hints"); median of
              5, each on a fresh copy of the store: the copy's dirty pages are
              flushed (os.sync) before the open, as nothing else is writing
              when the clean case is measured
