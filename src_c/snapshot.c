@@ -32,10 +32,12 @@
  *           u32 entries with a deadline
  *   96 + 16n  u32 CRC-32C of everything before it
  *  100 + 16n  the slots, 8 bytes each (hash_index.h)
+ *  then, after a clean reopen and a crash, perhaps frames of hints naming
+ *           the records appended past E (snapshot_hints.c)
  *
  * The checks, so that no snapshot can produce a wrong read. At open: magic,
  * version, hash identity, slot and block size; the file's size against its
- * slot count; the CRC of header and block CRCs; the data file's identity
+ * slot count (hints may follow the slots); the CRC of header and block CRCs; the data file's identity
  * (another store's snapshot, or one from before a compaction or repair,
  * names another file); E inside the data file, and the record ending at E
  * re-read and intact with the CRC the snapshot recorded (a snapshot newer
@@ -45,8 +47,9 @@
  * used (snapshot_blocks.c; all at once when the log goes on past E): its
  * CRC, every entry's offset inside [header, E), markers well formed, its
  * counts as stated, and every entry reachable from its home slot by
- * probing. The log past E (after a crash) is scanned at open as always;
- * its records are applied when their home block is first needed. What is left
+ * probing. The log past E (after a crash) is scanned at open as always,
+ * but for the records hints name (checked when applied); its records are
+ * applied when their home block is first needed. What is left
  * unchecked is what the records themselves guard: a read still confirms
  * the key and the checksum on disk.
  */

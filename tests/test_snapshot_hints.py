@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import fastkv
 from fastkv import DataStore, _core
 from snapshot_files import contents, snap_of, truth
 
@@ -229,6 +230,35 @@ def test_a_named_record_that_is_not_as_named_means_a_full_scan(
         assert (st["open_path"], st["snapshot"]) == (
             "scan", "a record its hints named was not as they said")
         assert read_each(db, keys) == expected
+
+
+def test_damage_in_a_hinted_record_is_found_when_its_block_is_applied(
+        crashed: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Open takes the hinted records without reading them; the damaged one
+    is found when its block is applied, and the store then scans the whole
+    log, which fails as an open without the snapshot does: at the same
+    offset, and again at every later call."""
+    path, _ = crashed
+    got = frames(path)
+    off = got[2][2][100][0]
+    data = bytearray(path.read_bytes())
+    data[off + 30] ^= 0x40  # inside its value (a put): only its checksum tells
+    path.write_bytes(data)
+    alone = tmp_path / "alone" / path.name
+    alone.parent.mkdir()
+    alone.write_bytes(data)
+    with pytest.raises(fastkv.CorruptionError) as full_scan:
+        DataStore(alone)
+    db = DataStore(path)  # opens: the damaged record is not read
+    try:
+        assert _core._debug_snapshot_blocks(db) == (0, 8)
+        for _ in range(2):
+            with pytest.raises(fastkv.CorruptionError) as applied:
+                len(db)
+            assert str(applied.value).split(" is damaged ")[1] == \
+                str(full_scan.value).split(" is damaged ")[1]
+    finally:
+        db.close()
 
 
 def test_hints_stop_at_a_compaction_and_are_never_written_in_fsync_mode(
