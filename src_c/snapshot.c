@@ -59,7 +59,7 @@
 
 #include <stdlib.h>
 
-#define SNAP_SUFFIX ".idx"
+#define SNAP_SUFFIX SNAPSHOT_SUFFIX
 #define SNAP_VERSION 2u
 #define SNAP_HEADER SNAPSHOT_HEADER_BYTES
 #define SNAP_SLOT 8u

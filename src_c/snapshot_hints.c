@@ -100,7 +100,7 @@ void hints_stop(fkv_store *s)
 static int open_for_hints(fkv_store *s)
 {
     snapshot_hints *H = s->hints;
-    char *p = fkv_path_with_suffix(s->path, ".idx");
+    char *p = fkv_path_with_suffix(s->path, SNAPSHOT_SUFFIX);
     int fd = p ? open(p, O_WRONLY | O_CLOEXEC | FKV_O_NOFOLLOW) : -1;
     free(p);
     struct stat st;

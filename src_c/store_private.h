@@ -373,6 +373,7 @@ void hints_stop(fkv_store *s);
 uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size);
 
 #define SNAPSHOT_HEADER_BYTES 96u
+#define SNAPSHOT_SUFFIX ".idx" /* the snapshot file: <data file>.idx */
 
 /* The snapshot header for s's index as it stands. */
 void snapshot_header(const fkv_store *s, uint8_t *header);
