@@ -114,10 +114,7 @@ static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_heade
 {
     scan_item batch[SCAN_BATCH];
     size_t nb = 0;
-    /* Past a snapshot whose table loads block by block, records wait for
-     * their home block (snapshot_blocks.c) instead of touching the table. */
-    int defer = s->lazy && s->lazy->deferring;
-    int rc = defer ? FKV_OK : fkv_index_reserve(&s->ix, SCAN_BATCH);
+    int rc = fkv_index_reserve(&s->ix, SCAN_BATCH);
     if (rc != FKV_OK)
         return rc;
     for (;;) {
@@ -125,26 +122,13 @@ static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_heade
         batch[nb].off = *off;
         batch[nb].h = h;
         batch[nb].hash = fkv_hash(rec + FKV_REC_HEADER_SIZE, h.klen);
-        if (!defer)
-            FKV_PREFETCH(&s->ix.slots[fkv_index_home(&s->ix, batch[nb].hash)]);
+        FKV_PREFETCH(&s->ix.slots[fkv_index_home(&s->ix, batch[nb].hash)]);
         *off += fkv_record_size(&h);
         if (++nb == SCAN_BATCH || *off >= w->limit || !intact_in_window(w, *off, &h))
             break;
     }
     for (size_t i = 0; i < nb; i++) {
-        if (s->lazy && s->lazy->deferring) {
-            /* applied when its block is first needed, or by the load of
-             * the whole table (or the scan) that too many such records
-             * start, which covers the log up to s->end: this one too */
-            s->end = batch[i].off + fkv_record_size(&batch[i].h);
-            rc = snapshot_defer(s, batch[i].off, batch[i].hash);
-        } else {
-            if (defer) /* that load came inside this batch: no room was reserved */
-                rc = fkv_index_reserve(&s->ix, 1);
-            if (rc == FKV_OK)
-                rc = apply(s, fkv_window_at(w, batch[i].off), &batch[i].h, batch[i].off,
-                           batch[i].hash);
-        }
+        rc = apply(s, fkv_window_at(w, batch[i].off), &batch[i].h, batch[i].off, batch[i].hash);
         if (rc != FKV_OK)
             return rc;
         if (rep) {
@@ -162,11 +146,14 @@ static int apply_batch(fkv_store *s, fkv_window *w, uint64_t *off, fkv_rec_heade
 }
 
 /* Past a snapshot whose table loads block by block (after a crash), a
- * record is only checked and kept for its home block: there is no table
- * slot to prefetch, so no batch, and the checksums go two at a time. Takes
- * the intact records from *off that lie whole in the window, while open
- * still defers; stops before anything else, which the caller then judges
- * as always (a damaged record's checksum is simply computed again). */
+ * record is only checked and kept for its home block (snapshot_blocks.c),
+ * applied when that block is first needed or by a load of the whole table
+ * (which too many kept records start, covering the log up to s->end):
+ * there is no table slot to prefetch, so no batch, and the checksums go two
+ * at a time. Takes the intact records from *off that lie whole in the
+ * window, while open still defers; stops before anything else, which the
+ * caller then judges as always (a damaged record's checksum is simply
+ * computed again). */
 static int defer_run(fkv_store *s, const fkv_window *w, uint64_t *off)
 {
     int rc = FKV_OK;
@@ -255,7 +242,7 @@ static int walk(void *arg)
     while (off < a->size && !stop) {
         fkv_rec_header h;
         progress_done(s, off);
-        if (s->lazy && s->lazy->deferring && !a->rep &&
+        if (s->lazy && s->lazy->deferring && /* only when opening normally */
             ((rc = defer_run(s, a->w, &off)) != FKV_OK || off >= a->size))
             break;
         int r = intact_at(a->w, off, &h);
@@ -263,7 +250,7 @@ static int walk(void *arg)
             rc = r;
         else if (r == 0)
             rc = on_damage(s, a->w, a->mode, a->rep, &off, &stop);
-        else
+        else if (!(s->lazy && s->lazy->deferring)) /* else the window now holds it: kept */
             rc = apply_batch(s, a->w, &off, h, a->rep);
         if (rc != FKV_OK)
             break;
@@ -411,7 +398,7 @@ int scan_rebuild(fkv_store *s)
     return FKV_OK;
 }
 
-int scan_read_key(fkv_store *s, uint64_t off, scan_key *k)
+int scan_read_key(fkv_store *s, uint64_t off, scan_key *k, scan_check check)
 {
     size_t got = 0;
     int rc = read_log_at(s->file->fd, s->file->map, s->end, off, k->rec, sizeof k->rec,
@@ -421,7 +408,9 @@ int scan_read_key(fkv_store *s, uint64_t off, scan_key *k)
     if (got < FKV_REC_HEADER_SIZE || fkv_record_header_decode(k->rec, &k->h) != FKV_OK ||
         got < FKV_REC_HEADER_SIZE + k->h.klen || off + fkv_record_size(&k->h) > s->end)
         return fkv_corrupt_at(off);
-    /* Checked whole again: hints name records that open did not read. */
+    k->hash = fkv_hash(k->rec + FKV_REC_HEADER_SIZE, k->h.klen);
+    if (check == SCAN_KEY_ONLY)
+        return FKV_OK;
     size_t size = fkv_record_size(&k->h), have = got < size ? got : size;
     uint32_t crc = fkv_crc32c(0, k->rec + 4, have - 4);
     uint8_t more[1024];
@@ -434,10 +423,7 @@ int scan_read_key(fkv_store *s, uint64_t off, scan_key *k)
             return fkv_corrupt_at(off);
         crc = fkv_crc32c(crc, more, got);
     }
-    if (crc != k->h.crc)
-        return fkv_corrupt_at(off);
-    k->hash = fkv_hash(k->rec + FKV_REC_HEADER_SIZE, k->h.klen);
-    return FKV_OK;
+    return crc == k->h.crc ? FKV_OK : fkv_corrupt_at(off);
 }
 
 int scan_apply_key(fkv_store *s, const scan_key *k, uint64_t off)

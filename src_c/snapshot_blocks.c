@@ -202,7 +202,8 @@ static int apply_block(fkv_store *s, uint64_t b)
     while (L->pend_head[b] != SNAPSHOT_NONE) {
         const snapshot_pending *p = &L->pend[L->pend_head[b]];
         scan_key k;
-        int rc = scan_read_key(s, p->off, &k);
+        int rc = scan_read_key(s, p->off, &k,
+                               p->off < L->hinted_end ? SCAN_WHOLE_RECORD : SCAN_KEY_ONLY);
         /* (once the whole table is in, it may have grown: blocks moved) */
         int moved = s->ix.cap != L->nblocks * L->block_slots;
         if (rc == FKV_ECORRUPT || (rc == FKV_OK && !moved && block_of(s, k.hash) != b)) {

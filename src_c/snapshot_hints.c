@@ -195,10 +195,11 @@ uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size)
             const uint8_t *e = frame + HINT_HEAD + (size_t)i * HINT_ENTRY;
             if (snapshot_defer(s, fkv_load32(e), fkv_load32(e + 4)) != FKV_OK) {
                 s->end = from; /* out of memory: the scan meets these records again */
-                free(frame);   /* (applying one twice leaves what once does) */
-                return from;
+                break;         /* (applying one twice leaves what once does) */
             }
         }
+        if (s->end == from)
+            break;
         s->tail_off = fkv_load32(frame + HINT_HEAD + (size_t)(n - 1) * HINT_ENTRY);
         s->tail_crc = fkv_load32(frame + 16);
         s->open_hinted += n;
@@ -206,5 +207,6 @@ uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size)
         at += HINT_HEAD + (size_t)n * HINT_ENTRY;
     }
     free(frame);
+    s->lazy->hinted_end = from; /* the records kept below it: checked when applied */
     return from;
 }

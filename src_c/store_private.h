@@ -89,6 +89,7 @@ typedef struct snapshot_lazy {
     uint64_t body_end;    /* where its slots end: hints may follow (snapshot_hints.c) */
     uint64_t file_bytes;  /* its size when opened */
     uint64_t dev, ino;    /* which file it is */
+    uint64_t hinted_end;  /* records kept below this came from hints, not the scan */
 } snapshot_lazy;
 
 typedef struct snapshot_hints snapshot_hints;
@@ -326,9 +327,14 @@ typedef struct scan_key {
     uint32_t hash;
 } scan_key;
 
+/* What reading a record back checks beyond its header and key: nothing
+ * more (the scan checksummed it), or its checksum (hints named it, and
+ * open did not read it). */
+typedef enum scan_check { SCAN_KEY_ONLY, SCAN_WHOLE_RECORD } scan_check;
+
 /* Read back the record at off, named by the scan or by hints: its header
- * and key, the whole record checked (FKV_ECORRUPT at off if not) (scan.c). */
-int scan_read_key(fkv_store *s, uint64_t off, scan_key *k);
+ * and key, checked as asked (FKV_ECORRUPT at off if not) (scan.c). */
+int scan_read_key(fkv_store *s, uint64_t off, scan_key *k, scan_check check);
 
 /* Apply that record to the index, as the scan would have. */
 int scan_apply_key(fkv_store *s, const scan_key *k, uint64_t off);
