@@ -38,7 +38,7 @@ static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwrite
         return FKV_ENOMEM;
     int rc = FKV_OK;
     progress_total(s, s->end);
-    for (uint64_t off = FKV_FILE_HEADER_SIZE; off < s->end;) {
+    for (uint64_t off = s->ident.log_start; off < s->end;) {
         fkv_rec_header h;
         progress_done(s, off);
         rc = fkv_window_cover(&win, off, FKV_REC_HEADER_SIZE);
@@ -109,7 +109,8 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
     uint32_t tail_crc = 0;
     uint8_t header[FKV_FILE_HEADER_SIZE];
     fkv_file_identity ident;
-    fkv_file_header_encode(header, now, &ident);
+    fkv_lineage lineage; /* the new file's first session: this store's */
+    fkv_file_header_encode(header, now, &ident, &lineage);
     if (rc == FKV_OK)
         rc = fkv_bufwriter_add(&w, header, sizeof header);
     if (rc == FKV_OK)
@@ -137,6 +138,8 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         s->cache_until = 0;
         s->compactions++;
         s->ident = ident;
+        s->lineage = lineage;
+        s->writing = 1;
         s->tail_off = tail_off;
         s->tail_crc = tail_crc;
         /* The new file has a new identity: the snapshot on disk no longer

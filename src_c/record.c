@@ -6,7 +6,8 @@
 
 static const uint8_t MAGIC[8] = {0x89, 'F', 'K', 'V', '\r', '\n', 0x1a, '\n'};
 
-void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity *ident)
+void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity *ident,
+                            fkv_lineage *lineage)
 {
     uint32_t id;
     do {
@@ -20,6 +21,11 @@ void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity
     fkv_store32(out + 28, fkv_crc32c(0, out, 28));
     ident->created_ms = created_ms;
     ident->id = id;
+    ident->version = FKV_FORMAT_VERSION;
+    ident->log_start = FKV_FILE_HEADER_SIZE;
+    lineage->n = 0;
+    fkv_lineage_begin(lineage, FKV_FILE_HEADER_SIZE);
+    fkv_lineage_encode(out + FKV_LINEAGE_AT, lineage);
 }
 
 int fkv_file_header_check(const uint8_t *buf, fkv_file_identity *ident)
@@ -28,12 +34,14 @@ int fkv_file_header_check(const uint8_t *buf, fkv_file_identity *ident)
         return FKV_ENOTSTORE;
     if (fkv_load32(buf + 28) != fkv_crc32c(0, buf, 28))
         return FKV_ECORRUPT;
-    uint32_t version = fkv_load32(buf + 8);
-    if ((version != FKV_FORMAT_VERSION && version != FKV_FORMAT_VERSION_NO_ID) ||
-        fkv_load32(buf + 12) != FKV_FILE_HEADER_SIZE)
+    uint32_t version = fkv_load32(buf + 8), length = fkv_load32(buf + 12);
+    if (version < FKV_FORMAT_VERSION_NO_ID || version > FKV_FORMAT_VERSION ||
+        length != (version == FKV_FORMAT_VERSION ? FKV_FILE_HEADER_SIZE : FKV_FILE_HEADER_OLD))
         return FKV_ENOTSTORE;
     ident->created_ms = fkv_load64(buf + 16);
-    ident->id = version == FKV_FORMAT_VERSION ? fkv_load32(buf + 24) : 0;
+    ident->id = version == FKV_FORMAT_VERSION_NO_ID ? 0 : fkv_load32(buf + 24);
+    ident->version = version;
+    ident->log_start = length;
     return FKV_OK;
 }
 

@@ -1,16 +1,20 @@
 /*
  * record.h - the on-disk format: one file header, then an append-only log.
  *
- * File header, 32 bytes, little-endian:
+ * File header, 128 bytes (32 in formats 1 and 2), little-endian:
  *   0  magic   8 bytes "\x89FKV\r\n\x1a\n" (catches text-mode mangling)
- *   8  u32     format version (FKV_FORMAT_VERSION; 1 is read too)
- *  12  u32     header length (32)
+ *   8  u32     format version (FKV_FORMAT_VERSION; 1 and 2 are read too)
+ *  12  u32     header length, where the log starts (128; 32 before format 3)
  *  16  u64     creation time, ms since the Unix epoch
  *  24  u32     random file id, new whenever a header is written (at
  *              creation, compaction and repair); zero in version 1 files
  *  28  u32     CRC-32C of bytes 0..28
+ *  32  96 bytes, from format 3: the writing sessions' list (lineage.h),
+ *              rewritten in place when a session first writes, with its own
+ *              checksum (a damaged list only costs a scan, never the file)
  * Creation time and file id together name one file's contents up to its
- * end: an index snapshot (snapshot.c) is only trusted for that file.
+ * end, and the list which history of them: an index snapshot (snapshot.c)
+ * is only trusted for that file in that history.
  *
  * Record, 16-byte header then key then value:
  *   0  u32     CRC-32C of bytes 4..end of record
@@ -30,9 +34,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FKV_FORMAT_VERSION 2u
+#include "lineage.h"
+
+#define FKV_FORMAT_VERSION 3u
 #define FKV_FORMAT_VERSION_NO_ID 1u /* no file id: still read, never snapshotted */
-#define FKV_FILE_HEADER_SIZE 32u
+#define FKV_FORMAT_VERSION_NO_LINEAGE 2u /* no sessions' list: read, never snapshotted */
+#define FKV_FILE_HEADER_SIZE 128u   /* of the format written */
+#define FKV_FILE_HEADER_OLD 32u     /* of formats 1 and 2; enough to read a version */
 #define FKV_REC_HEADER_SIZE 16u
 #define FKV_KEY_MAX_CHARS 32u
 #define FKV_KEY_MAX_BYTES 128u  /* 32 characters of up to 4 UTF-8 bytes */
@@ -53,16 +61,22 @@ typedef struct fkv_rec_header {
 /* Which file a header names: see the layout above. */
 typedef struct fkv_file_identity {
     uint64_t created_ms;
-    uint32_t id;      /* 0: a version 1 file, which has none */
+    uint32_t id;         /* 0: a version 1 file, which has none */
+    uint32_t version;    /* its format */
+    uint32_t log_start;  /* the header's length: where the first record goes */
 } fkv_file_identity;
 
-/* Write a file header for a store created at created_ms, with a fresh
- * random file id, into out[32]; *ident receives its identity. */
-void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity *ident);
+/* Write a file header of the current format for a store created at
+ * created_ms, with a fresh random file id and one session that begins to
+ * write at the log's start, into out[FKV_FILE_HEADER_SIZE]; *ident and
+ * *lineage receive what it holds. */
+void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity *ident,
+                            fkv_lineage *lineage);
 
-/* FKV_OK if buf[0..32) is a fastkv header of a version we read (and its
- * identity in *ident), FKV_ENOTSTORE if the magic differs, FKV_ECORRUPT if
- * it is damaged. */
+/* FKV_OK if buf[0..FKV_FILE_HEADER_OLD) starts a fastkv header of a version
+ * we read (and its identity in *ident), FKV_ENOTSTORE if the magic
+ * differs, FKV_ECORRUPT if it is damaged. The sessions' list of a format 3
+ * header is read apart (fkv_lineage_decode at FKV_LINEAGE_AT). */
 int fkv_file_header_check(const uint8_t *buf, fkv_file_identity *ident);
 
 /* Encode a record into out (room for FKV_REC_MAX bytes); returns its length. */

@@ -45,7 +45,8 @@ static int write_live_records(fkv_store *s, fkv_bufwriter *w, uint64_t *written)
     uint64_t now = fkv_now_ms();
     uint8_t header[FKV_FILE_HEADER_SIZE];
     fkv_file_identity ident; /* a new file: an old snapshot no longer fits it */
-    fkv_file_header_encode(header, now, &ident);
+    fkv_lineage lineage;
+    fkv_file_header_encode(header, now, &ident, &lineage);
     int rc = fkv_bufwriter_add(w, header, sizeof header);
     *written = 0;
     for (uint64_t pos = 0; pos < s->ix.cap && rc == FKV_OK; pos++) {

@@ -294,38 +294,48 @@ static int scan(fkv_store *s, uint64_t from, uint64_t size, open_mode mode,
 }
 
 /* Check the file header of a file of size bytes, or write one into an
- * empty file. *size is the bytes to scan. */
+ * empty file (this store's session then writes from the start). */
 static int load_header(fkv_store *s, open_mode mode, fkv_verify_report *rep, uint64_t *size)
 {
     uint8_t header[FKV_FILE_HEADER_SIZE];
+    s->ident.log_start = FKV_FILE_HEADER_SIZE;
     if (*size == 0) {
         if (mode == OPEN_SALVAGE)
             return FKV_OK;
-        fkv_file_header_encode(header, fkv_now_ms(), &s->ident);
+        fkv_file_header_encode(header, fkv_now_ms(), &s->ident, &s->lineage);
         int rc = fkv_write_at(s->file->fd, header, sizeof header, 0);
         if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
             rc = fkv_flush(s->file->fd);
         if (rc == FKV_OK)
             *size = FKV_FILE_HEADER_SIZE;
+        s->writing = 1;
         return rc;
     }
     size_t got;
-    if (*size < FKV_FILE_HEADER_SIZE)
+    if (*size < FKV_FILE_HEADER_OLD)
         return FKV_ENOTSTORE;
     int rc = fkv_read_at(s->file->fd, header, sizeof header, 0, &got, FKV_MAY_WAIT);
     if (rc != FKV_OK)
         return rc;
-    if (got < sizeof header)
+    if (got < FKV_FILE_HEADER_OLD)
         return FKV_ENOTSTORE;
     rc = fkv_file_header_check(header, &s->ident);
+    if (rc == FKV_OK && got < s->ident.log_start)
+        rc = FKV_ECORRUPT; /* a format 3 header cut short */
     if (rc == FKV_ECORRUPT && mode == OPEN_SALVAGE) {
         rep->header_ok = 0; /* the magic is ours: salvage what follows */
-        rc = FKV_OK;
+        s->ident.log_start = fkv_load32(header + 12) == FKV_FILE_HEADER_OLD ? FKV_FILE_HEADER_OLD
+                                                                          : FKV_FILE_HEADER_SIZE;
+        if (*size < s->ident.log_start)
+            *size = s->ident.log_start;
+        return FKV_OK;
     }
     if (rc == FKV_ECORRUPT)
         return fkv_corrupt_at(0);
     if (rc != FKV_OK)
         return rc;
+    if (s->ident.version == FKV_FORMAT_VERSION)
+        (void)fkv_lineage_decode(header + FKV_LINEAGE_AT, &s->lineage); /* else unknown */
     if (*size > FKV_MAX_FILE_SIZE) /* offsets would not fit the index */
         return fkv_corrupt_at(FKV_MAX_FILE_SIZE);
     return FKV_OK;
@@ -344,11 +354,11 @@ int scan_load(fkv_store *s, open_mode mode, fkv_verify_report *rep)
         return rc;
     if ((rc = fkv_index_init(&s->ix, 0)) != FKV_OK)
         return rc;
-    s->live_bytes = FKV_FILE_HEADER_SIZE;
+    s->live_bytes = s->ident.log_start;
     if (size == 0)
         return FKV_OK;
     /* Verify and repair read every record: they never trust a snapshot. */
-    uint64_t covered = FKV_FILE_HEADER_SIZE;
+    uint64_t covered = s->ident.log_start;
     if (mode == OPEN_NORMAL)
         s->snapshot_status = snapshot_load(s, size, &covered);
     uint64_t from = covered;
@@ -379,9 +389,9 @@ int scan_rebuild(fkv_store *s)
         s->ix = old;
         return rc;
     }
-    s->live_bytes = FKV_FILE_HEADER_SIZE;
+    s->live_bytes = s->ident.log_start;
     s->n_ttl = 0;
-    rc = scan(s, FKV_FILE_HEADER_SIZE, end, OPEN_NORMAL, NULL);
+    rc = scan(s, s->ident.log_start, end, OPEN_NORMAL, NULL);
     if (rc != FKV_OK) {
         fkv_index_free(&s->ix);
         s->ix = old;
@@ -393,7 +403,7 @@ int scan_rebuild(fkv_store *s)
         return rc;
     }
     fkv_index_free(&old);
-    s->open_scanned = end - FKV_FILE_HEADER_SIZE;
+    s->open_scanned = end - s->ident.log_start;
     s->cache_until = 0;
     return FKV_OK;
 }

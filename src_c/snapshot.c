@@ -27,11 +27,12 @@
  *   56  u64 slots, a power of two
  *   64  u64 entries, 72 u64 deleted markers, 80 u64 live bytes, 88 u64
  *           entries with a deadline
- *   96  per block of slots (n = slots / slots per block), 16 bytes each:
+ *   96  u64 the session that wrote the log up to E last (lineage.h)
+ *  104  per block of slots (n = slots / slots per block), 16 bytes each:
  *           u32 CRC-32C of its slots, u32 entries, u32 deleted markers,
  *           u32 entries with a deadline
- *   96 + 16n  u32 CRC-32C of everything before it
- *  100 + 16n  the slots, 8 bytes each (hash_index.h)
+ *  104 + 16n  u32 CRC-32C of everything before it
+ *  108 + 16n  the slots, 8 bytes each (hash_index.h)
  *  then, after a clean reopen and a crash, perhaps frames of hints naming
  *           the records appended past E (snapshot_hints.c)
  *
@@ -39,7 +40,9 @@
  * version, hash identity, slot and block size; the file's size against its
  * slot count (hints may follow the slots); the CRC of header and block CRCs; the data file's identity
  * (another store's snapshot, or one from before a compaction or repair,
- * names another file); E inside the data file, and the record ending at E
+ * names another file); its history (the session named still in the data
+ * file's list, and every later one begun at or past E: lineage.h says why
+ * that tells a copy written differently since apart); E inside the data file, and the record ending at E
  * re-read and intact with the CRC the snapshot recorded (a snapshot newer
  * than the log, or an older log under a newer snapshot, fails here); counts
  * that fit the table (load at most three quarters) and the blocks' counts
@@ -60,7 +63,7 @@
 #include <stdlib.h>
 
 #define SNAP_SUFFIX SNAPSHOT_SUFFIX
-#define SNAP_VERSION 2u
+#define SNAP_VERSION 3u
 #define SNAP_HEADER SNAPSHOT_HEADER_BYTES
 #define SNAP_SLOT 8u
 static const uint8_t SNAP_MAGIC[8] = {'F', 'K', 'V', 'S', 'N', 'A', 'P', '\n'};
@@ -95,7 +98,8 @@ const char *fkv_snapshot_status_name(int status)
     case SNAP_NOT_TRIED: return "not tried";
     case SNAP_LOADED: return "loaded";
     case SNAP_MISSING: return "missing";
-    case SNAP_NO_FILE_ID: return "data file has no id (format 1): written at the next compaction";
+    case SNAP_OLD_FORMAT: return "data file of an older format: rewritten in the current one at its next compaction or close";
+    case SNAP_OTHER_HISTORY: return "made for another history of the data file";
     case SNAP_UNREADABLE: return "unreadable";
     case SNAP_BAD_HEADER: return "bad header";
     case SNAP_BAD_SIZE: return "size does not match its slot count";
@@ -131,6 +135,7 @@ void snapshot_header(const fkv_store *s, uint8_t *h)
     fkv_store64(h + 72, s->ix.deleted);
     fkv_store64(h + 80, s->live_bytes);
     fkv_store64(h + 88, s->n_ttl);
+    fkv_store64(h + 96, fkv_lineage_head(&s->lineage));
 }
 
 /* A save's two halves: the slots written out, and the block directory
@@ -271,8 +276,8 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
 
 int snapshot_write(fkv_store *s)
 {
-    if (s->ident.id == 0 || s->ix.cap == 0)
-        return FKV_OK; /* a format 1 file: no identity to bind a snapshot to */
+    if (s->ident.version != FKV_FORMAT_VERSION || s->ix.cap == 0)
+        return FKV_OK; /* an older format: no history to bind a snapshot to */
     if (s->lazy)
         return FKV_OK; /* the table is not all in memory: the one on disk stays */
     snapshot_join(s, FKV_MAY_WAIT); /* the one running in the background is older */
@@ -475,6 +480,9 @@ static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
     if (fkv_load64(h + 24) != s->ident.created_ms || fkv_load32(h + 32) != s->ident.id)
         return SNAP_OTHER_FILE;
     uint64_t end = fkv_load64(h + 40);
+    fkv_descent descent;
+    if (!fkv_lineage_descends(&s->lineage, fkv_load64(h + 96), end, &descent))
+        return SNAP_OTHER_HISTORY;
     if (end < FKV_FILE_HEADER_SIZE || end > size)
         return SNAP_BAD_END;
     snapshot_lazy *L = (snapshot_lazy *)calloc(1, sizeof *L);
@@ -519,6 +527,7 @@ static int check_front(const fkv_store *s, int fd, uint64_t size, uint8_t *h,
     if (!snapshot_record_ends_at(s, end, fkv_load64(h + 48), fkv_load32(h + 36)))
         goto fail;
     L->front_crc = fkv_load32(front + head - 4);
+    L->descent = descent;
     L->body_end = head + cap * SNAP_SLOT;
     L->file_bytes = (uint64_t)st.st_size;
     L->dev = (uint64_t)st.st_dev;
@@ -541,8 +550,8 @@ fail:
 
 int snapshot_load(fkv_store *s, uint64_t size, uint64_t *covered)
 {
-    if (s->ident.id == 0)
-        return SNAP_NO_FILE_ID;
+    if (s->ident.version != FKV_FORMAT_VERSION)
+        return SNAP_OLD_FORMAT;
     char *path = fkv_path_with_suffix(s->path, SNAP_SUFFIX);
     if (!path)
         return SNAP_NO_MEMORY;

@@ -81,8 +81,8 @@ void snapshot_start(fkv_store *s)
     if (!snapshot_join(s, FKV_NO_WAIT))
         return; /* the one before still runs: try again at the next write */
     snapshot_covers(s, s->end); /* if this one fails, the log must grow again */
-    if (s->ident.id == 0 || s->ix.cap == 0)
-        return; /* a format 1 file: no identity to bind a snapshot to */
+    if (s->ident.version != FKV_FORMAT_VERSION || s->ix.cap == 0)
+        return; /* an older format: no history to bind a snapshot to */
     snapshot_job *j = (snapshot_job *)calloc(1, sizeof *j);
     if (!j || fkv_index_alloc(&j->copy, s->ix.cap) != FKV_OK) {
         free(j);

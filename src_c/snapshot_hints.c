@@ -10,10 +10,13 @@
  *    4  u32 records in it, n (1..HINT_FRAME_MAX)
  *    8  u64 the log offset where the last of them ends
  *   16  u32 the stored CRC of that last record
- *   20  u32 CRC-32C of bytes 0..20 and the entries, continued from the CRC
- *           of the snapshot's front (header and block directory): a frame
- *           only holds for the snapshot it follows
- *   24  n entries: u32 log offset of a record, u32 the hash of its key
+ *   20  u32 CRC-32C of bytes 0..20, 24..32 and the entries, continued from
+ *           the CRC of the snapshot's front (header and block directory): a
+ *           frame only holds for the snapshot it follows
+ *   24  u64 the writing session that appended its records (lineage.h): a
+ *           frame only holds for a data file whose list names that session
+ *           right after the snapshot's, and below where the next one began
+ *   32  n entries: u32 log offset of a record, u32 the hash of its key
  * The first frame starts at the snapshot's end E, each next one where the
  * one before ended: together they cover the log past E, every record
  * once, in log order (every append goes through hints_note).
@@ -26,8 +29,9 @@
  * into a file with other names, and only into the file the store loaded.
  * A save of the snapshot over this file cuts them off.
  *
- * Trusted at open only as far as it checks: magic, count, CRC, the frame
- * starting where the last one ended, entries rising at least a record
+ * Trusted at open only as far as it checks: magic, count, CRC, its
+ * session and range against the data file's list, the frame starting where
+ * the last one ended, entries rising at least a record
  * header apart inside its range, and the record that ends it re-read from
  * the log and intact with the CRC stated. The first frame that fails ends
  * the hints, and the log past the last good one is scanned as always. As
@@ -45,7 +49,7 @@
 /* Records a frame names: one write of 4 KiB per 512 appends, and the last
  * 511 or fewer are scanned after a crash. */
 #define HINT_FRAME_MAX 512u
-#define HINT_HEAD 24u
+#define HINT_HEAD 32u
 #define HINT_ENTRY 8u
 #define HINT_FRAME_BYTES (HINT_HEAD + HINT_FRAME_MAX * HINT_ENTRY)
 static const uint8_t HINT_MAGIC[4] = {'F', 'K', 'V', 'H'};
@@ -64,7 +68,8 @@ struct snapshot_hints {
 
 static uint32_t frame_crc(uint32_t seed, const uint8_t *frame, uint32_t n)
 {
-    return fkv_crc32c(fkv_crc32c(seed, frame, 20), frame + HINT_HEAD, (size_t)n * HINT_ENTRY);
+    uint32_t crc = fkv_crc32c(fkv_crc32c(seed, frame, 20), frame + 24, 8);
+    return fkv_crc32c(crc, frame + HINT_HEAD, (size_t)n * HINT_ENTRY);
 }
 
 void hints_start(fkv_store *s, const snapshot_lazy *L)
@@ -123,6 +128,7 @@ static int write_frame(fkv_store *s)
     fkv_store32(H->frame + 4, H->n);
     fkv_store64(H->frame + 8, H->last_end);
     fkv_store32(H->frame + 16, H->last_crc);
+    fkv_store64(H->frame + 24, fkv_lineage_head(&s->lineage)); /* the appends' session */
     fkv_store32(H->frame + 20, frame_crc(H->seed, H->frame, H->n));
     if (H->fd < 0 && open_for_hints(s) != FKV_OK)
         return FKV_EIO;
@@ -160,8 +166,10 @@ void hints_note(fkv_store *s, const uint8_t *recs, size_t len, uint64_t off)
 static int frame_ok(const fkv_store *s, const uint8_t *frame, uint32_t n, uint64_t from,
                     uint64_t size)
 {
+    const fkv_descent *d = &s->lazy->descent;
     uint64_t end = fkv_load64(frame + 8), prev = 0;
-    if (end <= from || end > size)
+    if (end <= from || end > size || d->after.id == 0 || fkv_load64(frame + 24) != d->after.id ||
+        end > d->until)
         return 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t off = fkv_load32(frame + HINT_HEAD + (size_t)i * HINT_ENTRY);

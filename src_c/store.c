@@ -158,6 +158,7 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     s->max_file_size = opt->max_file_size;
     s->durability = opt->durability;
     s->progress = progress;
+    s->salvaging = mode == OPEN_SALVAGE;
     s->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
 
     fkv_create_mode create = mode == OPEN_NORMAL ? FKV_OPEN_CREATE : FKV_OPEN_EXISTING;
@@ -202,6 +203,18 @@ int fkv_open(const char *path, const fkv_options *opt, fkv_store **out)
     return store_open(path, opt, OPEN_NORMAL, NULL, NULL, out);
 }
 
+/* A file of an older format (no sessions' list, or no id) gets no
+ * snapshot, so every open scans it whole: rewrite it in the current format
+ * once, at its first clean close, as a compaction does. A failure leaves it
+ * as it was, to be tried at the next close. */
+static void upgrade_format(fkv_store *s)
+{
+    if (s->ident.version == FKV_FORMAT_VERSION || s->salvaging || s->flush_errno != 0 ||
+        s->live_bytes + (FKV_FILE_HEADER_SIZE - FKV_FILE_HEADER_OLD) > s->max_file_size)
+        return;
+    (void)compact_locked(s, COMPACT_KEEP_ALL);
+}
+
 int fkv_close(fkv_store *s)
 {
     if (in_forked_child(s)) {
@@ -222,6 +235,7 @@ int fkv_close(fkv_store *s)
     if (!s->closed) {
         commit_close(s);
         snapshot_join(s, FKV_MAY_WAIT);
+        upgrade_format(s);
         /* Save the index for a fast reopen, unless the one on disk is
          * current; a failure only costs the next open a scan. */
         if (s->flush_errno == 0 && s->snapshot_seq != s->write_seq)

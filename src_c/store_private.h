@@ -40,6 +40,7 @@
 #include "file_io.h"
 #include "file_map.h"
 #include "hash_index.h"
+#include "lineage.h"
 #include "record.h"
 #include "status.h"
 
@@ -90,6 +91,7 @@ typedef struct snapshot_lazy {
     uint64_t file_bytes;  /* its size when opened */
     uint64_t dev, ino;    /* which file it is */
     uint64_t hinted_end;  /* records kept below this came from hints, not the scan */
+    fkv_descent descent;  /* where its session stands in the data file's list */
 } snapshot_lazy;
 
 typedef struct snapshot_hints snapshot_hints;
@@ -98,6 +100,7 @@ struct fkv_store {
     pthread_mutex_t mu;
     fkv_file *file;         /* the data file; NULL once closed */
     int closed;
+    int salvaging;          /* opened for verify or repair: never written */
     uint64_t fork_gen;      /* fork generation at open: differs in a child */
     char *path;
     fkv_index ix;
@@ -114,6 +117,8 @@ struct fkv_store {
     uint64_t auto_retry_at;  /* after a failed automatic compaction: file size to retry at */
     fkv_progress *progress;  /* set for the length of a compact/verify/repair call */
     fkv_file_identity ident; /* of the data file's header (record.h) */
+    fkv_lineage lineage;     /* its writing sessions (lineage.h), as on disk */
+    int writing;             /* this store's session is at the head of lineage */
     uint64_t tail_off;       /* offset of the last record in the log; 0: none */
     uint32_t tail_crc;       /* its stored CRC */
     int snapshot_status;     /* what open made of the snapshot (SNAP_*) */
@@ -274,7 +279,7 @@ enum {
     SNAP_NOT_TRIED = 0,
     SNAP_LOADED,
     SNAP_MISSING,
-    SNAP_NO_FILE_ID,
+    SNAP_OLD_FORMAT,
     SNAP_UNREADABLE,
     SNAP_BAD_HEADER,
     SNAP_BAD_SIZE,
@@ -285,7 +290,8 @@ enum {
     SNAP_BAD_TABLE,
     SNAP_NO_MEMORY,
     SNAP_UNFINISHED_SAVE,
-    SNAP_BAD_HINT
+    SNAP_BAD_HINT,
+    SNAP_OTHER_HISTORY
 };
 
 /* Load and check the snapshot of s's data file (size bytes), replacing the
@@ -378,7 +384,7 @@ void hints_stop(fkv_store *s);
  * bytes; the log offset from which to scan. */
 uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size);
 
-#define SNAPSHOT_HEADER_BYTES 96u
+#define SNAPSHOT_HEADER_BYTES 104u
 #define SNAPSHOT_SUFFIX ".idx" /* the snapshot file: <data file>.idx */
 
 /* The snapshot header for s's index as it stands. */

@@ -16,13 +16,36 @@ typedef enum deadline_kind { DEADLINE_TTL_S, DEADLINE_ABS_MS } deadline_kind;
 /* Whether a write may replace a live key (put) or is refused on one (create). */
 typedef enum write_kind { WRITE_CREATE, WRITE_PUT } write_kind;
 
+/* Before this store's first record in its data file: its session at the
+ * head of the file's list of writing sessions (lineage.h), written in
+ * place before any record of the session can be, so that no record of it
+ * lies in a file whose list does not name it. Formats 1 and 2 have no list. */
+static int begin_session(fkv_store *s)
+{
+    if (s->ident.version == FKV_FORMAT_VERSION) {
+        fkv_lineage next = s->lineage;
+        uint8_t list[FKV_LINEAGE_BYTES];
+        fkv_lineage_begin(&next, s->end);
+        fkv_lineage_encode(list, &next);
+        int rc = fkv_write_at(s->file->fd, list, sizeof list, FKV_LINEAGE_AT);
+        if (rc != FKV_OK)
+            return rc;
+        s->lineage = next;
+    }
+    s->writing = 1;
+    return FKV_OK;
+}
+
 /* Append encoded records (len bytes, the last one starting at last) at the
  * end of the log. On failure the file is cut back, so no partial record is
  * ever visible after a reopen (nothing past s->end was acknowledged:
  * writers are serialized by the mutex). */
 static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
 {
-    int rc = fkv_write_at(s->file->fd, rec, len, s->end);
+    int rc;
+    if (FKV_UNLIKELY(!s->writing) && (rc = begin_session(s)) != FKV_OK)
+        return rc;
+    rc = fkv_write_at(s->file->fd, rec, len, s->end);
     if (rc != FKV_OK) {
         int saved = fkv_last_errno();
         while (ftruncate(s->file->fd, (off_t)s->end) != 0 && errno == EINTR) {

@@ -11,6 +11,13 @@ from typing import Any
 from fastkv import DataStore
 
 
+# The snapshot's layout (src_c/snapshot.c) and its hints' (snapshot_hints.c)
+SNAP_HEAD = 104  # the header; the block directory follows
+HINT_HEAD = 32   # a frame's header; its entries follow
+# The data file's header (record.h): where the log starts
+FILE_HEAD = 128
+
+
 def snap_of(path: Path) -> Path:
     return Path(str(path) + ".idx")
 

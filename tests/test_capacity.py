@@ -62,24 +62,27 @@ def test_full_error_is_an_os_error(store_path: Path) -> None:
 def test_delete_works_at_the_cap_and_makes_room(store_path: Path) -> None:
     with DataStore(store_path, max_file_size=CAP) as db:
         keys = fill(db)
-        # top the file up until not even a tombstone fits
-        i = 0
-        while True:
+        # top the file up until not even a tombstone fits: the smallest
+        # records (one-character keys) last, so at most 18 bytes are left
+        small = 0
+        for key in [f"f{i}" for i in range(100)] + [chr(c) for c in range(ord("a"), ord("z") + 1)]:
             try:
-                db.create(f"f{i}", {})
+                db.create(key, {})
+                small += 1
             except fastkv.StoreFullError:
-                break
-            i += 1
-        assert CAP - os.path.getsize(store_path) < record_bytes(keys[0], 0)
-        db.delete(keys[0])  # no room for a tombstone: the store compacts instead
-        assert keys[0] not in db
+                pass
+        slack = CAP - os.path.getsize(store_path)
+        victim = next(k for k in keys if record_bytes(k, 0) > slack)
+        keys.remove(victim)
+        db.delete(victim)  # no room for a tombstone: the store compacts instead
+        assert victim not in db
         assert os.path.getsize(store_path) <= CAP
         db.create("new", {"pad": "x" * 150})  # the deleted record's space is reused
         assert db.read("new") == {"pad": "x" * 150}
-        for k in keys[1:]:
+        for k in keys:
             assert db.read(k) == {"pad": "x" * 200}
     with DataStore(store_path, max_file_size=CAP) as db:
-        assert keys[0] not in db and "new" in db and len(db) == len(keys) + i
+        assert victim not in db and "new" in db and len(db) == len(keys) + small + 1
 
 
 def test_create_at_the_cap_compacts_dead_space_on_its_own(store_path: Path) -> None:
@@ -107,7 +110,7 @@ def test_expired_records_are_reclaimed_at_the_cap(store_path: Path, clock: Clock
             n += 1
         clock.advance(60)
         for i in range(n):
-            db.create(f"fresh{i}", {"pad": "y" * 200})
+            db.create(f"u{i}", {"pad": "y" * 200})
         assert len(db) == n
         assert os.path.getsize(store_path) <= CAP
 
@@ -116,7 +119,7 @@ def test_value_that_can_never_fit_is_refused(store_path: Path) -> None:
     with DataStore(store_path, max_file_size=4096) as db:
         with pytest.raises(fastkv.StoreFullError):
             db.create("big", {"v": "x" * 5000})
-        assert len(db) == 0 and os.path.getsize(store_path) == 32
+        assert len(db) == 0 and os.path.getsize(store_path) == 128
         db.create("small", {"v": 1})
 
 

@@ -87,7 +87,7 @@ def test_repair_salvages_everything_but_the_damaged_record(tmp_path: Path) -> No
     data = bytearray(path.read_bytes())
     # damage one record in the middle: find a put of a live key
     victim = next(k for k in live)
-    pos = data.index(f'"key":"{victim}"'.encode(), 32)
+    pos = data.index(f'"key":"{victim}"'.encode(), 128)
     data[pos + 2] ^= 0x20
     path.write_bytes(bytes(data))
     # a full scan finds it at open (from a snapshot, reading it would:
@@ -165,7 +165,7 @@ def test_damage_after_open_reported_by_read(store_path: Path) -> None:
     try:
         db.create("a", {"x": "aaaa"})
         with open(store_path, "r+b") as f:
-            f.seek(40)
+            f.seek(128 + 8)  # inside the record, after the 128-byte header
             f.write(b"\xff")
         with pytest.raises(fastkv.CorruptionError):
             db.read("a")
@@ -187,7 +187,7 @@ with DataStore(base) as db:
         if i % 5 == 0:
             db.delete(f"k{i // 2}") if f"k{i // 2}" in db else None
 good = open(base, "rb").read()
-header = good[:32]
+header = good[:128]
 
 def mutate():
     kind = rng.randrange(6)
@@ -198,15 +198,15 @@ def mutate():
         for _ in range(rng.randrange(1, 20)):
             data[rng.randrange(len(data))] = rng.randrange(256)
     elif kind == 2:  # insert bytes
-        p = rng.randrange(32, len(data))
+        p = rng.randrange(128, len(data))
         data[p:p] = os.urandom(rng.randrange(1, 50))
     elif kind == 3:  # delete bytes
-        p = rng.randrange(32, len(data))
+        p = rng.randrange(128, len(data))
         del data[p:p + rng.randrange(1, 50)]
     elif kind == 4:  # truncate
         del data[rng.randrange(len(data)):]
     else:  # plausible headers with huge lengths
-        p = rng.randrange(32, len(data) - 16)
+        p = rng.randrange(128, len(data) - 16)
         data[p + 4] = rng.choice([1, 2, 0, 255])
         data[p + 5] = rng.choice([0, 1, 128, 129, 255])
         data[p + 6:p + 8] = rng.choice([b"\xff\xff", b"\x00\x40", b"\x01\x40", b"\x00\x00"])
@@ -372,7 +372,7 @@ def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path) -> Non
     data = bytearray(store_path.read_bytes())
     pos = data.index(b'{"v":"abcd"}')
     data[pos : pos + 4] = b"{{{{"
-    rec_start = 32  # the only record; give it a checksum that matches again
+    rec_start = 128  # the only record, after the header; give it a checksum that matches again
     body = bytes(data[rec_start + 4 :])
     crc = _crc32c(body)
     data[rec_start : rec_start + 4] = struct.pack("<I", crc)

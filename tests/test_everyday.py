@@ -102,13 +102,13 @@ def test_reader_never_sees_a_miss_while_another_thread_puts(db: DataStore) -> No
 def test_put_at_the_file_cap_compacts_then_refuses_keeping_the_old_value(
         store_path: Path) -> None:
     with DataStore(store_path, max_file_size=8192) as db:
-        small, big = {"pad": "x" * 2000}, {"pad": "x" * 4000}
+        small, big = {"pad": "x" * 1900}, {"pad": "x" * 4000}
         db.put("a", small)
         db.put("b", big)
-        db.put("a", {"pad": "y" * 2000})
+        db.put("a", {"pad": "y" * 1900})
         assert db.stats()["compactions"] == 0
-        db.put("a", {"pad": "z" * 2000})  # fits only once the dead bytes go: compacts first
-        assert db.stats()["compactions"] == 1 and db.read("a") == {"pad": "z" * 2000}
+        db.put("a", {"pad": "z" * 1900})  # fits only once the dead bytes go: compacts first
+        assert db.stats()["compactions"] == 1 and db.read("a") == {"pad": "z" * 1900}
         with pytest.raises(fastkv.StoreFullError):
             db.put("b", {"pad": "w" * 5000})
         assert db.read("b") == big  # the old value is intact

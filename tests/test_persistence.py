@@ -17,7 +17,7 @@ from fastkv import DataStore
 if TYPE_CHECKING:
     from conftest import RunPython
 
-HEADER = 32
+HEADER = 128  # the data file header of format 3 (src_c/record.h)
 
 
 def test_everything_survives_close_and_reopen(store_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 import fastkv
 from fastkv import DataStore, _core
-from snapshot_files import contents, snap_of, truth
+from snapshot_files import FILE_HEAD, SNAP_HEAD, contents, snap_of, truth
 
 
 def fill(path: Path, n: int = 3000, seed: int = 1) -> None:
@@ -138,7 +138,7 @@ def test_a_large_table_read_ahead_gives_the_same_answers(store_path: Path, tmp_p
         assert db.stats()["open_path"] == "snapshot"
         assert contents(db) == expected
     chunk = 256 * 1024
-    for off in (96 + 5, 96 + chunk + 3, len(original) // 2, len(original) - chunk // 2,
+    for off in (SNAP_HEAD + 5, SNAP_HEAD + chunk + 3, len(original) // 2, len(original) - chunk // 2,
                 len(original) - 9):
         damaged = bytearray(original)
         damaged[off] ^= 0x04
@@ -201,7 +201,7 @@ def test_an_older_log_under_a_newer_snapshot_is_refused(store_path: Path, tmp_pa
     snap_of(store_path).write_bytes(newer_snap)
     expected_status = reopen_matches_truth  # a full scan drops the zeros as a torn tail
     assert expected_status(store_path, tmp_path) == (
-        "the last record it covers differs in the data file")
+        "made for another history of the data file")
 
 
 def test_garbage_of_the_right_size_is_refused(store_path: Path, tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_garbage_of_the_right_size_is_refused(store_path: Path, tmp_path: Path) 
 def layout(snap: bytes | bytearray) -> tuple[int, int, int]:
     """Slots, slots per block and where the slots start (snapshot.c)."""
     cap, per = struct.unpack_from("<Q", snap, 56)[0], struct.unpack_from("<I", snap, 20)[0]
-    return cap, per, 96 + 16 * (cap // per) + 4
+    return cap, per, SNAP_HEAD + 16 * (cap // per) + 4
 
 
 def reseal(data: bytearray) -> bytes:
@@ -222,7 +222,7 @@ def reseal(data: bytearray) -> bytes:
     cap, per, body = layout(data)
     for b in range(cap // per):
         block = bytes(data[body + 8 * per * b: body + 8 * per * (b + 1)])
-        struct.pack_into("<I", data, 96 + 16 * b, _core._crc32c(block))
+        struct.pack_into("<I", data, SNAP_HEAD + 16 * b, _core._crc32c(block))
     struct.pack_into("<I", data, body - 4, _core._crc32c(bytes(data[:body - 4])))
     return bytes(data)
 
@@ -254,11 +254,17 @@ def test_a_crafted_table_with_a_valid_checksum_is_refused(store_path: Path, tmp_
         assert reopen_matches_truth(store_path, tmp_path) == "table failed its checks"
 
 
-def test_a_store_of_format_1_still_opens(tmp_path: Path) -> None:
-    """A file written before file ids existed: version 1, no id. It opens
-    by a scan, and its first compaction gives it a version 2 header."""
-    path = tmp_path / "v1.fkv"
-    header = bytearray(b"\x89FKV\r\n\x1a\n" + struct.pack("<IIQI", 1, 32, 1_700_000_000_000, 0))
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_store_of_an_older_format_opens_and_is_upgraded_at_close(tmp_path: Path,
+                                                                   version: int) -> None:
+    """A file written before file ids (version 1) or before the sessions'
+    list (version 2) existed: it opens by a scan, reads and writes as any
+    store, and its first clean close rewrites it in format 3, which then
+    reopens from a snapshot."""
+    path = tmp_path / f"v{version}.fkv"
+    file_id = 0 if version == 1 else 0x1234567
+    header = bytearray(b"\x89FKV\r\n\x1a\n"
+                       + struct.pack("<IIQI", version, 32, 1_700_000_000_000, file_id))
     header += struct.pack("<I", _core._crc32c(bytes(header)))
 
     def record(key: str, value: bytes) -> bytes:
@@ -267,13 +273,11 @@ def test_a_store_of_format_1_still_opens(tmp_path: Path) -> None:
 
     path.write_bytes(bytes(header) + record("a", b'{"v":1}') + record("b", b'{"v":2}'))
     with DataStore(path) as db:
-        assert db.stats()["snapshot"].startswith("data file has no id")
+        assert db.stats()["snapshot"].startswith("data file of an older format")
         assert db.read("a") == {"v": 1} and db.read("b") == {"v": 2}
         db.put("c", {"v": 3})
-    assert not snap_of(path).exists()  # nothing to bind a snapshot to
-    with DataStore(path) as db:
-        db.compact()
-    assert struct.unpack_from("<I", path.read_bytes(), 8)[0] == 2
+    data = path.read_bytes()
+    assert struct.unpack_from("<II", data, 8) == (3, FILE_HEAD)
     with DataStore(path) as db:
         assert db.stats()["open_path"] == "snapshot"
         assert {k: db.read(k) for k in db} == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 3}}
@@ -536,7 +540,7 @@ def test_a_bad_block_found_by_a_read_means_a_full_scan(
             assert _core._debug_snapshot_blocks(db) == (0, 0)
             st = db.stats()
             assert (st["open_path"], st["snapshot"]) == ("scan", why), block
-            assert st["open_scanned_bytes"] == st["file_bytes"] - 32
+            assert st["open_scanned_bytes"] == st["file_bytes"] - FILE_HEAD
         with DataStore(store_path) as db:  # that close saved a good one
             assert db.stats()["snapshot"] == "loaded"
         snap_of(store_path).write_bytes(original)
@@ -592,12 +596,12 @@ def reseal(d):
     cap, per = struct.unpack_from("<Q", d, 56)[0], struct.unpack_from("<I", d, 20)[0]
     if per == 0 or cap % per or cap > 1 << 20:
         return d
-    body = 96 + 16 * (cap // per) + 4
+    body = 104 + 16 * (cap // per) + 4
     if body + 8 * cap != len(d):
         return d
     for b in range(cap // per):
         blk = bytes(d[body + 8 * per * b: body + 8 * per * (b + 1)])
-        struct.pack_into("<I", d, 96 + 16 * b, _core._crc32c(blk))
+        struct.pack_into("<I", d, 104 + 16 * b, _core._crc32c(blk))
     struct.pack_into("<I", d, body - 4, _core._crc32c(bytes(d[:body - 4])))
     return d
 
@@ -610,12 +614,12 @@ def mutate():
     elif kind == 1:  # truncated
         del d[rng.randrange(len(d)):]
     elif kind == 2:  # header fields, checksums fixed up
-        p = rng.randrange(0, 96, 4)
+        p = rng.randrange(0, 104, 4)
         struct.pack_into("<I", d, p, rng.choice([0, 1, 2, 0xFFFFFFFF, rng.randrange(1 << 32)]))
         reseal(d)
     elif kind == 3:  # slots rewritten, checksums fixed up
         cap, per = struct.unpack_from("<Q", d, 56)[0], struct.unpack_from("<I", d, 20)[0]
-        body = 96 + 16 * (cap // per) + 4
+        body = 104 + 16 * (cap // per) + 4
         for _ in range(rng.randrange(1, 30)):
             i, j = rng.randrange(cap), rng.randrange(cap)
             op = rng.randrange(4)

@@ -22,10 +22,9 @@ import pytest
 
 import fastkv
 from fastkv import DataStore, _core
-from snapshot_files import contents, snap_of, truth
+from snapshot_files import HINT_HEAD as HEAD, SNAP_HEAD, contents, snap_of, truth
 
 FRAME = 512
-HEAD = 24
 
 
 def front_and_slots(path: Path) -> tuple[int, int]:
@@ -34,7 +33,7 @@ def front_and_slots(path: Path) -> tuple[int, int]:
     snap = snap_of(path).read_bytes()
     cap, = struct.unpack_from("<Q", snap, 56)
     per, = struct.unpack_from("<I", snap, 20)
-    front = 96 + 16 * (cap // per) + 4
+    front = SNAP_HEAD + 16 * (cap // per) + 4
     return int(front), int(front + 8 * cap)
 
 
@@ -100,7 +99,7 @@ def reseal(path: Path, data: bytearray, at: int) -> None:
     """Give the frame at `at` in data a valid CRC again (a crafted frame)."""
     n, = struct.unpack_from("<I", data, at + 4)
     seed = seed_of(path)
-    crc = _core._crc32c(bytes(data[at + HEAD:at + HEAD + 8 * n]),
+    crc = _core._crc32c(bytes(data[at + 24:at + HEAD + 8 * n]),
                         _core._crc32c(bytes(data[at:at + 20]), seed))
     struct.pack_into("<I", data, at + 20, crc)
 
@@ -290,7 +289,7 @@ src, work, seed, cases = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.arg
 rng = random.Random(seed)
 snap = open(src + ".idx", "rb").read()
 cap, = struct.unpack_from("<Q", snap, 56); per, = struct.unpack_from("<I", snap, 20)
-front = 96 + 16 * (cap // per) + 4
+front = 104 + 16 * (cap // per) + 4
 seed_crc, = struct.unpack_from("<I", snap, front - 4)
 body, hints = snap[:front + 8 * cap], snap[front + 8 * cap:]
 keys = [f"k{i}" for i in range(0, 30000, 37)] + [f"new{i}" for i in range(2, 3000, 7)]
@@ -312,18 +311,18 @@ def mutate():
         return bytes(d[:rng.randrange(len(d))])
     # one field of one frame rewritten and the CRC fixed up (crafted)
     at, frames = 0, []
-    while at + 24 <= len(d):
-        n, = struct.unpack_from("<I", d, at + 4); frames.append((at, n)); at += 24 + 8 * n
+    while at + 32 <= len(d):
+        n, = struct.unpack_from("<I", d, at + 4); frames.append((at, n)); at += 32 + 8 * n
     at, n = rng.choice(frames)
-    field = rng.choice([4, 8, 16] + [24 + 8 * rng.randrange(n) + rng.choice([0, 4])] * 4)
-    size = 8 if field == 8 else 4
+    field = rng.choice([4, 8, 16, 24] + [32 + 8 * rng.randrange(n) + rng.choice([0, 4])] * 4)
+    size = 8 if field in (8, 24) else 4
     old = int.from_bytes(d[at + field:at + field + size], "little")
     new = rng.choice([old + 1, old - 1, old ^ (1 << rng.randrange(8 * size)),
                       rng.randrange(1 << (8 * size))]) % (1 << (8 * size))
     d[at + field:at + field + size] = new.to_bytes(size, "little")
     n2, = struct.unpack_from("<I", d, at + 4)
-    if 0 < n2 <= 512 and at + 24 + 8 * n2 <= len(d):
-        crc = _core._crc32c(bytes(d[at + 24:at + 24 + 8 * n2]),
+    if 0 < n2 <= 512 and at + 32 + 8 * n2 <= len(d):
+        crc = _core._crc32c(bytes(d[at + 24:at + 32 + 8 * n2]),
                             _core._crc32c(bytes(d[at:at + 20]), seed_crc))
         struct.pack_into("<I", d, at + 20, crc)
     return bytes(d)

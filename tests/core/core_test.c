@@ -572,7 +572,7 @@ static void hints_after_a_crash(void)
         snprintf(to, sizeof to, "%s%s", copy, suffixes[i]);
         copy_file(from, to);
     }
-    CHECK(file_size(to) == slots_end + 2 * (24 + 512 * 8)); /* two whole frames */
+    CHECK(file_size(to) == slots_end + 2 * (32 + 512 * 8)); /* two whole frames */
     shut(s);
     CHECK(file_size(from) == slots_end); /* saved over in place, the frames cut off */
     s = open_ok(copy, FKV_MAX_FILE_SIZE);
