@@ -24,6 +24,7 @@ cdef extern from "status.h" nogil:
         FKV_ECONFIG
         FKV_EFLUSH
         FKV_EAGAIN
+        FKV_EPATHEXISTS
     const char *fkv_strerror(int status)
     int fkv_last_errno()
     uint64_t fkv_last_offset()
@@ -146,6 +147,7 @@ cdef extern from "store.h" nogil:
                       fkv_key_batch *out)
     void fkv_key_batch_free(fkv_key_batch *b)
     int fkv_compact(fkv_store *s, fkv_progress *progress)
+    int fkv_backup(fkv_store *s, const char *dest, fkv_progress *progress)
     int fkv_sync(fkv_store *s)
     int fkv_get_stats(fkv_store *s, fkv_stats *st)
     int fkv_debug_hold(fkv_store *s, uint64_t ms)

@@ -128,6 +128,8 @@ cdef int _raise(Store store, int rc, object key) except -1:
         raise InvalidPathError(f"{where} is a directory, not a store file")
     if rc == FKV_ECONFIG:
         raise ConfigError(f"an option for {where} is out of range")
+    if rc == FKV_EPATHEXISTS:
+        raise InvalidPathError(f"{key} exists already; it was left untouched")
     raise RuntimeError(f"fastkv: unexpected status {rc} ({fkv_strerror(rc).decode()})")
 
 
@@ -512,6 +514,24 @@ cdef class Store:
             rc = fkv_compact(self._s, p)
         if rc != FKV_OK:
             _raise(self, rc, None)
+
+    def _backup(self, str dest, Progress progress=None):
+        """Copy the store as of one moment to the new file dest (absolute),
+        with a snapshot beside it; other calls go on meanwhile. A Progress,
+        if given, counts the bytes of log copied.
+
+        Raises:
+            InvalidPathError (dest exists), StoreClosedError, StoreIOError.
+        """
+        cdef int rc
+        cdef fkv_progress *p = NULL if progress is None else &progress._p
+        self._live()
+        encoded = _os.fsencode(dest)
+        cdef const char *d = encoded
+        with nogil:
+            rc = fkv_backup(self._s, d, p)
+        if rc != FKV_OK:
+            _raise(self, rc, dest)
 
     def sync(self):
         """Flush written records to stable storage (survives power loss).

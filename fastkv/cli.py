@@ -138,6 +138,10 @@ def _repair(p: argparse.ArgumentParser) -> None:
                    help="do not keep the damaged file beside the repaired one")
 
 
+def _backup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dest", metavar="DEST", help="the new file (must not exist)")
+
+
 def _export(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", default="-", metavar="FILE",
                    help="where to write (default: stdout)")
@@ -195,6 +199,8 @@ _COMMAND_LINE: list[tuple[str, str, tuple[str, ...], Callable[[argparse.Argument
     ("verify", "check every record's checksum; exit 1 if any damage is found", (),
      _no_arguments),
     ("repair", "salvage the intact records of a damaged store", (), _repair),
+    ("backup", "copy the store as of one moment to DEST, a store of its own, while "
+               "others go on writing", (), _backup),
     ("export", "write every live key as JSON Lines, with absolute expiry deadlines", (),
      _export),
     ("import", "create the keys of a JSON Lines file made by export", (), _import),
@@ -341,6 +347,16 @@ def cmd_compact(args: argparse.Namespace, out: "_Output") -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace, out: "_Output") -> int:
+    with _open(args) as db:
+        dest = _run_with_bar("backup", lambda pr: db.backup(args.dest, pr))
+    if out.json:
+        out.json_line({"backup": str(dest), "bytes": os.path.getsize(dest)})
+    else:
+        out.text(f"backed up {args.resolved} to {dest} ({os.path.getsize(dest):,} bytes)")
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace, out: "_Output") -> int:
     from fastkv import recovery
 
@@ -440,7 +456,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, "_Output"], int]] = {
     "info": cmd_info, "stats": cmd_info, "read": cmd_read, "create": cmd_create,
     "put": cmd_put, "ttl": cmd_ttl, "touch": cmd_touch,
     "delete": cmd_delete, "keys": cmd_keys, "compact": cmd_compact, "verify": cmd_verify,
-    "repair": cmd_repair, "export": cmd_export, "import": cmd_import, "serve": cmd_serve,
+    "repair": cmd_repair, "backup": cmd_backup, "export": cmd_export, "import": cmd_import, "serve": cmd_serve,
 }
 
 

@@ -8,11 +8,12 @@ the Python manners (context manager, ``path``, repr).
 from __future__ import annotations
 
 import math
+import os
 import _thread
 from pathlib import Path
 
 from fastkv import _core
-from fastkv.errors import ConfigError
+from fastkv.errors import ConfigError, InvalidPathError
 from fastkv.locations import default_path, redact, store_path, url_scheme
 
 TYPE_CHECKING = False  # typing stays unimported at run time (see locations.py)
@@ -108,6 +109,35 @@ class DataStore(_core.Store):
         st["path"] = str(self._path)
         st["durability"] = self._durability
         return st
+
+    def backup(self, dest: PathArg, progress: Optional[_core.Progress] = None) -> Path:
+        """Write a copy of the store as of one moment to the new file dest,
+        while other threads go on writing: it opens as a store with exactly
+        the live keys of that moment, from a snapshot of its own. Restoring
+        is copying it back (it is a store of its own: writes to it and to
+        this store never confuse either's snapshot).
+
+        Args:
+            dest: where the copy goes (str or os.PathLike, ``~`` expanded;
+                missing parent directories are created). Must not exist.
+            progress: a ``fastkv._core.Progress`` whose ``done`` and
+                ``total`` count the bytes copied, for another thread to poll.
+
+        Returns:
+            The absolute path of the copy.
+
+        Raises:
+            InvalidPathError: dest exists (it is left untouched), is this
+                store's own file, or its directory cannot be created.
+            StoreClosedError: the store is closed.
+            StoreIOError: the copy could not be written (disk full...);
+                nothing is left at dest.
+        """
+        target = store_path(dest)
+        if target == self._path or os.path.lexists(target):
+            raise InvalidPathError(f"{target} exists already; it was left untouched")
+        self._backup(str(target), progress)
+        return target
 
     def __enter__(self) -> "DataStore":
         return self

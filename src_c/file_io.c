@@ -67,6 +67,40 @@ int fkv_flush(int fd)
     return fkv_fdatasync(fd) == 0 ? FKV_OK : fkv_io_error();
 }
 
+int fkv_copy_range(int from, uint64_t from_off, int to, uint64_t to_off, size_t len)
+{
+    uint64_t done = 0;
+    while (done < len) { /* in the kernel while it copies */
+        int64_t n = fkv_kernel_copy(from, from_off + done, to, to_off + done, (size_t)(len - done));
+        if (n > 0)
+            done += (uint64_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n == 0)
+            return fkv_corrupt_at(from_off + done); /* the source ends early */
+        else
+            break;
+    }
+    if (done == len)
+        return FKV_OK;
+    size_t cap = 1u << 20;
+    uint8_t *buf = (uint8_t *)malloc(cap);
+    if (!buf)
+        return FKV_ENOMEM;
+    int rc = FKV_OK;
+    while (rc == FKV_OK && done < len) {
+        size_t want = len - done < cap ? (size_t)(len - done) : cap, got;
+        rc = fkv_read_at(from, buf, want, from_off + done, &got, FKV_MAY_WAIT);
+        if (rc == FKV_OK && got < want)
+            rc = fkv_corrupt_at(from_off + done + got);
+        if (rc == FKV_OK)
+            rc = fkv_write_at(to, buf, want, to_off + done);
+        done += want;
+    }
+    free(buf);
+    return rc;
+}
+
 int fkv_open_regular(const char *path, fkv_create_mode create, int *out_fd, struct stat *st)
 {
     int flags = O_RDWR | O_CLOEXEC | (create == FKV_OPEN_CREATE ? O_CREAT : 0);

@@ -65,6 +65,10 @@ int fkv_lock_new_file(int fd);
 /* Rename from over to, durably (the directory synced where that is needed). */
 int fkv_replace(const char *from, const char *to);
 
+/* Give the file at from the name to, durably, only if no file has that name
+ * (FKV_EPATHEXISTS, and nothing changed); from's name is gone on success. */
+int fkv_install_new(const char *from, const char *to);
+
 /* Take the exclusive lock of fd without blocking, retrying every 5 ms until
  * timeout_ms after start_us (fkv_monotonic_us). FKV_OK; else FKV_ELOCKED
  * or FKV_EIO, with fd closed (for the files above). */
@@ -199,5 +203,9 @@ static inline int fkv_window_holds(const fkv_window *w, uint64_t off, size_t n)
 
 /* Flush written data of fd to stable storage: FKV_OK or FKV_EIO. */
 int fkv_flush(int fd);
+
+/* Copy len bytes of file from at from_off to file to at to_off: in the
+ * kernel where the system can, else through a buffer. */
+int fkv_copy_range(int from, uint64_t from_off, int to, uint64_t to_off, size_t len);
 
 #endif /* FKV_FILE_IO_H */

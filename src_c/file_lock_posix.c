@@ -94,4 +94,24 @@ int fkv_replace(const char *from, const char *to)
     return FKV_OK;
 }
 
+int fkv_install_new(const char *from, const char *to)
+{
+    /* A link fails on a name that is taken, where a rename would replace it. */
+    if (link(from, to) != 0) {
+        if (errno == EEXIST)
+            return FKV_EPATHEXISTS;
+        if (errno != EPERM && errno != ENOTSUP && errno != ENOSYS && errno != EOPNOTSUPP)
+            return fkv_io_error();
+        /* a file system without hard links: check, then rename (a file
+         * made in the moment between the two would be replaced) */
+        struct stat st;
+        if (lstat(to, &st) == 0)
+            return FKV_EPATHEXISTS;
+        return fkv_replace(from, to);
+    }
+    unlink(from);
+    (void)sync_dir_of(to);
+    return FKV_OK;
+}
+
 #endif /* !_WIN32 */

@@ -141,4 +141,21 @@ int fkv_replace(const char *from, const char *to)
     return rc;
 }
 
+int fkv_install_new(const char *from, const char *to)
+{
+    /* A hard link fails on a name that is taken (NTFS journals it). */
+    if (link(from, to) != 0) {
+        if (errno == EEXIST)
+            return FKV_EPATHEXISTS;
+        struct stat st; /* FAT and exFAT have no hard links */
+        if (stat(to, &st) == 0)
+            return FKV_EPATHEXISTS;
+        if (rename(from, to) != 0)
+            return fkv_io_error();
+        return FKV_OK;
+    }
+    unlink(from);
+    return FKV_OK;
+}
+
 #endif /* _WIN32 */

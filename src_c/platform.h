@@ -92,6 +92,22 @@ static inline int FKV_CPU_HAS_SSE42(void)
 #include <emmintrin.h>
 #endif
 
+/* Copy up to len bytes between two files inside the kernel (no trip
+ * through user memory): the bytes copied, or -1 with errno (ENOSYS, EXDEV,
+ * EINVAL... where it cannot: the caller then copies through a buffer). */
+static inline int64_t fkv_kernel_copy(int from, uint64_t from_off, int to, uint64_t to_off,
+                                      size_t len)
+{
+#if defined(__linux__)
+    loff_t in = (loff_t)from_off, out = (loff_t)to_off;
+    return (int64_t)copy_file_range(from, &in, to, &out, len, 0);
+#else
+    (void)from; (void)from_off; (void)to; (void)to_off; (void)len;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 /* Push written data to stable storage. macOS's fsync only reaches the drive's
  * cache; F_FULLFSYNC asks the drive to flush it too. */
 static inline int fkv_fdatasync(int fd)

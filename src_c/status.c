@@ -27,6 +27,7 @@ const char *fkv_strerror(int status)
     case FKV_ECONFIG: return "option out of range";
     case FKV_EFLUSH: return "a flush to stable storage failed";
     case FKV_EAGAIN: return "the call would have to wait";
+    case FKV_EPATHEXISTS: return "path exists";
     default: return "unknown status";
     }
 }

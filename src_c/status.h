@@ -31,7 +31,8 @@ enum {
     FKV_EISDIR = -15,   /* path is a directory */
     FKV_ECONFIG = -16,  /* option out of range */
     FKV_EFLUSH = -17,   /* a flush failed: writes refused until reopened (errno kept) */
-    FKV_EAGAIN = -18    /* a fkv_try_ call would have had to wait */
+    FKV_EAGAIN = -18,   /* a fkv_try_ call would have had to wait */
+    FKV_EPATHEXISTS = -19 /* a new file's name is taken already */
 };
 
 /* A short English phrase for a status code. */

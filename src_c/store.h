@@ -213,6 +213,14 @@ void fkv_key_batch_free(fkv_key_batch *b);
 /* Rewrite the file with live records only; progress may be NULL. */
 int fkv_compact(fkv_store *s, fkv_progress *progress);
 
+/* Write a consistent copy of the store as of one moment to the new file at
+ * dest (absolute), while other calls go on: a new store (its own id and
+ * history) with a snapshot beside it, written under a temporary name,
+ * flushed, then named dest only if nothing has that name (FKV_EPATHEXISTS,
+ * dest untouched). Holds the mutex only to note the log's end and copy the
+ * index (backup.c); progress (may be NULL) counts the bytes of log copied. */
+int fkv_backup(fkv_store *s, const char *dest, fkv_progress *progress);
+
 /* Flush written data to stable storage (joins a flush that is running). */
 int fkv_sync(fkv_store *s);
 

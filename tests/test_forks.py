@@ -207,3 +207,25 @@ def test_an_untouched_copy_keeps_its_snapshot(base: tuple[Path, Files, Model]) -
     write(path, model, names("c", 50), "process", crash=True)
     write(path, model, names("d", 50), "process", crash=True)  # two sessions past it
     assert assert_holds(path, model, "process", "own")["snapshot"] == "loaded"
+
+
+@pytest.mark.parametrize("durability", ["process", "fsync"])
+def test_a_restored_backup_is_a_history_of_its_own(base: tuple[Path, Files, Model],
+                                                   tmp_path: Path, durability: str) -> None:
+    """A backup copied back over the store and written, beside the store's
+    sidecar; and the store written on, beside the backup's."""
+    path, f0, m0 = base
+    restore(path, f0)
+    with DataStore(path) as db:
+        backup = db.backup(tmp_path / "backups" / "b.fkv")
+    copy = (backup.read_bytes(), snap_of(backup).read_bytes())
+    model_a = dict(m0)
+    write(path, model_a, names("a", 600), durability)
+    a = save(path)
+    restore(path, (copy[0], a[1]))  # restoring is copying the backup's file back
+    model_b = dict(m0)
+    write(path, model_b, names("b", 600), durability)
+    b = save(path)
+    for data, sidecar, model in [(b, a, model_b), (a, b, model_a), (a, copy, model_a)]:
+        restore(path, (data[0], sidecar[1]))
+        assert_holds(path, model, durability)
