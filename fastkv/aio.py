@@ -2,7 +2,7 @@
 
     import fastkv.aio
 
-    async with await fastkv.aio.open("app.fkv") as db:
+    async with fastkv.aio.AsyncDataStore("app.fkv") as db:
         await db.put("user:1", {"name": "Ann"}, ttl=60)
         value = await db.read("user:1")
         async for key in db.keys("user:"):
@@ -31,10 +31,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from types import TracebackType
-from typing import Any, AsyncIterator, Callable, Optional, Type, TypeVar
+from typing import Any, AsyncIterator, Callable, Generator, Optional, Type, TypeVar
 
 from fastkv import _core
-from fastkv.datastore import DataStore
+from fastkv.datastore import DEFAULT_MAX_FILE_SIZE, DataStore
 from fastkv.locations import PathArg
 from fastkv.locations import url_scheme
 
@@ -45,31 +45,74 @@ _MISSING: Any = object()
 T = TypeVar("T")
 
 
+class _NotOpen:
+    """Stands in for the DataStore until the AsyncDataStore is awaited or
+    entered: every call says so."""
+
+    def __getattr__(self, name: str) -> Any:
+        from fastkv.errors import StoreClosedError
+
+        raise StoreClosedError("this AsyncDataStore is not open yet: await it "
+                               "(db = await AsyncDataStore(path)) or use async with")
+
+
 class AsyncDataStore:
-    """A DataStore for asyncio code. Make one with ``await fastkv.aio.open()``
-    (or ``await AsyncDataStore.open()``); wrapping an open DataStore works too."""
+    """A DataStore for asyncio code, with DataStore's arguments (see it). It
+    opens in a worker thread (a scan of the file, or a wait for another
+    opener's lock) when awaited or entered::
 
-    __slots__ = ("_db", "_inline_writes")
+        db = await AsyncDataStore("app.fkv", durability="fsync")
+        async with AsyncDataStore("app.fkv") as db: ...
 
-    def __init__(self, db: DataStore) -> None:
+    ``AsyncDataStore.wrap(db)`` wraps a DataStore that is open already."""
+
+    __slots__ = ("_db", "_inline_writes", "_how")
+
+    def __init__(self, path: Optional[PathArg] = None, *,
+                 max_file_size: int = DEFAULT_MAX_FILE_SIZE, durability: str = "process",
+                 lock_timeout: float = 0.0) -> None:
+        self._how = functools.partial(DataStore, path, max_file_size=max_file_size,
+                                      durability=durability, lock_timeout=lock_timeout)
+        self._db: Any = _NotOpen()
+        self._inline_writes = False
+
+    @classmethod
+    def wrap(cls, db: DataStore) -> "AsyncDataStore":
+        """An AsyncDataStore over a DataStore that is open already."""
+        self = cls.__new__(cls)
+        self._how = functools.partial(lambda: db)
         self._db = db
         self._inline_writes = db.durability == "process"
+        return self
 
     @classmethod
     async def open(cls, path: Optional[PathArg] = None, **options: Any) -> "AsyncDataStore":
-        """Open (or create) the store at path, with DataStore's options, in a
-        worker thread (opening scans the file, and may wait for a lock)."""
-        db = await _in_thread(functools.partial(DataStore, path, **options))
-        return cls(db)
+        """``await AsyncDataStore(path, **options)``, as a classmethod."""
+        return await cls(path, **options)
+
+    def __await__(self) -> Generator[Any, None, "AsyncDataStore"]:
+        return self._opened().__await__()
+
+    async def _opened(self) -> "AsyncDataStore":
+        if isinstance(self._db, _NotOpen):
+            db = await _in_thread(self._how)
+            self._db, self._inline_writes = db, db.durability == "process"
+        return self
 
     @property
     def sync_store(self) -> DataStore:
         """The DataStore underneath, for code that is not async."""
-        return self._db
+        db: DataStore = self._db
+        return db
 
     @property
     def path(self) -> Any:
         return self._db.path
+
+    @property
+    def durability(self) -> str:
+        mode: str = self._db.durability
+        return mode
 
     # -- reads: inline when the answer is in memory ---------------------------
 
@@ -144,24 +187,31 @@ class AsyncDataStore:
     async def stats(self) -> dict[str, Any]:
         return await _in_thread(self._db.stats)
 
-    async def compact(self) -> None:
-        await _in_thread(self._db.compact)
+    async def compact(self, progress: Optional[_core.Progress] = None) -> None:
+        await _in_thread(functools.partial(self._db.compact, progress))
+
+    async def backup(self, dest: PathArg, progress: Optional[_core.Progress] = None) -> Any:
+        """DataStore.backup, in a worker thread; returns the copy's path."""
+        return await _in_thread(functools.partial(self._db.backup, dest, progress))
 
     async def sync(self) -> None:
         await _in_thread(self._db.sync)
 
     async def close(self) -> None:
         """Close the store; waits (in a worker thread) for calls in flight."""
-        await _in_thread(self._db.close)
+        if not isinstance(self._db, _NotOpen):
+            await _in_thread(self._db.close)
 
     async def __aenter__(self) -> "AsyncDataStore":
-        return self
+        return await self._opened()
 
     async def __aexit__(self, exc_type: Optional[Type[BaseException]],
                         exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         await self.close()
 
     def __repr__(self) -> str:
+        if isinstance(self._db, _NotOpen):
+            return "AsyncDataStore(<not open yet>)"
         return f"AsyncDataStore({str(self._db.path)!r})"
 
 
@@ -172,8 +222,8 @@ async def open(location: Optional[PathArg] = None, **options: Any) -> Any:
     if url_scheme(location) is not None:
         from fastkv.aio_redis import AsyncRedisStore
 
-        return await AsyncRedisStore.open(str(location), **options)
-    return await AsyncDataStore.open(location, **options)
+        return await AsyncRedisStore(str(location), **options)
+    return await AsyncDataStore(location, **options)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,20 +1,22 @@
 """AsyncRedisStore: RedisStore for asyncio code, on redis.asyncio.
 
 Every method is a coroutine with RedisStore's arguments, results and
-exceptions (the mapping and the checks are the same code: redis_mapping.py).
-Make one with ``await fastkv.aio.open("redis://...")`` or
-``await AsyncRedisStore.open(url)``.
+exceptions: the body of each call is the same code as RedisStore's
+(redis_commands.py), run here on an asyncio client. Open one with
+``db = await AsyncRedisStore(url)``, ``async with AsyncRedisStore(url) as db:``
+or ``await fastkv.aio.open("redis://...")``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from types import TracebackType
-from typing import Any, AsyncIterator, Optional, Type
+from typing import Any, AsyncIterator, Generator, Optional, Type
 
-from fastkv.errors import KeyExistsError, KeyNotFoundError
-from fastkv.redis_mapping import EXPORT_SCRIPT, SCAN_COUNT, Mapping, client_options, translate
-from fastkv.redis_store import _ERRORS, DEFAULT_URL, _Closed, _redis, _server_name
+from fastkv.redis_commands import DEFAULT_URL, ERRORS, Call, Closed, Out, Plan, \
+    RedisCommands, redis_module
+from fastkv.redis_mapping import Mapping, client_options, translate
 
 __all__ = ["AsyncRedisStore", "IN_FLIGHT"]
 
@@ -24,119 +26,138 @@ __all__ = ["AsyncRedisStore", "IN_FLIGHT"]
 IN_FLIGHT = 64
 
 
-class AsyncRedisStore:
-    """RedisStore's API, every method awaited. See RedisStore for the options."""
+class _NotOpen:
+    """Stands in for the client until the store is awaited or entered."""
 
-    __slots__ = ("_c", "_m", "_owned", "_cluster", "_export", "_gate")
+    def __getattr__(self, name: str) -> Any:
+        from fastkv.errors import StoreClosedError
 
-    def __init__(self, client: Any, cluster: bool, mapping: Mapping, owned: bool) -> None:
-        self._c, self._cluster, self._m, self._owned = client, cluster, mapping, owned
-        self._export = client.register_script(EXPORT_SCRIPT)
+        raise StoreClosedError("this AsyncRedisStore is not open yet: await it "
+                               "(db = await AsyncRedisStore(url)) or use async with")
+
+
+class AsyncRedisStore(RedisCommands):
+    """RedisStore's API, every method awaited; RedisStore's arguments (see it).
+    Connects when awaited or entered."""
+
+    __slots__ = ("_c", "_m", "_owned", "_cluster", "_export", "_gate", "_how")
+
+    def __init__(self, url: str = DEFAULT_URL, *, namespace: str = "fastkv",
+                 client: Any = None, cluster: Optional[bool] = None,
+                 timeout: float = 5.0) -> None:
+        self._m = Mapping(namespace, url)  # a bad namespace is refused at once
+        self._how = (url, client, cluster, timeout)
+        self._c: Any = _NotOpen()
+        self._cluster = False
+        self._owned = client is None
         self._gate = asyncio.Semaphore(IN_FLIGHT)
-
-    async def _run(self, key: Any, write: bool, command: Any, *args: Any, **kw: Any) -> Any:
-        """One command, at most IN_FLIGHT at once, its errors made fastkv's."""
-        try:
-            async with self._gate:
-                return await command(*args, **kw)
-        except _ERRORS as e:
-            raise translate(e, self._m.where, key, write=write) from None
 
     @classmethod
     async def open(cls, url: str = DEFAULT_URL, *, namespace: str = "fastkv",
                    client: Any = None, cluster: Optional[bool] = None,
                    timeout: float = 5.0) -> "AsyncRedisStore":
-        m = Mapping(namespace, url)
-        redis = _redis()
-        if client is not None:
-            return cls(client, isinstance(client, redis.asyncio.RedisCluster), m, False)
-        opts = client_options(timeout, asyncio=True)
-        try:
-            if cluster is None:
-                probe = redis.asyncio.Redis.from_url(url, **opts)
-                try:
-                    cluster = bool((await probe.info("cluster")).get("cluster_enabled"))
-                finally:
-                    await probe.aclose()
-            if cluster:
-                made = redis.asyncio.RedisCluster.from_url(url, **opts)
-                await made.initialize()
-            else:
-                made = redis.asyncio.Redis.from_url(url, **opts)
-        except _ERRORS as e:
-            raise translate(e, m.where) from None
-        except ValueError as e:
-            from fastkv.errors import ConfigError
+        """``await AsyncRedisStore(url, ...)``, as a classmethod."""
+        return await cls(url, namespace=namespace, client=client, cluster=cluster,
+                         timeout=timeout)
 
-            raise ConfigError(f"{m.where}: {e}") from None
-        return cls(made, bool(cluster), m, True)
+    def __await__(self) -> Generator[Any, None, "AsyncRedisStore"]:
+        return self._connect().__await__()
+
+    async def _connect(self) -> "AsyncRedisStore":
+        if not isinstance(self._c, _NotOpen):
+            return self
+        url, client, cluster, timeout = self._how
+        m, redis = self._m, redis_module()
+        if client is None:
+            opts = client_options(timeout, asyncio=True)
+            try:
+                if cluster is None:
+                    probe = redis.asyncio.Redis.from_url(url, **opts)
+                    try:
+                        cluster = bool((await probe.info("cluster")).get("cluster_enabled"))
+                    finally:
+                        await probe.aclose()
+                if cluster:
+                    client = redis.asyncio.RedisCluster.from_url(url, **opts)
+                    await client.initialize()
+                else:
+                    client = redis.asyncio.Redis.from_url(url, **opts)
+            except ERRORS as e:
+                raise translate(e, m.where) from None
+            except ValueError as e:
+                from fastkv.errors import ConfigError
+
+                raise ConfigError(f"{m.where}: {e}") from None
+        else:
+            cluster = isinstance(client, redis.asyncio.RedisCluster)
+        self._setup(client, bool(cluster), m)
+        return self
+
+    # -- the executor: each command awaited, at most IN_FLIGHT at once -------------
+
+    async def _run(self, plan: Plan) -> Any:
+        reply: Any = None
+        failed: Optional[BaseException] = None
+        while True:
+            try:
+                step = plan.throw(failed) if failed is not None else plan.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply, failed = await self._do(step)
+
+    async def _do(self, call: Call) -> tuple[Any, Optional[BaseException]]:
+        try:
+            async with self._gate:
+                reply = call.command(*call.args, **call.kw)
+                return (await reply if inspect.isawaitable(reply) else reply), None
+        except ERRORS as e:
+            return None, self._fail(e, call)
+
+    async def _walk(self, plan: Plan) -> AsyncIterator[Any]:
+        reply: Any = None
+        failed: Optional[BaseException] = None
+        while True:
+            try:
+                step = plan.throw(failed) if failed is not None else plan.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, Out):
+                reply, failed = None, None
+                yield step.batch
+            else:
+                reply, failed = await self._do(step)
+
+    # -- RedisStore's calls, awaited ------------------------------------------------
 
     async def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
-        m = self._m
-        name, data, px = m.name(key), m.value(key, value), m.expiry_ms(key, ttl)
-        done = await self._run(key, True, self._c.set, name, data, nx=True, px=px)
-        if not done:
-            raise KeyExistsError(key, m.where)
+        await self._run(self._create_plan(key, value, ttl, False))
 
     async def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
-        m = self._m
-        name, data, px = m.name(key), m.value(key, value), m.expiry_ms(key, ttl)
-        await self._run(key, True, self._c.set, name, data, px=px)
+        await self._run(self._create_plan(key, value, ttl, True))
 
     async def read(self, key: str) -> Any:
-        raw = await self._get(key)
-        if raw is None:
-            raise KeyNotFoundError(key, self._m.where)
-        return self._m.decode(key, raw)
+        return await self._run(self._get_plan(key))
 
     async def get(self, key: str, default: Any = None) -> Any:
-        raw = await self._get(key)
-        return default if raw is None else self._m.decode(key, raw)
-
-    async def _get(self, key: str) -> Any:
-        return await self._run(key, False, self._c.get, self._m.name(key))
+        return await self._run(self._get_plan(key, default))
 
     async def delete(self, key: str) -> None:
-        m = self._m
-        name = m.name(key)
-        gone = await self._run(key, True, self._c.delete, name)
-        if not gone:
-            raise KeyNotFoundError(key, m.where)
+        await self._run(self._delete_plan(key))
 
     async def ttl(self, key: str) -> Optional[float]:
-        m = self._m
-        name = m.name(key)
-        left = await self._run(key, False, self._c.pttl, name)
-        if left == -2:
-            raise KeyNotFoundError(key, m.where)
-        return None if left == -1 else left / 1000.0
+        left: Optional[float] = await self._run(self._ttl_plan(key))
+        return left
 
     async def touch(self, key: str, ttl: Optional[int]) -> None:
-        m = self._m
-        name = m.name(key)
-        px = None if ttl is None else m.expiry_ms(key, ttl)
-        if px is not None:
-            found = await self._run(key, True, self._c.pexpire, name, px)
-        else:  # PERSIST answers 0 for a missing key and for one without expiry
-            found = (await self._run(key, True, self._c.persist, name)
-                     or await self._run(key, False, self._c.exists, name))
-        if not found:
-            raise KeyNotFoundError(key, m.where)
+        await self._run(self._touch_plan(key, ttl))
 
     async def contains(self, key: object) -> bool:
         """``key in db``, awaited."""
-        m = self._m
-        try:
-            name = m.name(key)
-        except ValueError:
-            return False
-        return bool(await self._run(key, False, self._c.exists, name))
+        return bool(await self._run(self._contains_plan(key)))
 
     async def count(self) -> int:
         """``len(db)``, awaited: a SCAN walk (see RedisStore.__len__)."""
-        n = 0
-        async for batch in self._batches(None):
-            n += len(batch)
+        n: int = await self._run(self._count_plan())
         return n
 
     def keys(self, prefix: Optional[str] = None) -> AsyncIterator[str]:
@@ -146,66 +167,36 @@ class AsyncRedisStore:
         return self._keys(None)
 
     async def _keys(self, prefix: Optional[str]) -> AsyncIterator[str]:
-        async for batch in self._batches(prefix):
+        async for batch in self._walk(self._walk_plan(prefix)):
             for key in batch:
                 yield key
 
     async def items(self, prefix: Optional[str] = None) -> AsyncIterator[tuple[str, Any]]:
-        m = self._m
-        async for batch in self._batches(prefix):
-            pipe = self._c.pipeline(transaction=False)
-            for key in batch:
-                pipe.get(m.name(key))
-            raws = await self._run(None, False, pipe.execute)
-            for key, raw in zip(batch, raws):
-                if raw is not None:
-                    yield key, m.decode(key, raw)
-
-    async def _batches(self, prefix: Optional[str]) -> AsyncIterator[list[str]]:
-        """As RedisStore._batches: SCAN on each primary, repeats filtered."""
-        m = self._m
-        pattern = m.match(prefix)
-        seen: set[str] = set()
-        c = self._c
-        try:
-            nodes = c.get_primaries() if self._cluster else [None]
-            for node in nodes:
-                cursor = 0
-                while True:
-                    if node is None:
-                        cursor, names = await c.scan(cursor, match=pattern, count=SCAN_COUNT)
-                    else:
-                        cursors, names = await c.scan(cursor, match=pattern, count=SCAN_COUNT,
-                                                      target_nodes=node)
-                        cursor = cursors[node.name] if isinstance(cursors, dict) else cursors
-                    yield m.new_keys(names, seen)
-                    if not cursor:
-                        break
-        except _ERRORS as e:
-            raise translate(e, m.where) from None
+        async for batch in self._walk(self._items_plan(prefix)):
+            for pair in batch:
+                yield pair
 
     async def stats(self) -> dict[str, Any]:
-        info = await self._run(None, False, self._c.info, "server")
-        return {"live_keys": await self.count(),
-                "url": self._m.where.rsplit(" (namespace", 1)[0],
-                "namespace": self._m.namespace, "server": _server_name(info),
-                "cluster": self._cluster}
+        st: dict[str, Any] = await self._run(self._stats_plan())
+        return st
 
-    async def compact(self) -> None:
+    async def compact(self, progress: Any = None) -> None:
         """Nothing to do: the server reclaims the memory of deleted keys."""
 
     async def sync(self) -> None:
-        """Nothing to do here: durability is the server's."""
+        """Durability is the server's: checks that it answers (a PING)."""
+        await self._run(self._sync_plan())
 
     async def close(self) -> None:
-        if isinstance(self._c, _Closed):
+        if isinstance(self._c, (Closed, _NotOpen)):
+            self._c = Closed(self._m.where)
             return
-        client, self._c = self._c, _Closed(self._m.where)
+        client, self._c = self._c, Closed(self._m.where)
         if self._owned:
             await client.aclose()
 
     async def __aenter__(self) -> "AsyncRedisStore":
-        return self
+        return await self._connect()
 
     async def __aexit__(self, exc_type: Optional[Type[BaseException]],
                         exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
@@ -215,14 +206,18 @@ class AsyncRedisStore:
     def namespace(self) -> str:
         return self._m.namespace
 
+    @property
+    def client(self) -> Any:
+        """The redis.asyncio client underneath."""
+        return self._c
+
     def __repr__(self) -> str:
-        return f"AsyncRedisStore({self._m.where.rsplit(' (namespace', 1)[0]!r}, " \
-               f"namespace={self._m.namespace!r})"
+        return f"AsyncRedisStore({self._m.url!r}, namespace={self._m.namespace!r})"
 
     async def _read_with_deadline(self, key: str) -> tuple[Any, Optional[int]]:
-        m = self._m
-        name = m.name(key)
-        raw, deadline = await self._run(key, False, self._export, keys=[name])
-        if raw is None:
-            raise KeyNotFoundError(key, m.where)
-        return m.decode(key, raw), (deadline if deadline > 0 else None)
+        pair: tuple[Any, Optional[int]] = await self._run(self._read_with_deadline_plan(key))
+        return pair
+
+    async def _create_until(self, key: str, value: Any, deadline_ms: Optional[int],
+                            replace: bool = False) -> None:
+        await self._run(self._create_until_plan(key, value, deadline_ms, replace))

@@ -79,7 +79,7 @@ def client_options(timeout: float, asyncio: bool = False) -> dict[str, Any]:
 class Mapping:
     """Names, values and replies of one store's namespace."""
 
-    __slots__ = ("namespace", "where", "_prefix", "_cut")
+    __slots__ = ("namespace", "url", "where", "_prefix", "_cut")
 
     def __init__(self, namespace: str, url: str) -> None:
         if not isinstance(namespace, str) or ":" in namespace:
@@ -89,7 +89,8 @@ class Mapping:
         # given to it alone, or `fastkv serve`, whose keys are the file's)
         self._prefix = namespace.encode("utf-8") + b":" if namespace else b""
         self._cut = len(self._prefix)
-        self.where = f"{redact(url)} (namespace {namespace!r})"
+        self.url = redact(url)  # what messages and stats show: no password
+        self.where = f"{self.url} (namespace {namespace!r})"
 
     def name(self, key: Any) -> bytes:
         """The Redis key of a fastkv key; InvalidKeyError for a bad key."""
