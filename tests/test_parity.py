@@ -1,11 +1,14 @@
-"""One module, five back ends: every test here runs against a DataStore, a
+"""One module, eight back ends: every test here runs against a DataStore, a
 Client of `fastkv serve`, a RedisStore on a real redis-server and on a real
-3-node Redis Cluster, and a RedisStore (redis-py) on `fastkv serve
---resp-port`, so code written for one runs on the others: same results,
-same exception classes."""
+3-node Redis Cluster, a RedisStore (redis-py) on `fastkv serve
+--resp-port`, and the async twins (AsyncDataStore, AsyncRedisStore on the
+server and on the cluster) through a small adapter that runs each
+coroutine to completion, so code written for one runs on the others: same
+results, same exception classes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
@@ -18,13 +21,68 @@ from fastkv import Client, DataStore
 if TYPE_CHECKING:
     from conftest import Served
 
-KV = Union[DataStore, Client, "fastkv.RedisStore"]
+class Awaited:
+    """A sync face over an async store: each coroutine run to completion on
+    a loop of the adapter's own (the store's connections belong to it)."""
+
+    def __init__(self, opening: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._store = self._loop.run_until_complete(self._opened(opening))
+
+    @staticmethod
+    async def _opened(opening: Any) -> Any:
+        return await opening  # AsyncDataStore(path) and AsyncRedisStore(url) open here
+
+    def _run(self, coroutine: Any) -> Any:
+        return self._loop.run_until_complete(coroutine)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._store, name)
+
+        def awaited(*args: Any, **kw: Any) -> Any:
+            return self._run(method(*args, **kw))
+
+        return awaited
+
+    def __contains__(self, key: object) -> bool:
+        return bool(self._run(self._store.contains(key)))
+
+    def __len__(self) -> int:
+        return int(self._run(self._store.count()))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._run(self._store.read(key))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._run(self._store.put(key, value))
+
+    def __delitem__(self, key: str) -> None:
+        self._run(self._store.delete(key))
+
+    def close(self) -> None:
+        self._run(self._store.close())
+        self._loop.close()
 
 
-@pytest.fixture(params=["datastore", "client", "redis", "redis-cluster", "serve-resp"])
+KV = Union[DataStore, Client, "fastkv.RedisStore", Awaited]
+
+
+@pytest.fixture(params=["datastore", "client", "redis", "redis-cluster", "serve-resp",
+                        "async-datastore", "async-redis", "async-redis-cluster"])
 def kv(request: pytest.FixtureRequest, store_path: Path, namespace: str,
        serve: Callable[..., Served]) -> Iterator[KV]:
-    if request.param == "datastore":
+    if request.param.startswith("async"):
+        from fastkv.aio import AsyncDataStore, AsyncRedisStore
+
+        if request.param == "async-datastore":
+            twin = Awaited(AsyncDataStore(store_path))
+        else:
+            server = request.getfixturevalue(
+                "redis_cluster" if request.param.endswith("cluster") else "redis_server")
+            twin = Awaited(AsyncRedisStore(server.url, namespace=namespace))
+        yield twin
+        twin.close()
+    elif request.param == "datastore":
         with DataStore(store_path) as db:
             yield db
     elif request.param == "client":
@@ -110,7 +168,9 @@ def test_expired_keys(kv: KV) -> None:
 
 @pytest.mark.parametrize("key", ["", "k" * 33, 42, None, b"bytes"])
 def test_invalid_keys(kv: KV, key: Any) -> None:
-    for op in (lambda: kv.create(key, {}), lambda: kv.read(key), lambda: kv.delete(key)):
+    ops: list[Callable[[], Any]] = [lambda: kv.create(key, {}), lambda: kv.read(key),
+                                    lambda: kv.delete(key)]
+    for op in ops:
         with pytest.raises(fastkv.InvalidKeyError):
             op()
 
