@@ -66,6 +66,7 @@ static int copy_log(const backup_source *src, int to, fkv_progress *progress)
         int rc = fkv_copy_range(src->file->fd, from + done, to, at + done, (size_t)n);
         if (rc != FKV_OK)
             return rc;
+        fkv_start_writeback(to, at + done, n); /* the flush at the end then waits less */
         done += n;
         if (progress)
             __atomic_store_n(&progress->done, done, __ATOMIC_RELAXED);
