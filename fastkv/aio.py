@@ -71,8 +71,9 @@ class AsyncDataStore:
     def __init__(self, path: Optional[PathArg] = None, *,
                  max_file_size: int = DEFAULT_MAX_FILE_SIZE, durability: str = "process",
                  lock_timeout: float = 0.0) -> None:
-        self._how = functools.partial(DataStore, path, max_file_size=max_file_size,
-                                      durability=durability, lock_timeout=lock_timeout)
+        self._how: Callable[[], DataStore] = functools.partial(
+            DataStore, path, max_file_size=max_file_size, durability=durability,
+            lock_timeout=lock_timeout)
         self._db: Any = _NotOpen()
         self._inline_writes = False
 
@@ -80,7 +81,7 @@ class AsyncDataStore:
     def wrap(cls, db: DataStore) -> "AsyncDataStore":
         """An AsyncDataStore over a DataStore that is open already."""
         self = cls.__new__(cls)
-        self._how = functools.partial(lambda: db)
+        self._how = lambda: db
         self._db = db
         self._inline_writes = db.durability == "process"
         return self

@@ -97,9 +97,7 @@ int fkv_backup(fkv_store *s, const char *dest, fkv_progress *progress)
         rc = fkv_install_new(tmp.path, dest);
     if (rc == FKV_OK && src.table.slots) {
         /* the copy's identity and its one session, over the store's */
-        fkv_store64(src.snap + 24, ident.created_ms);
-        fkv_store32(src.snap + 32, ident.id);
-        fkv_store64(src.snap + 96, fkv_lineage_head(&lineage));
+        snapshot_header_rebind(src.snap, &ident, fkv_lineage_head(&lineage));
         /* a cache: without it the copy opens by a scan */
         (void)snapshot_save(dest, tmp.fd, src.snap, &src.table, SNAPSHOT_OF_COPY);
     }

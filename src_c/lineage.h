@@ -21,8 +21,8 @@
  * within one history, and any other history of the file, to write at all,
  * had to start a session below E. A copy that was never written since is
  * a prefix of the history it was copied from: a snapshot of a later state
- * then covers more than the file holds. Two reads at open, both in the
- * header the open reads anyway.
+ * then covers more than the file holds. It costs no read at open: the
+ * list is in the header the open reads anyway.
  *
  * The list holds the newest FKV_LINEAGE_MAX sessions: a snapshot older
  * than that many writing sessions (crashes without a clean close, each)

@@ -138,6 +138,13 @@ void snapshot_header(const fkv_store *s, uint8_t *h)
     fkv_store64(h + 96, fkv_lineage_head(&s->lineage));
 }
 
+void snapshot_header_rebind(uint8_t *h, const fkv_file_identity *ident, uint64_t session)
+{
+    fkv_store64(h + 24, ident->created_ms);
+    fkv_store32(h + 32, ident->id);
+    fkv_store64(h + 96, session);
+}
+
 /* A save's two halves: the slots written out, and the block directory
  * (each block's CRC and counts) built from the same memory, which nobody
  * changes meanwhile. A store saving its own table waits for the save, so a

@@ -390,6 +390,10 @@ uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size);
 /* The snapshot header for s's index as it stands. */
 void snapshot_header(const fkv_store *s, uint8_t *header);
 
+/* The same header made to name another data file and its session: for a
+ * copy of the log at the same offsets (a backup). */
+void snapshot_header_rebind(uint8_t *header, const fkv_file_identity *ident, uint64_t session);
+
 /* Whose table snapshot_save writes: the store's own, or a copy that it
  * frees as soon as the copy is written. */
 typedef enum snapshot_table { SNAPSHOT_OF_STORE, SNAPSHOT_OF_COPY } snapshot_table;

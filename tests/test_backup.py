@@ -131,3 +131,21 @@ def test_the_command_line_backs_up(tmp_path: Path) -> None:
         assert {k: copy.read(k) for k in copy} == {f"k{i}": {"i": i} for i in range(500)}
     res = fastkv_cli("backup", str(tmp_path / "b.fkv"))
     assert res.returncode != 0 and "exists already" in res.stderr
+
+
+def test_the_async_twin_backs_up(tmp_path: Path) -> None:
+    import asyncio
+
+    from fastkv.aio import AsyncDataStore
+
+    async def scenario() -> Path:
+        async with AsyncDataStore(tmp_path / "a.fkv") as db:
+            await db.put("k", {"v": 1})
+            dest: Path = await db.backup(tmp_path / "b.fkv")
+            with pytest.raises(fastkv.InvalidPathError):
+                await db.backup(dest)
+            return dest
+
+    dest = asyncio.run(scenario())
+    with DataStore(dest) as copy:
+        assert copy.read("k") == {"v": 1} and copy.stats()["snapshot"] == "loaded"
