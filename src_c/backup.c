@@ -60,7 +60,7 @@ static int copy_log(const backup_source *src, int to, fkv_progress *progress)
 {
     uint64_t from = src->log_start, at = FKV_FILE_HEADER_SIZE, left = src->end - from;
     if (progress)
-        __atomic_store_n(&progress->total, left, __ATOMIC_RELAXED);
+        fkv_atomic_store(&progress->total, left, FKV_RELAXED);
     for (uint64_t done = 0; done < left;) {
         uint64_t n = left - done < COPY_CHUNK ? left - done : COPY_CHUNK;
         int rc = fkv_copy_range(src->file->fd, from + done, to, at + done, (size_t)n);
@@ -69,7 +69,7 @@ static int copy_log(const backup_source *src, int to, fkv_progress *progress)
         fkv_start_writeback(to, at + done, n); /* the flush at the end then waits less */
         done += n;
         if (progress)
-            __atomic_store_n(&progress->done, done, __ATOMIC_RELAXED);
+            fkv_atomic_store(&progress->done, done, FKV_RELAXED);
     }
     return FKV_OK;
 }

@@ -9,7 +9,7 @@ static volatile uint64_t pinned_ms;
 
 uint64_t fkv_now_ms(void)
 {
-    uint64_t pin = __atomic_load_n(&pinned_ms, __ATOMIC_RELAXED);
+    uint64_t pin = fkv_atomic_load(&pinned_ms, FKV_RELAXED);
     if (pin)
         return pin;
     struct timespec ts;
@@ -19,7 +19,7 @@ uint64_t fkv_now_ms(void)
 
 void fkv_clock_set(uint64_t ms)
 {
-    __atomic_store_n(&pinned_ms, ms, __ATOMIC_RELAXED);
+    fkv_atomic_store(&pinned_ms, ms, FKV_RELAXED);
 }
 
 uint64_t fkv_monotonic_us(void)

@@ -126,15 +126,15 @@ static void detect(void)
     int hw = FKV_CPU_HAS_SSE42();
     if (hw)
         build_lane_shift();
-    __atomic_store_n(&have_hw, hw, __ATOMIC_RELEASE);
+    fkv_atomic_store(&have_hw, hw, FKV_RELEASE);
 }
 
 static int hw_detected(void)
 {
-    int hw = __atomic_load_n(&have_hw, __ATOMIC_ACQUIRE);
+    int hw = fkv_atomic_load(&have_hw, FKV_ACQUIRE);
     if (FKV_UNLIKELY(hw < 0)) {
         pthread_once(&detect_once, detect);
-        hw = __atomic_load_n(&have_hw, __ATOMIC_ACQUIRE);
+        hw = fkv_atomic_load(&have_hw, FKV_ACQUIRE);
     }
     return hw;
 }

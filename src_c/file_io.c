@@ -170,7 +170,7 @@ fkv_file *fkv_file_wrap(int fd, int lock_fd)
 
 void fkv_file_unpin(fkv_file *f)
 {
-    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    if (fkv_atomic_sub(&f->refs, 1, FKV_ACQ_REL) == 0) {
         fkv_map_close(f->map);
         close(f->fd);
         free(f);

@@ -97,7 +97,7 @@ fkv_file *fkv_file_wrap(int fd, int lock_fd);
 
 static inline void fkv_file_pin(fkv_file *f)
 {
-    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+    fkv_atomic_add(&f->refs, 1, FKV_RELAXED);
 }
 
 /* Drop a reference; the last one unmaps and closes the descriptor. */

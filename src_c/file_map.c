@@ -63,7 +63,7 @@ static int handler_installed;
 static int in_a_mapping(uintptr_t addr)
 {
     for (int i = 0; i < MAPS_MAX; i++) {
-        uintptr_t start = __atomic_load_n(&maps[i], __ATOMIC_ACQUIRE);
+        uintptr_t start = fkv_atomic_load(&maps[i], FKV_ACQUIRE);
         if (start && addr - start < (uintptr_t)FKV_MAP_BYTES)
             return 1;
     }
@@ -126,8 +126,7 @@ const uint8_t *fkv_map_open(int fd)
         return NULL;
     for (int i = 0; i < MAPS_MAX; i++) {
         uintptr_t free_place = 0;
-        if (__atomic_compare_exchange_n(&maps[i], &free_place, (uintptr_t)m, 0, __ATOMIC_RELEASE,
-                                        __ATOMIC_RELAXED)) {
+        if (fkv_atomic_cas_word(&maps[i], &free_place, (uintptr_t)m)) {
             /* Lookups land anywhere in the log: no readahead around a fault. */
             madvise(m, (size_t)FKV_MAP_BYTES, MADV_RANDOM);
             return (const uint8_t *)m;
@@ -143,8 +142,7 @@ void fkv_map_close(const uint8_t *map)
         return;
     for (int i = 0; i < MAPS_MAX; i++) {
         uintptr_t mine = (uintptr_t)map;
-        if (__atomic_compare_exchange_n(&maps[i], &mine, 0, 0, __ATOMIC_RELEASE,
-                                        __ATOMIC_RELAXED))
+        if (fkv_atomic_cas_word(&maps[i], &mine, 0))
             break;
     }
     munmap((void *)map, (size_t)FKV_MAP_BYTES);
@@ -160,9 +158,9 @@ int fkv_map_guarded(int (*fn)(void *), void *arg)
     }
     copy_guard = &resume;
     /* The fences keep fn's reads between setting and clearing the guard. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    fkv_compiler_fence();
     int rc = fn(arg);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    fkv_compiler_fence();
     copy_guard = outer;
     return rc;
 }

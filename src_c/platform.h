@@ -52,6 +52,59 @@
 #define FKV_PREFETCH(addr) ((void)(addr))
 #endif
 
+/* Atomics, in the few shapes the core uses, on 4- and 8-byte operands.
+ * GCC and clang have the __atomic builtins; MSVC the Interlocked intrinsics,
+ * each at least as strong as the order asked. Nothing outside this file
+ * and platform_win32.h names a compiler's builtins (tests/test_portable_c.py). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FKV_RELAXED 0
+#define FKV_ACQUIRE 0
+#define FKV_RELEASE 0
+#define FKV_ACQ_REL 0
+#define fkv_atomic_load(p, o) fkv_w_atomic_load(p)
+#define fkv_atomic_store(p, v, o) fkv_w_atomic_store(p, v)
+#define fkv_atomic_add(p, v, o) fkv_w_atomic_add(p, (int64_t)(v))
+#define fkv_atomic_sub(p, v, o) fkv_w_atomic_add(p, -(int64_t)(v))
+#define fkv_atomic_fetch_add(p, v, o) (fkv_w_atomic_add(p, (int64_t)(v)) - (v))
+#define fkv_compiler_fence() _ReadWriteBarrier()
+/* a CAS on a word: 1 if *p held *expected and now holds desired, else 0
+ * with *expected set to what *p held */
+static inline int fkv_atomic_cas_word(uintptr_t *p, uintptr_t *expected, uintptr_t desired)
+{
+    uintptr_t was = (uintptr_t)InterlockedCompareExchange64((volatile LONG64 *)p,
+                                                            (LONG64)desired, (LONG64)*expected);
+    if (was == *expected)
+        return 1;
+    *expected = was;
+    return 0;
+}
+/* all of MSVC's targets are little-endian */
+#define FKV_LITTLE_ENDIAN 1
+#else
+#define FKV_RELAXED __ATOMIC_RELAXED
+#define FKV_ACQUIRE __ATOMIC_ACQUIRE
+#define FKV_RELEASE __ATOMIC_RELEASE
+#define FKV_ACQ_REL __ATOMIC_ACQ_REL
+#define fkv_atomic_load(p, o) __atomic_load_n(p, o)
+#define fkv_atomic_store(p, v, o) __atomic_store_n(p, v, o)
+#define fkv_atomic_add(p, v, o) __atomic_add_fetch(p, v, o)
+#define fkv_atomic_sub(p, v, o) __atomic_sub_fetch(p, v, o)
+#define fkv_atomic_fetch_add(p, v, o) __atomic_fetch_add(p, v, o)
+/* keeps the compiler from moving memory accesses across it (a signal
+ * handler on this thread sees them in program order) */
+#define fkv_compiler_fence() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+static inline int fkv_atomic_cas_word(uintptr_t *p, uintptr_t *expected, uintptr_t desired)
+{
+    return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_ACQUIRE);
+}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FKV_LITTLE_ENDIAN 1
+#else
+#define FKV_LITTLE_ENDIAN 0
+#endif
+#endif
+
 /* A compile-time check (MSVC's C mode has _Static_assert only with /std:c11). */
 #if defined(_MSC_VER) && !defined(__clang__)
 #define FKV_STATIC_ASSERT_AT(cond, line) typedef char fkv_static_assert_##line[(cond) ? 1 : -1]

@@ -46,20 +46,19 @@
 
 #if defined(_MSC_VER) && !defined(__clang__)
 typedef intptr_t ssize_t;
-/* The GCC atomics the core uses, on the Interlocked intrinsics (the
- * operands are 4 or 8 bytes; every order is at least as strong as asked). */
+/* platform.h's atomics on the Interlocked intrinsics (the operands are 4
+ * or 8 bytes; every order is at least as strong as asked). */
 #define FKV_W_I64(p) ((volatile LONG64 *)(p))
 #define FKV_W_I32(p) ((volatile LONG *)(p))
-#define __atomic_load_n(p, o)                                                   \
+#define fkv_w_atomic_load(p)                                                    \
     (sizeof(*(p)) == 8 ? (uint64_t)InterlockedOr64(FKV_W_I64(p), 0)             \
                        : (uint64_t)(uint32_t)InterlockedOr(FKV_W_I32(p), 0))
-#define __atomic_store_n(p, v, o)                                               \
+#define fkv_w_atomic_store(p, v)                                                \
     (sizeof(*(p)) == 8 ? (void)InterlockedExchange64(FKV_W_I64(p), (LONG64)(v)) \
                        : (void)InterlockedExchange(FKV_W_I32(p), (LONG)(v)))
-#define __atomic_add_fetch(p, v, o)                                             \
+#define fkv_w_atomic_add(p, v)                                                  \
     (sizeof(*(p)) == 8 ? (uint64_t)InterlockedAdd64(FKV_W_I64(p), (LONG64)(v))  \
                        : (uint64_t)(uint32_t)InterlockedAdd(FKV_W_I32(p), (LONG)(v)))
-#define __atomic_sub_fetch(p, v, o) __atomic_add_fetch(p, -(int64_t)(v), o)
 #endif
 
 /* 64-bit offsets, whatever the C runtime's off_t is */

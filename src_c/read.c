@@ -68,17 +68,17 @@ static int find_locked(fkv_store *s, const char *key, size_t klen, uint32_t hash
 
 static inline int cold_skip(fkv_store *s)
 {
-    uint32_t n = __atomic_load_n(&s->cold_skips, __ATOMIC_RELAXED);
+    uint32_t n = fkv_atomic_load(&s->cold_skips, FKV_RELAXED);
     if (FKV_LIKELY(n == 0))
         return 0;
-    __atomic_store_n(&s->cold_skips, n - 1, __ATOMIC_RELAXED);
+    fkv_atomic_store(&s->cold_skips, n - 1, FKV_RELAXED);
     return 1;
 }
 
 static inline void note_miss(fkv_store *s, int rc)
 {
     if (rc == FKV_EAGAIN)
-        __atomic_store_n(&s->cold_skips, COLD_SKIPS, __ATOMIC_RELAXED);
+        fkv_atomic_store(&s->cold_skips, COLD_SKIPS, FKV_RELAXED);
 }
 
 static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
@@ -113,9 +113,9 @@ static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *bu
     fkv_file_pin(file);
     store_leave(s);
     if (FKV_UNLIKELY(pause_ms)) {
-        __atomic_add_fetch(&s->debug_reads_paused, 1, __ATOMIC_RELAXED);
+        fkv_atomic_add(&s->debug_reads_paused, 1, FKV_RELAXED);
         fkv_sleep_ms(pause_ms);
-        __atomic_sub_fetch(&s->debug_reads_paused, 1, __ATOMIC_RELAXED);
+        fkv_atomic_sub(&s->debug_reads_paused, 1, FKV_RELAXED);
     }
 
     found *f = &r->f;
@@ -206,7 +206,7 @@ int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 
 int fkv_debug_reads_paused(fkv_store *s)
 {
-    return (int)__atomic_load_n(&s->debug_reads_paused, __ATOMIC_RELAXED);
+    return (int)fkv_atomic_load(&s->debug_reads_paused, FKV_RELAXED);
 }
 
 int fkv_debug_pause_next_read(fkv_store *s, uint64_t ms)

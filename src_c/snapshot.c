@@ -178,7 +178,7 @@ static void build_directory(save_job *j)
 {
     size_t bytes = (size_t)j->per * SNAP_SLOT;
     for (;;) {
-        uint64_t b = __atomic_fetch_add(&j->next_block, 1, __ATOMIC_RELAXED);
+        uint64_t b = fkv_atomic_fetch_add(&j->next_block, 1, FKV_RELAXED);
         if (b >= j->nblocks)
             return;
         const fkv_slot *slots = j->table->slots + b * j->per;
@@ -220,7 +220,7 @@ static int open_for_overwrite(const char *target, uint64_t size, uint64_t *more)
 int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
                   fkv_index *table, snapshot_table kind)
 {
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#if !FKV_LITTLE_ENDIAN
 #error "snapshot.c writes the table as it lies in memory: add a byte swap for this host"
 #endif
     uint64_t cap = table->cap, nblocks = cap / block_slots_for(cap);

@@ -45,7 +45,7 @@ static void *save(void *arg)
 {
     snapshot_job *j = (snapshot_job *)arg;
     j->rc = snapshot_save(j->store_path, j->file->fd, j->header, &j->copy, SNAPSHOT_OF_COPY);
-    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+    fkv_atomic_store(&j->done, 1, FKV_RELEASE);
     return NULL;
 }
 
@@ -62,7 +62,7 @@ int snapshot_join(fkv_store *s, fkv_wait wait)
     snapshot_job *j = s->snap_job;
     if (!j)
         return 1;
-    if (wait == FKV_NO_WAIT && !__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
+    if (wait == FKV_NO_WAIT && !fkv_atomic_load(&j->done, FKV_ACQUIRE))
         return 0;
     pthread_join(j->thread, NULL);
     if (j->rc == FKV_OK) {

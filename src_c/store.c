@@ -8,8 +8,8 @@
 
 void fkv_progress_read(const fkv_progress *p, uint64_t *done, uint64_t *total)
 {
-    *total = __atomic_load_n(&p->total, __ATOMIC_RELAXED);
-    *done = __atomic_load_n(&p->done, __ATOMIC_RELAXED);
+    *total = fkv_atomic_load(&p->total, FKV_RELAXED);
+    *done = fkv_atomic_load(&p->done, FKV_RELAXED);
 }
 
 /* ---- fork detection and the mutex ---------------------------------------- */
@@ -24,7 +24,7 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
 
 static inline int in_forked_child(const fkv_store *s)
 {
-    return s->fork_gen != __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+    return s->fork_gen != fkv_atomic_load(&fork_generation, FKV_RELAXED);
 }
 
 int store_enter(fkv_store *s, fkv_wait wait)
@@ -159,7 +159,7 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     s->durability = opt->durability;
     s->progress = progress;
     s->salvaging = mode == OPEN_SALVAGE;
-    s->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+    s->fork_gen = fkv_atomic_load(&fork_generation, FKV_RELAXED);
 
     fkv_create_mode create = mode == OPEN_NORMAL ? FKV_OPEN_CREATE : FKV_OPEN_EXISTING;
     int fd = -1, lock_fd = -1;

@@ -165,15 +165,15 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
 static inline void progress_total(fkv_store *s, uint64_t total)
 {
     if (s->progress) {
-        __atomic_store_n(&s->progress->total, total, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->progress->done, 0, __ATOMIC_RELAXED);
+        fkv_atomic_store(&s->progress->total, total, FKV_RELAXED);
+        fkv_atomic_store(&s->progress->done, 0, FKV_RELAXED);
     }
 }
 
 static inline void progress_done(fkv_store *s, uint64_t done)
 {
     if (s->progress)
-        __atomic_store_n(&s->progress->done, done, __ATOMIC_RELAXED);
+        fkv_atomic_store(&s->progress->done, done, FKV_RELAXED);
 }
 
 /* ---- records at index offsets -------------------------------------------- */
