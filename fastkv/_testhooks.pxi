@@ -46,6 +46,23 @@ def _debug_fail_next_flush(Store store, int err):
         _raise(store, rc, None)
 
 
+cdef extern from "store.h" nogil:
+    void fkv_debug_kill_at_replace_step(int step)
+    int fkv_replace_steps()
+
+
+def _debug_kill_at_replace_step(int step):
+    """End this process, as a kill would, when the next replace of a file
+    (compaction, repair, a snapshot's save) reaches step `step` (1: before
+    it starts; _replace_steps(): after its last). 0: off. Tests only."""
+    fkv_debug_kill_at_replace_step(step)
+
+
+def _replace_steps():
+    """How many stop points a replace has on this platform. Tests only."""
+    return fkv_replace_steps()
+
+
 cdef extern from "hash_index.h" nogil:
     unsigned int fkv_hash(const void *key, size_t len)
 

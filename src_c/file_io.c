@@ -190,6 +190,18 @@ void fkv_file_move_lock(fkv_file *to, fkv_file *from)
     from->lock_fd = -1;
 }
 
+/* ---- the replace's stop points, for the crash tests ----------------------- */
+
+static int kill_at_step; /* 0: none */
+
+void fkv_debug_kill_at_replace_step(int step) { fkv_atomic_store(&kill_at_step, step, FKV_RELAXED); }
+
+void fkv_replace_reached(int step)
+{
+    if (FKV_UNLIKELY(fkv_atomic_load(&kill_at_step, FKV_RELAXED) == step))
+        fkv_kill_self();
+}
+
 /* ---- temporary file renamed into place ---------------------------------- */
 
 int fkv_temp_create(fkv_tempfile *t, const char *store_path, const char *suffix, int like_fd)

@@ -13,6 +13,8 @@
 #ifndef FKV_FILE_IO_H
 #define FKV_FILE_IO_H
 
+#include "platform.h" /* fkv_atomic_* */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,8 +64,22 @@ void fkv_unlock(int fd, int lock_fd);
  * lock is on a sidecar). FKV_ELOCKED if someone else has it. */
 int fkv_lock_new_file(int fd);
 
-/* Rename from over to, durably (the directory synced where that is needed). */
+/* Rename from (whole and flushed) over to, durably (the directory synced
+ * where that is needed). At every instant a kill leaves the old file or
+ * the new one at to, once fkv_replace_recover(to) has run: where a rename
+ * cannot replace an open file it takes several steps (file_lock_win32.c). */
 int fkv_replace(const char *from, const char *to);
+
+/* After a kill in a replace of path: the new file put at path if the kill
+ * left no file there, what the replace left beside it removed. The
+ * caller holds the store's lock. Nothing to do on POSIX, where a replace
+ * is one rename. */
+void fkv_replace_recover(const char *path);
+
+/* Called by fkv_replace at each step, numbered from 1: the stop points of
+ * fkv_debug_kill_at_replace_step (store.h). */
+void fkv_replace_reached(int step);
+int fkv_replace_steps(void);
 
 /* Give the file at from the name to, durably, only if no file has that name
  * (FKV_EPATHEXISTS, and nothing changed); from's name is gone on success. */

@@ -6,8 +6,10 @@
  * data file is open while it compacts. An open file may itself be renamed,
  * though (it is opened with FILE_SHARE_DELETE), so the replace step moves
  * the old file aside, renames the new one into place and deletes the old
- * one (gone once its last handle closes). For the moment between the two
- * renames the path names no file, so the lock cannot live on the data file:
+ * one (gone once its last handle closes); the new file is first given a
+ * name that says it is whole, so an open after a kill between the renames
+ * puts it in place (fkv_replace). For that moment the path names no file,
+ * so the lock cannot live on the data file:
  * it is LockFileEx on a sidecar, path + ".lock", which is never replaced and
  * is left in place at close (deleting it could let two openers lock two
  * different files). Every opener takes the sidecar's lock before it touches
@@ -25,6 +27,7 @@
 
 #define LOCK_SUFFIX ".lock"
 #define ASIDE_SUFFIX ".replaced"
+#define INCOMING_SUFFIX ".incoming" /* a whole new file, waiting to take the path */
 #define ASIDE_NAMES 10 /* .replaced, .replaced-1 .. -9: one may still be open */
 
 static char *aside_name(const char *path, int i)
@@ -46,6 +49,18 @@ static void remove_asides(const char *path)
             unlink(p);
         free(p);
     }
+}
+
+/* A whole new file left by a replace that was stopped (errno kept). */
+static int incoming_exists(const char *path)
+{
+    int saved = errno;
+    char *incoming = fkv_path_with_suffix(path, INCOMING_SUFFIX);
+    struct stat st;
+    int there = incoming && stat(incoming, &st) == 0;
+    free(incoming);
+    errno = saved;
+    return there;
 }
 
 /* The sidecar's descriptor, locked; or a negative status. */
@@ -71,13 +86,13 @@ int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_m
     if (stat(path, &st) == 0) {
         if (!S_ISREG(st.st_mode))
             return S_ISDIR(st.st_mode) ? FKV_EISDIR : FKV_ENOTSTORE;
-    } else if (create == FKV_OPEN_EXISTING) {
+    } else if (create == FKV_OPEN_EXISTING && !incoming_exists(path)) {
         return fkv_io_error();
     }
     int lock_fd = take_lock(path, timeout_ms);
     if (lock_fd < 0)
         return lock_fd;
-    remove_asides(path); /* we hold the lock: nobody else replaces the store */
+    fkv_replace_recover(path); /* we hold the lock: nobody else replaces the store */
     int fd = -1;
     int rc = fkv_open_regular(path, create, &fd, &st);
     if (rc != FKV_OK) {
@@ -111,34 +126,79 @@ int fkv_lock_new_file(int fd)
     return FKV_OK;
 }
 
+/* Where a rename cannot replace an open file, the replace takes four steps,
+ * each one rename or delete, and leaves at every instant what the next
+ * open needs to find a whole store at the path (fkv_replace_recover):
+ *   1. from -> to.incoming  the new file is whole (flushed by the caller):
+ *                           its name says so
+ *   2. to -> to.replaced    the old file aside; the path names no file
+ *   3. .incoming -> to      the new file in place
+ *   4. delete .replaced     gone once its last handle closes
+ * A kill before 2 leaves the old file at the path (the .incoming is junk);
+ * between 2 and 3 no file but a whole .incoming, which open renames into
+ * place; after 3 the new file (the .replaced is junk). */
 int fkv_replace(const char *from, const char *to)
 {
-    if (rename(from, to) == 0) /* to was not open (or Windows renames POSIX-style) */
+    fkv_replace_reached(1);
+    if (rename(from, to) == 0) { /* to was not open (or Windows renames POSIX-style) */
+        fkv_replace_reached(fkv_replace_steps());
         return FKV_OK;
+    }
     if (errno != EACCES && errno != EBUSY && errno != EEXIST)
         return fkv_io_error();
+    char *incoming = fkv_path_with_suffix(to, INCOMING_SUFFIX);
+    if (!incoming)
+        return FKV_ENOMEM;
+    if (rename(from, incoming) != 0) {
+        free(incoming);
+        return fkv_io_error();
+    }
+    fkv_replace_reached(2);
     char *aside = NULL;
     for (int i = 0; i < ASIDE_NAMES && !aside; i++) {
         char *p = aside_name(to, i);
         if (!p)
-            return FKV_ENOMEM;
+            break;
         unlink(p); /* a leftover, or one still open: then its name stays taken */
         if (rename(to, p) == 0)
             aside = p;
         else
             free(p);
     }
-    if (!aside)
-        return fkv_io_error();
     int rc = FKV_OK;
-    if (rename(from, to) != 0) {
-        rc = fkv_io_error();
-        (void)rename(aside, to); /* put the old file back */
+    if (!aside) {
+        rc = errno == ENOMEM ? FKV_ENOMEM : fkv_io_error();
+        (void)rename(incoming, from); /* the caller discards it under its own name */
     } else {
-        unlink(aside); /* gone when the store lets go of its old handle */
+        fkv_replace_reached(3);
+        if (rename(incoming, to) != 0) {
+            rc = fkv_io_error();
+            (void)rename(aside, to); /* put the old file back */
+            (void)rename(incoming, from);
+        } else {
+            fkv_replace_reached(4);
+            unlink(aside);
+            fkv_replace_reached(5);
+        }
     }
     free(aside);
+    free(incoming);
     return rc;
+}
+
+int fkv_replace_steps(void) { return 5; }
+
+void fkv_replace_recover(const char *path)
+{
+    char *incoming = fkv_path_with_suffix(path, INCOMING_SUFFIX);
+    if (incoming) {
+        struct stat st;
+        if (stat(path, &st) != 0 && errno == ENOENT)
+            (void)rename(incoming, path); /* stopped between steps 2 and 3 */
+        unlink(incoming); /* stopped before step 2: the old file is in place */
+        free(incoming);
+    }
+    remove_asides(path);
 }
 
 int fkv_install_new(const char *from, const char *to)

@@ -307,7 +307,16 @@ void snapshot_forget(const char *path)
     free(p);
 }
 
-const char *snapshot_leftover_suffix(void) { return SNAP_SUFFIX "-new"; }
+void snapshot_tidy(const char *path)
+{
+    char *p = fkv_path_with_suffix(path, SNAP_SUFFIX "-new");
+    if (p)
+        unlink(p); /* a save that never finished */
+    free(p);
+    if ((p = fkv_path_with_suffix(path, SNAP_SUFFIX)) != NULL)
+        fkv_replace_recover(p); /* one stopped in its replace */
+    free(p);
+}
 
 /* ---- loading ---------------------------------------------------------------- */
 

@@ -170,14 +170,14 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     }
     if (rc == FKV_OK && mode == OPEN_NORMAL) {
         /* We hold the lock, so no compaction is running: a leftover is junk. */
-        const char *const leftovers[] = {COMPACT_SUFFIX, REPAIR_SUFFIX,
-                                         snapshot_leftover_suffix()};
+        const char *const leftovers[] = {COMPACT_SUFFIX, REPAIR_SUFFIX};
         for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++) {
             char *tmp = fkv_path_with_suffix(path, leftovers[i]);
             if (tmp)
                 unlink(tmp);
             free(tmp);
         }
+        snapshot_tidy(path);
     }
     if (rc == FKV_OK)
         rc = scan_load(s, mode, rep);

@@ -245,4 +245,11 @@ int fkv_debug_fail_next_flush(fkv_store *s, int err);
  * still loading block by block (0 and 0 once it is all in). Tests. */
 int fkv_debug_snapshot_blocks(fkv_store *s, uint64_t *checked, uint64_t *total);
 
+/* End the process, as a kill would, when the next replace of a file
+ * (compaction, repair, a snapshot's save) reaches step `step` (1: before
+ * it starts; fkv_replace_steps(): after its last); 0 turns it off.
+ * Process-wide. Tests: a kill at every step of the replace. */
+void fkv_debug_kill_at_replace_step(int step);
+int fkv_replace_steps(void);
+
 #endif /* FKV_STORE_H */

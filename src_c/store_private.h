@@ -428,8 +428,9 @@ int snapshot_join(fkv_store *s, fkv_wait wait);
 /* Remove the snapshot of the data file at path, if any. */
 void snapshot_forget(const char *path);
 
-/* The suffix of a snapshot being written: a leftover is removed at open. */
-const char *snapshot_leftover_suffix(void);
+/* At open, the lock held: what a snapshot save stopped by a kill left
+ * beside the store removed (or put in place, fkv_replace_recover). */
+void snapshot_tidy(const char *path);
 
 /* No slot is left out of a compaction. */
 #define COMPACT_KEEP_ALL UINT64_MAX
