@@ -18,13 +18,40 @@ import pytest
 
 import fastkv
 from fastkv import _core
+from user_dirs import isolate_user_dirs
+
+
+def _real_user_places() -> dict[Path, set[str]]:
+    """What the suite must never write into: the real default store's
+    folder and the source tree's top (a listing of each, now)."""
+    import platformdirs
+
+    places = [platformdirs.user_data_path("fastkv", appauthor=False),
+              Path(__file__).resolve().parent.parent, Path(os.path.expanduser("~"))]
+    return {p: set(os.listdir(p)) if p.is_dir() else set() for p in places}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_written_outside_temp_dirs() -> Iterator[None]:
+    """The check: after the session, the real per-user data folder, the
+    home folder and the source tree hold no new name."""
+    before = _real_user_places()
+    yield
+    after = _real_user_places()
+    new = {str(p): sorted(after[p] - names) for p, names in before.items() if after[p] - names}
+    new = {p: [n for n in names if n not in (".pytest_cache", ".hypothesis", "__pycache__")]
+           for p, names in new.items()}
+    assert not any(new.values()), f"the suite wrote outside its temporary folders: {new}"
 
 
 @pytest.fixture(autouse=True)
 def _outside_the_source_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run each test from its temp dir, so that child interpreters (which put
-    their working directory on sys.path) import the installed fastkv too."""
+    their working directory on sys.path) import the installed fastkv too;
+    with the per-user folders there as well, so that nothing a test does
+    (the default store, ~ in a path) lands in the real ones."""
     monkeypatch.chdir(tmp_path)
+    isolate_user_dirs(monkeypatch, tmp_path / "user")
 
 
 @pytest.fixture

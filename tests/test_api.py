@@ -10,6 +10,7 @@ import pytest
 
 import fastkv
 from fastkv import DataStore
+from user_dirs import isolate_user_dirs
 
 
 def test_create_read_delete_round_trip(db: DataStore) -> None:
@@ -90,11 +91,12 @@ def test_path_property_is_absolute_pathlib(store_path: Path) -> None:
 
 
 def test_pathlike_and_tilde_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
+    home = isolate_user_dirs(monkeypatch, tmp_path)
+    assert Path(os.path.expanduser("~")) == home  # before anything is written
     with DataStore("~/sub/dir/data.fkv") as db:
         db.create("a", {"x": 1})
-        assert db.path == (tmp_path / "sub" / "dir" / "data.fkv").resolve()
-    assert (tmp_path / "sub" / "dir" / "data.fkv").is_file()
+        assert db.path == (home / "sub" / "dir" / "data.fkv").resolve()
+    assert (home / "sub" / "dir" / "data.fkv").is_file()
 
 
 def test_context_manager_closes(store_path: Path) -> None:
@@ -200,9 +202,8 @@ def test_module_shortcuts_use_fastkv_path(
 def test_default_location_without_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("FASTKV_PATH", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    isolate_user_dirs(monkeypatch, tmp_path)
+    assert fastkv.default_path().is_relative_to(tmp_path)  # before anything is written
     with DataStore() as db:
         db.create("k", {"a": 1})
         assert db.path.is_relative_to(tmp_path)

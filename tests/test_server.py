@@ -395,6 +395,9 @@ def test_a_request_in_flight_finishes_during_shutdown(served: Served) -> None:
 
 def test_schemathesis_finds_no_server_error_and_no_mismatch(serve: Serve, tmp_path: Path) -> None:
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
+    if st is None and sys.platform == "win32":
+        pytest.skip("schemathesis (its st command) is not installed: its jsonschema_rs needs "
+                    "bcryptprimitives.dll, which Wine 8 lacks (the Linux run fuzzes the server)")
     if st is None:
         pytest.skip("schemathesis is not installed (it is in the test extra)")
     served = serve(tmp_path / "fuzzed.fkv", token="fuzz")
