@@ -9,6 +9,7 @@ traceback; with ``--json`` they are a JSON object there instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -444,12 +445,23 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
     except OSError as e:
         if isinstance(e, FastKVError):
             raise
-        why = os.strerror(e.errno) if e.errno else (e.strerror or str(e))
+        why = _bind_failure(e)
         err = StoreIOError(f"cannot listen on {args.host}:{args.port}: {why}")
         err.errno = e.errno
         raise err from None
     sys.stderr.write("fastkv: stopped; the store is closed\n")
     return EXIT_OK
+
+
+def _bind_failure(e: OSError) -> str:
+    """Why a listener could not be bound, in the same words on every system
+    (Windows gives socket errors as WSA codes, which os.strerror does not
+    know, and refuses a port another program holds exclusively as access
+    denied)."""
+    code = getattr(e, "winerror", None) or e.errno
+    if code in (errno.EADDRINUSE, 10048, 10013):  # WSAEADDRINUSE, WSAEACCES
+        return "Address already in use"
+    return os.strerror(e.errno) if e.errno else (e.strerror or str(e))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, "_Output"], int]] = {

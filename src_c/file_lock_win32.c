@@ -63,6 +63,23 @@ static int incoming_exists(const char *path)
     return there;
 }
 
+/* A file that is there and surely not a store is refused before its
+ * sidecar is made: verify, repair or an open of some other file leave
+ * nothing beside it. Reading its first bytes needs no lock. */
+static int refuse_other_file(const char *path, const struct stat *st)
+{
+    uint8_t head[8];
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FKV_OK; /* the open under the lock says why */
+    int rc = fkv_read_at(fd, head, sizeof head, 0, &got, FKV_MAY_WAIT);
+    close(fd);
+    if (rc == FKV_OK && !fkv_file_may_be_store(head, got, (uint64_t)st->st_size))
+        return FKV_ENOTSTORE;
+    return FKV_OK;
+}
+
 /* The sidecar's descriptor, locked; or a negative status. */
 static int take_lock(const char *path, uint64_t timeout_ms)
 {
@@ -86,6 +103,9 @@ int fkv_open_locked(const char *path, fkv_create_mode create, uint64_t timeout_m
     if (stat(path, &st) == 0) {
         if (!S_ISREG(st.st_mode))
             return S_ISDIR(st.st_mode) ? FKV_EISDIR : FKV_ENOTSTORE;
+        int rc = refuse_other_file(path, &st);
+        if (rc != FKV_OK)
+            return rc;
     } else if (create == FKV_OPEN_EXISTING && !incoming_exists(path)) {
         return fkv_io_error();
     }

@@ -28,6 +28,13 @@ void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity
     fkv_lineage_encode(out + FKV_LINEAGE_AT, lineage);
 }
 
+int fkv_file_may_be_store(const uint8_t *buf, size_t len, uint64_t size)
+{
+    if (size == 0)
+        return 1; /* a new store's, before its header */
+    return size >= FKV_FILE_HEADER_OLD && len >= sizeof MAGIC && memcmp(buf, MAGIC, sizeof MAGIC) == 0;
+}
+
 int fkv_file_header_check(const uint8_t *buf, fkv_file_identity *ident)
 {
     if (memcmp(buf, MAGIC, 8) != 0)

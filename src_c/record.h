@@ -79,6 +79,11 @@ void fkv_file_header_encode(uint8_t *out, uint64_t created_ms, fkv_file_identity
  * header is read apart (fkv_lineage_decode at FKV_LINEAGE_AT). */
 int fkv_file_header_check(const uint8_t *buf, fkv_file_identity *ident);
 
+/* 1 if a file of size bytes whose first len bytes are buf may be a store
+ * (empty, or long enough and starting with the magic); 0 if it is surely
+ * not one. */
+int fkv_file_may_be_store(const uint8_t *buf, size_t len, uint64_t size);
+
 /* Encode a record into out (room for FKV_REC_MAX bytes); returns its length. */
 size_t fkv_record_encode(uint8_t *out, uint8_t kind, const char *key, size_t klen,
                          const uint8_t *val, size_t vlen, uint64_t deadline_ms);

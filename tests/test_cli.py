@@ -19,15 +19,7 @@ import fastkv
 from fastkv import DataStore, _core
 
 SCRIPT = shutil.which("fastkv", path=str(Path(sys.executable).parent)) or shutil.which("fastkv")
-# The console script pip makes; where the package was put in place without
-# pip (the Windows run under Wine, .ci/windows/suite.py) the same entry
-# point through `python -m fastkv`.
-if SCRIPT:
-    CLI = [SCRIPT]
-elif os.environ.get("FASTKV_UNDER_WINE") == "1":
-    CLI = [sys.executable, "-m", "fastkv"]
-else:
-    CLI = []
+CLI = [SCRIPT] if SCRIPT else []
 
 
 def fastkv_cli(

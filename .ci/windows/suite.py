@@ -23,6 +23,7 @@ inherited, or it dies setting up sys.std*: this script pipes both.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import subprocess
@@ -145,6 +146,27 @@ def build_fastkv(home: Path, site: Path, work: Path) -> None:
     (info / "entry_points.txt").write_text("[console_scripts]\nfastkv = fastkv.cli:main\n")
     (info / "INSTALLER").write_text("fastkv .ci/windows/suite.py\n")
     (info / "RECORD").write_text("")
+    console_script(home)
+
+
+def console_script(home: Path) -> None:
+    """fastkv.exe beside python.exe, made as pip makes console scripts on
+    Windows: the launcher from pip's own distlib, a #! line naming the
+    interpreter, and a zip holding __main__.py that calls the entry point
+    (the launcher runs the interpreter on itself, in a job object, so a
+    kill of the .exe ends the interpreter too)."""
+    import pip._vendor.distlib as distlib
+
+    launcher = (Path(distlib.__file__).parent / "t64.exe").read_bytes()
+    entry = ("import re\nimport sys\nfrom fastkv.cli import main\n"
+            "if __name__ == '__main__':\n"
+            "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+            "    sys.exit(main())\n")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("__main__.py", entry)
+    shebang = b"#!" + ("Z:" + str(home / "python.exe").replace("/", "\\")).encode() + b"\n"
+    (home / "fastkv.exe").write_bytes(launcher + shebang + archive.getvalue())
 
 
 def run_pytest(home: Path, work: Path, args: list[str]) -> int:

@@ -11,6 +11,7 @@ otherwise: the same code runs on both.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from fastkv.errors import FastKVError
+from fastkv.serving import accept
 from fastkv.serving.limits import Limits
 
 __all__ = ["ServingLoop", "Connection", "Later"]
@@ -141,8 +143,12 @@ class ServingLoop:
 
         async def bind() -> int:
             assert self._loop is not None
-            server = await self._loop.create_server(factory, host, port, backlog=1024,
-                                                    reuse_address=True)
+            server: Any
+            if sys.platform == "win32":  # the Proactor loop's accept dies with one reset
+                server = await accept.listen(self._loop, factory, host, port, backlog=1024)
+            else:
+                server = await self._loop.create_server(factory, host, port, backlog=1024,
+                                                        reuse_address=True)
             self._servers.append(server)
             bound: int = server.sockets[0].getsockname()[1]
             return bound
