@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ FILE_HEAD = 128
 
 def snap_of(path: Path) -> Path:
     return Path(str(path) + ".idx")
+
+
+def with_locks(*stores: str) -> list[str]:
+    """The names a folder holds for these closed stores' data files: on
+    Windows each also has its lock sidecar, store + ".lock" (kept at close,
+    README "Platform support")."""
+    names = list(stores)
+    if sys.platform == "win32":
+        names += [s + ".lock" for s in stores]
+    return sorted(names)
 
 
 def contents(db: DataStore) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 
 import fastkv
 from fastkv import DataStore
-from snapshot_files import contents, snap_of
+from snapshot_files import contents, snap_of, with_locks
 
 ORDERED = [f"k{i:02d}" for i in range(100)]
 
@@ -107,8 +107,8 @@ def test_an_existing_dest_is_refused_and_left_untouched(tmp_path: Path) -> None:
                 db.backup(dest)
         assert other.read_bytes() == b"precious"
         assert snap_of(other).read_bytes() == b"its sidecar"
-        assert sorted(p.name for p in tmp_path.iterdir()) == [
-            "a.fkv", "other.bin", "other.bin.idx"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            with_locks("a.fkv") + ["other.bin", "other.bin.idx"])
         assert db.read("k") == {"v": 1}  # the store goes on
     with pytest.raises(fastkv.StoreClosedError):
         db.backup(tmp_path / "after-close.fkv")

@@ -482,3 +482,25 @@ def test_clients_that_vanish_leave_no_traceback(resp: Served) -> None:
     assert raw(port, b"PING\r\n") == b"+PONG\r\n"
     code, err = resp.stop()
     assert code == 0 and "Traceback" not in err and err.count("\n") <= 2, err
+
+
+def reset_at_once(port: int) -> None:
+    """Connect and reset the connection (RST, not FIN) before the server
+    has taken it: what made asyncio's Proactor loop close its listener."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    if sys.platform != "win32" else b"\x01\x00\x00\x00")
+    sock.close()
+
+
+@pytest.mark.parametrize("protocol", ["resp", "http"])
+def test_the_listeners_outlive_clients_that_reset(resp: Served, protocol: str) -> None:
+    port = port_of(resp) if protocol == "resp" else int(resp.url.rsplit(":", 1)[1])
+    for _ in range(100):
+        reset_at_once(port)
+    # still accepting, on both protocols
+    assert raw(port_of(resp), b"PING\r\n") == b"+PONG\r\n"
+    host, http_port = "127.0.0.1", int(resp.url.rsplit(":", 1)[1])
+    with socket.create_connection((host, http_port), timeout=5) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 ")
