@@ -18,6 +18,7 @@ import pytest
 
 import fastkv
 from fastkv import _core
+from platforms import NO_CTRL_BREAK, UNDER_WINE
 from user_dirs import isolate_user_dirs
 
 
@@ -144,7 +145,13 @@ class Served:
 
     def stop(self, sig: Optional[int] = None) -> tuple[int, str]:
         """Signal it (by default, ask it to stop: SIGTERM, or Ctrl+Break on
-        Windows); its exit code and what it printed after the banner."""
+        Windows); its exit code and what it printed after the banner. Under
+        Wine, which cannot send Ctrl+Break, it is killed (TerminateProcess),
+        and a test that names a signal skips."""
+        if UNDER_WINE:
+            if sig is not None:
+                pytest.skip(NO_CTRL_BREAK)
+            self.proc.kill()
         if sig is None:
             sig = getattr(signal, "CTRL_BREAK_EVENT", signal.SIGTERM)
         if self.proc.poll() is None:
@@ -206,7 +213,7 @@ def _redis_or_skip() -> str:
         pytest.importorskip("redis", reason="redis-py is not installed (the redis extra)")
         return found
     why = "redis-server/redis-cli not installed (apt-get install redis-server redis-tools)"
-    if os.environ.get("FASTKV_UNDER_WINE") == "1":
+    if UNDER_WINE:
         # Wine starts a Linux program but hands Python an invalid process
         # handle: the tests could not stop or restart it
         pytest.skip("redis-server is a Linux program, which Windows Python under Wine cannot "
