@@ -42,6 +42,28 @@ class Listener:
             sock.close()
 
 
+def _quiet_failed_accepts(loop: asyncio.AbstractEventLoop) -> None:
+    """The Proactor loop wraps each accept in a task of its own whose failure
+    nobody retrieves (sock_accept gets it from the future inside): at each
+    failed accept asyncio logs "Task exception was never retrieved" with a
+    traceback. The failure is handled here, so those reports are dropped;
+    every other report goes where it went before."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        task = context.get("future")
+        coro = getattr(task, "get_coro", lambda: None)()
+        if (isinstance(context.get("exception"), OSError)
+                and getattr(coro, "__name__", "") == "accept_coro"):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def listen(loop: asyncio.AbstractEventLoop, factory: Callable[[], Any], host: str,
                  port: int, backlog: int) -> Listener:
     """Listen on host:port and serve each connection with factory();
@@ -74,6 +96,7 @@ async def listen(loop: asyncio.AbstractEventLoop, factory: Callable[[], Any], ho
             except OSError:
                 conn.close()
 
+    _quiet_failed_accepts(loop)
     listener = Listener(sock, loop.create_task(accept_forever()))
     holder.append(listener)
     return listener
