@@ -43,8 +43,8 @@ sys.exit(3)  # the step was never reached
 """
 
 
-def make_store(path: Path) -> dict[str, dict[str, int]]:
-    model = {}
+def make_store(path: Path) -> dict[str, dict[str, object]]:
+    model: dict[str, dict[str, object]] = {}
     with fastkv.DataStore(path) as db:
         for i in range(300):
             db.put(f"k{i}", {"i": i, "pad": "x" * (i % 50)})
@@ -63,7 +63,7 @@ def run_child(path: Path, op: str, step: int) -> int:
     return proc.returncode
 
 
-def check_whole(path: Path, model: dict[str, dict[str, int]]) -> None:
+def check_whole(path: Path, model: dict[str, dict[str, object]]) -> None:
     with fastkv.DataStore(path) as db:
         assert sorted(db) == sorted(model)
         for k, v in model.items():
