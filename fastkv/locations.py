@@ -114,7 +114,9 @@ def existing_store_path(location: Location) -> Path:
     path = as_path(location)
     if path.is_dir():
         raise InvalidPathError(f"{path} is a directory, not a store file")
-    if not path.is_file():
+    # a replace stopped by a kill on Windows may have left the store only
+    # under this name; the open puts it back in place (file_lock_win32.c)
+    if not path.is_file() and not path.with_name(path.name + ".incoming").is_file():
         raise InvalidPathError(f"no store at {path}")
     return path
 
