@@ -53,18 +53,6 @@ def start(path: Path, *extra: str) -> tuple[subprocess.Popen[str], str, int]:
     return proc, match.group(1), int(match.group(2))
 
 
-def old_engine_wrk(tmp: Path, key: str, value: dict[str, Any]) -> Optional[dict[str, float]]:
-    """wrk against the first HTTP server (--http-engine threads), same key."""
-    proc, url, _ = start(tmp / "threads.fkv", "--http-engine", "threads")
-    try:
-        with Client(url) as kv:
-            kv.create(key, value)
-        return wrk_get(url, key)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-
-
 JSON_VALUE = '{"name":"Ann","email":"ann@example.com","tags":["a","b"],"n":42,"pad":"xxxxxxxxxxxx"}'
 RESP_TESTS = [("SET", ["SET", "key:__rand_int__", JSON_VALUE], 1),
               ("GET", ["GET", "key:__rand_int__"], 1),
@@ -196,7 +184,6 @@ def main() -> None:
                 "create": phase(args.threads, keys, lambda kv, k: kv.create(k, value), url),
                 "read": phase(args.threads, keys[::-1], lambda kv, k: kv.read(k), url),
                 "wrk_get": wrk_get(url, keys[0]),
-                "wrk_get_threads_engine": old_engine_wrk(Path(tmp), keys[0], value),
             }
             if redis_proc is not None:
                 results["resp"] = resp_rounds(resp_port, redis_port, args.rounds)
@@ -210,11 +197,9 @@ def main() -> None:
         r = results[name]
         print(f"HTTP {name:6} {r['requests_per_s']:>9,.0f} requests/s  p50 {r['p50_ms']:.2f} ms  "
               f"p99 {r['p99_ms']:.2f} ms  ({args.threads} fastkv.Client threads)")
-    if results["wrk_get"] and results["wrk_get_threads_engine"]:
-        w, old = results["wrk_get"], results["wrk_get_threads_engine"]
-        print(f"HTTP wrk -t2 -c50 GET {w['rps']:>9,.0f} requests/s  p99 {w['p99_ms']:.2f} ms; "
-              f"the threaded engine {old['rps']:,.0f}/s p99 {old['p99_ms']:.2f} ms: "
-              f"{w['rps'] / old['rps']:.1f}x")
+    if results["wrk_get"]:
+        w = results["wrk_get"]
+        print(f"HTTP wrk -t2 -c50 GET {w['rps']:>9,.0f} requests/s  p99 {w['p99_ms']:.2f} ms")
     for name, r in results.get("resp", {}).items():
         f, o = r["fastkv"], r["redis-server"]
         print(f"RESP {name:9} fastkv {f['rps']:>9,.0f}/s p99 {f['p99_ms']:.2f} ms   redis-server "

@@ -172,9 +172,6 @@ def _serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resp-port", type=int, default=None, metavar="PORT",
                    help="also speak the Redis protocol (RESP2/RESP3) on this port "
                         "(0: any free one; default: off)")
-    p.add_argument("--http-engine", choices=("asyncio", "threads"), default="asyncio",
-                   help="asyncio: the event loop both protocols share (default); threads: the "
-                        "first server, a thread per connection, kept for comparison")
     defaults = Limits()
     p.add_argument("--max-connections", type=int, default=defaults.max_connections,
                    metavar="N", help="connections open at once, both protocols together "
@@ -441,7 +438,7 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
     try:
         serving.serve(path, args.host, args.port, token, lock_timeout=args.wait,
                       max_file_size=args.max_file_size, ready=ready, resp_port=args.resp_port,
-                      limits=limits, http_engine=args.http_engine)
+                      limits=limits)
     except OSError as e:
         if isinstance(e, FastKVError):
             raise

@@ -1,7 +1,8 @@
 """``fastkv serve``: one process owns one store and answers other processes
-and languages, over HTTP/1.1 (http.py, JSON, with an OpenAPI document in
-openapi.py) and, when asked for, the Redis protocol (resp.py, framing in
-resp_codec.py). Both share the store, the token, the limits (limits.py)
+and languages, over HTTP/1.1 (http_app.py on http_asyncio.py, JSON, with an
+OpenAPI document in openapi.py) and, when asked for, the Redis protocol
+(resp.py, framing in resp_codec.py, commands in resp_commands.py), both on
+one event loop (loop.py). Both share the store, the token, the limits (limits.py)
 and one table of error classes (fastkv/wire.py).
 """
 
@@ -22,16 +23,12 @@ def serve(
     path: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
     lock_timeout: float = 0.0, max_file_size: Optional[int] = None,
     ready: Optional[Callable[[str], None]] = None, resp_port: Optional[int] = None,
-    limits: Limits = Limits(), http_engine: str = "asyncio",
+    limits: Limits = Limits(),
 ) -> None:
     """Open the store at path and serve it until SIGINT or SIGTERM, then
     finish the requests in flight and close the store cleanly.
 
     resp_port: also serve the Redis protocol there (0: a free port).
-    http_engine: "asyncio" (httptools on the event loop both protocols
-    share), or "threads", the first server (the standard library's, a
-    thread per connection), kept to compare the two until the numbers are
-    published.
     ready, if given, is called with the server's URLs (HTTP first, then
     RESP, separated by a space) once it listens.
 
@@ -40,28 +37,21 @@ def serve(
         OSError: an address is taken or cannot be bound.
     """
     # imported here: the command line imports this package for its limits,
-    # and must not pay for asyncio and http.server on every call
+    # and must not pay for asyncio on every call
     from fastkv import _core
     from fastkv.datastore import DataStore
-    from fastkv.serving.http import KVServer
+    from fastkv.serving.http_asyncio import HttpService
     from fastkv.serving.loop import ServingLoop
 
     db = DataStore(path, lock_timeout=lock_timeout,
                    max_file_size=_core.MAX_FILE_SIZE if max_file_size is None else max_file_size)
     home = ServingLoop(limits)
-    threaded: Any = None  # the old thread-per-connection HTTP server, when asked for
     urls = []
     try:
         _raise_open_file_limit(limits.max_connections)
         home.start()
-        if http_engine == "threads":
-            threaded = KVServer(db, host, port, token)
-            urls.append(threaded.url)
-        else:
-            from fastkv.serving.http_asyncio import HttpService
-
-            http = HttpService(db, token, home)
-            urls.append(f"http://{_shown(host)}:{home.listen(http.factory, host, port)}")
+        http = HttpService(db, token, home)
+        urls.append(f"http://{_shown(host)}:{home.listen(http.factory, host, port)}")
         if resp_port is not None:
             from fastkv.serving.resp import RespService
 
@@ -70,8 +60,6 @@ def serve(
             urls.append(f"redis://{_shown(host)}:{resp.port}")
     except BaseException:
         home.stop(0)
-        if threaded is not None:
-            threaded.server_close()
         db.close()
         raise
     stop = threading.Event()
@@ -82,23 +70,13 @@ def serve(
     # SIGBREAK: Ctrl+Break on Windows, where SIGTERM cannot be caught
     stops = [signal.SIGINT, signal.SIGTERM, *filter(None, [getattr(signal, "SIGBREAK", None)])]
     previous = {sig: signal.signal(sig, on_signal) for sig in stops}
-    if threaded is not None:
-        accept = threading.Thread(target=threaded.serve_forever, kwargs={"poll_interval": 0.2},
-                                  name="fastkv-http-threads")
-        accept.start()
     try:
         if ready is not None:
             ready(" ".join(urls))
         while not stop.wait(0.5):
             pass
     finally:
-        if threaded is not None:
-            threaded.shutdown()  # stops accepting; returns once its loop has exited
-            accept.join()
-            threaded.server_close()
         home.stop(DRAIN_TIMEOUT_S)  # stops accepting, lets requests in flight answer
-        if threaded is not None:
-            threaded.drain(DRAIN_TIMEOUT_S)
         db.close()  # waits for calls inside the store
         for sig, handler in previous.items():
             signal.signal(sig, handler)

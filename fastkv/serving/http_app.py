@@ -29,11 +29,11 @@ from fastkv.datastore import DataStore
 from fastkv.errors import (
     FastKVError,
     InvalidKeyError,
+    InvalidTTLError,
     RequestError,
     UnauthorizedError,
     ValueTooLargeError,
 )
-from fastkv.serving.http import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, _flag, _one, _ttl_from
 from fastkv.serving.loop import Later
 from fastkv.serving.openapi import document
 
@@ -42,6 +42,9 @@ __all__ = ["HttpApp", "Request", "TOO_BIG"]
 _WOULD_WAIT = _core.WOULD_WAIT
 _value_bytes = _core.value_bytes
 _dumps = orjson.dumps
+
+LIST_LIMIT_DEFAULT = 1000  # keys in one GET /keys answer unless ?limit= says
+LIST_LIMIT_MAX = 100_000
 
 # Request.body of a request whose declared length is past any value's size:
 # never read, answered from its headers.
@@ -180,15 +183,14 @@ class HttpApp:
         data = _value_bytes(self.db, key)
         if data is _WOULD_WAIT:
             return Later(lambda: _value_bytes(self.db, key, True),
-                         lambda r: self._read_answer(req, key, r))
+                         lambda r: self._read_answer(req, key, r),
+                         lambda e: self.error(e, req))
         return self._read_answer(req, key, data)
 
-    def _read_answer(self, req: Request, key: str, data: Any) -> bytes:
-        if isinstance(data, FastKVError):
-            return self.error(data, req)
+    def _read_answer(self, req: Request, key: str, data: Optional[bytes]) -> bytes:
         if data is None:
-            try:
-                self.db.read(key)  # the store's own words: not found, or expired
+            try:  # the store's own words: not found, or expired (or, since, created)
+                data = _dumps(self.db.read(key))
             except FastKVError as e:
                 return self.error(e, req)
         return self.response(200, data, req)
@@ -253,9 +255,10 @@ class HttpApp:
         def listing() -> list[str]:
             return sorted(self.db.keys(prefix))
 
-        return Later(listing, lambda keys: self.error(keys, req)
-                     if isinstance(keys, FastKVError) else
-                     self.json(200, {"keys": keys[:limit], "truncated": len(keys) > limit}, req))
+        return Later(listing,
+                     lambda keys: self.json(200, {"keys": keys[:limit],
+                                                  "truncated": len(keys) > limit}, req),
+                     lambda e: self.error(e, req))
 
     def _stats(self, req: Request) -> Answer:
         def stats() -> dict[str, Any]:
@@ -263,14 +266,44 @@ class HttpApp:
             st["path"] = str(st["path"])
             return st
 
-        return Later(stats, lambda st: self.error(st, req) if isinstance(st, FastKVError)
-                     else self.json(200, st, req))
+        return Later(stats, lambda st: self.json(200, st, req), lambda e: self.error(e, req))
 
     def _health(self, req: Request) -> bytes:
         return self.json(200, {"status": "ok", "version": __version__}, req)
 
     def _openapi(self, req: Request) -> bytes:
         return self.response(200, self.openapi, req)
+
+
+# ---- the query string ---------------------------------------------------------------
+
+
+def _one(query: dict[str, list[str]], name: str) -> Optional[str]:
+    values = query.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise RequestError(f"give {name} once")
+    return values[0]
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    raw = _one(query, name)
+    if raw is None or raw in ("false", "0"):
+        return False
+    if raw in ("true", "1", ""):
+        return True
+    raise RequestError(f"{name} must be true or false, not {raw!r}")
+
+
+def _ttl_from(query: dict[str, list[str]]) -> Optional[int]:
+    raw = _one(query, "ttl")
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 20:
+        raise InvalidTTLError(f"ttl must be a whole number of seconds, not {raw!r}")
+    return int(text)
 
 
 def _key_of(segment: str) -> str:

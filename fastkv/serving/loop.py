@@ -27,12 +27,13 @@ __all__ = ["ServingLoop", "Connection", "Later"]
 
 @dataclass
 class Later:
-    """Work that may wait (for the disk): call runs in a worker thread,
-    finish turns its result, or the FastKVError it raised, into the bytes
-    of the reply."""
+    """Work that may wait (for the disk): call runs in a worker thread;
+    finish turns what it returned into the bytes of the reply, refused
+    turns the FastKVError it raised into them."""
 
     call: Callable[[], Any]
     finish: Callable[[Any], bytes]
+    refused: Callable[[FastKVError], bytes]
 
 
 class Connection(asyncio.Protocol):
@@ -96,26 +97,25 @@ class Connection(asyncio.Protocol):
         until its reply is written."""
         self.waiting = True
         self.transport.pause_reading()
-        fut = asyncio.get_running_loop().run_in_executor(None, _guarded(job.call))
-        fut.add_done_callback(lambda f: self._done(job, f.result()))
+        fut = asyncio.get_running_loop().run_in_executor(None, job.call)
+        fut.add_done_callback(lambda f: self._done(job, f))
 
-    def _done(self, job: Later, result: Any) -> None:
+    def _done(self, job: Later, fut: "asyncio.Future[Any]") -> None:
         self.waiting = False
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or fut.cancelled():
             return
-        self.transport.write(job.finish(result))
+        exc = fut.exception()
+        if exc is None:
+            reply = job.finish(fut.result())
+        elif isinstance(exc, FastKVError):
+            reply = job.refused(exc)
+        else:
+            self.transport.close()  # a bug: asyncio's handler reports it
+            raise exc
+        self.transport.write(reply)
         if not self.paused:
             self.transport.resume_reading()
             self.proceed()
-
-
-def _guarded(call: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        try:
-            return call()
-        except FastKVError as e:
-            return e
-    return run
 
 
 class ServingLoop:

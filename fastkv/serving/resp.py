@@ -27,13 +27,14 @@ from fastkv.errors import FastKVError
 from fastkv.serving import resp_codec as rc
 from fastkv.serving.limits import Limits
 from fastkv.serving.loop import Connection, ServingLoop
-from fastkv.serving.resp_commands import COMMANDS, Reply, Usage, unknown
-from fastkv.wire import resp_error
+from fastkv.errors import UnauthorizedError
+from fastkv.serving.resp_commands import COMMANDS, Reply, Usage, refused, unknown
 
 __all__ = ["RespService"]
 
 _next, _batch, _INLINE = _core.resp_next, _core.resp_batch, _core.RESP_INLINE
 _MAX_ARGS, _MAX_BULK = rc.MAX_ARGS, rc.MAX_BULK_BYTES
+_NOAUTH = refused(UnauthorizedError("Authentication required."))
 
 
 # ---- one connection -----------------------------------------------------------------
@@ -136,8 +137,8 @@ class RespService:
         return self.home.limits
 
     @property
-    def conns(self) -> set[Connection]:
-        return self.home.conns
+    def connections(self) -> int:
+        return len(self.home.conns)
 
     def execute(self, conn: _Conn, cmd: list[bytes]) -> Reply:
         self.commands_processed += 1
@@ -147,7 +148,7 @@ class RespService:
             return unknown(cmd)
         handler, least, most = entry
         if not conn.authed and name not in (b"AUTH", b"HELLO", b"QUIT"):
-            return b"-NOAUTH Authentication required.\r\n"
+            return _NOAUTH
         argc = len(cmd) - 1
         if argc < least or (most >= 0 and argc > most):
             return rc.error(f"ERR wrong number of arguments for '{name.decode().lower()}' "
@@ -155,7 +156,7 @@ class RespService:
         try:
             return handler(self, conn, cmd)
         except FastKVError as e:
-            return rc.error(resp_error(e))
+            return refused(e)
         except Usage as e:
             return rc.error(str(e))
 

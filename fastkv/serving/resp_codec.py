@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable, Optional
 from fastkv import _core
 
 __all__ = [
-    "ProtocolError", "parse", "parse_inline", "MAX_ARGS", "MAX_BULK_BYTES", "MAX_INLINE_BYTES",
-    "MAX_REQUEST_BYTES", "OK", "PONG", "simple", "error", "integer", "bulk", "null",
+    "ProtocolError", "parse_inline", "MAX_ARGS", "MAX_BULK_BYTES", "MAX_INLINE_BYTES",
+    "MAX_REQUEST_BYTES", "OK", "PONG", "error", "integer", "bulk", "null",
     "array", "mapping", "glob_test",
 ]
 
@@ -35,21 +35,11 @@ Command = list[bytes]
 
 # The class and the array form's parser are compiled (fastkv/_resp.pxi).
 ProtocolError = _core.RespProtocolError
-_next = _core.resp_next
-_INLINE = _core.RESP_INLINE
-
-
-def parse(buf: bytearray, pos: int) -> tuple[Optional[Command], int]:
-    """The next command in buf from pos and the position after it;
-    (None, pos) when it is not all there yet. An empty command (``*0``, or
-    an empty inline line) comes back as []. Raises ProtocolError."""
-    cmd, end = _next(buf, pos, MAX_ARGS, MAX_BULK_BYTES)
-    if cmd is _INLINE:
-        return parse_inline(buf, pos)
-    return cmd, end
 
 
 def parse_inline(buf: bytearray, pos: int) -> tuple[Optional[Command], int]:
+    """The inline command at pos (the compiled parser hands it over) and the
+    position after it; (None, pos) when its line is not all there yet."""
     end = buf.find(b"\n", pos, pos + MAX_INLINE_BYTES + 1)
     if end < 0:
         if len(buf) - pos > MAX_INLINE_BYTES:
@@ -65,10 +55,6 @@ def parse_inline(buf: bytearray, pos: int) -> tuple[Optional[Command], int]:
 
 OK = b"+OK\r\n"
 PONG = b"+PONG\r\n"
-
-
-def simple(text: str) -> bytes:
-    return b"+" + _one_line(text) + b"\r\n"
 
 
 def error(text: str) -> bytes:

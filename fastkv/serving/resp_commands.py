@@ -1,31 +1,34 @@
-"""The commands of the Redis protocol, each a function of (service,
-connection, command) -> reply bytes, or Later for one that may wait for the
-disk (loop.py runs it in a worker thread). resp.py frames and dispatches.
+"""The commands of the Redis protocol, each a function of (server, session,
+command) -> reply bytes, or Later for one that may wait for the disk
+(loop.py runs it in a worker thread). resp.py frames and dispatches; what
+a command may use of the server and of the connection is the two small
+interfaces below, so this module does not know resp.py's classes.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from fastkv import _core
 from fastkv._version import __version__
+from fastkv.datastore import DataStore
 from fastkv.errors import (
     FastKVError,
     InvalidKeyError,
     InvalidTTLError,
     KeyExistsError,
     KeyNotFoundError,
+    UnauthorizedError,
 )
 from fastkv.serving import resp_codec as rc
+from fastkv.serving.limits import Limits
 from fastkv.serving.loop import Later
 from fastkv.wire import resp_error
 
-if TYPE_CHECKING:
-    from fastkv.serving.resp import RespService, _Conn
-
-__all__ = ["COMMANDS", "Reply", "Usage", "unknown", "REDIS_LEVEL"]
+__all__ = ["COMMANDS", "Reply", "Usage", "unknown", "refused", "REDIS_LEVEL", "Server",
+           "Session"]
 
 _WOULD_WAIT = _core.WOULD_WAIT
 _value_bytes = _core.value_bytes
@@ -34,6 +37,42 @@ _value_bytes = _core.value_bytes
 REDIS_LEVEL = "7.0.0"
 
 Reply = Union[bytes, Later]
+
+
+class Server(Protocol):
+    """What a command may use of the server it runs in."""
+
+    db: DataStore
+    token: Optional[str]
+    port: int
+    started: float
+    commands_processed: int
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def connections(self) -> int: ...
+
+    def check_token(self, given: bytes) -> bool: ...
+
+
+class Session(Protocol):
+    """What a command may know and change of the connection it came on."""
+
+    authed: bool
+    resp3: bool
+    name: bytes
+    closing: bool
+
+
+def refused(exc: FastKVError) -> bytes:
+    """The error reply for a refusal of the store (wire.py words it)."""
+    return rc.error(resp_error(exc))
+
+
+def _later(call: Callable[[], Any], finish: Callable[[Any], bytes]) -> Later:
+    return Later(call, finish, refused)
 
 
 class Usage(Exception):
@@ -62,22 +101,20 @@ def _int(raw: bytes) -> int:
 # ---- handlers: (server, connection, the command with its name) -> reply ---------------
 
 
-def _get(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _get(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     key = _key(cmd[1])
     data = _value_bytes(srv.db, key)
     if data is _WOULD_WAIT:
-        return Later(lambda: _value_bytes(srv.db, key, True),
+        return _later(lambda: _value_bytes(srv.db, key, True),
                       lambda r: _bulk_or_null(r, c.resp3))
     return rc.bulk(data) if data is not None else rc.null(c.resp3)
 
 
-def _bulk_or_null(result: Any, resp3: bool) -> bytes:
-    if isinstance(result, FastKVError):
-        return rc.error(resp_error(result))
+def _bulk_or_null(result: Optional[bytes], resp3: bool) -> bytes:
     return rc.null(resp3) if result is None else rc.bulk(result)
 
 
-def _mget(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _mget(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     keys = cmd[1:]
     out = []
     for raw in keys:
@@ -86,13 +123,13 @@ def _mget(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
         except InvalidKeyError:
             data = None  # Redis answers nil for a key that cannot be there
         if data is _WOULD_WAIT:
-            return Later(lambda: [_mget_one(srv, k) for k in keys],
+            return _later(lambda: [_mget_one(srv, k) for k in keys],
                           lambda r: _array_of(r, c.resp3))
         out.append(data)
     return _array_of(out, c.resp3)
 
 
-def _mget_one(srv: "RespService", raw: bytes) -> Optional[bytes]:
+def _mget_one(srv: Server, raw: bytes) -> Optional[bytes]:
     try:
         data: Optional[bytes] = _value_bytes(srv.db, _key(raw), True)
         return data
@@ -100,16 +137,14 @@ def _mget_one(srv: "RespService", raw: bytes) -> Optional[bytes]:
         return None
 
 
-def _array_of(values: Any, resp3: bool) -> bytes:
-    if isinstance(values, FastKVError):
-        return rc.error(resp_error(values))
+def _array_of(values: list[Optional[bytes]], resp3: bool) -> bytes:
     return rc.array((rc.null(resp3) if v is None else rc.bulk(v) for v in values), len(values))
 
 
 _SET_USAGE = "ERR syntax error: fastkv takes SET key value [NX] [EX s | PX ms | EXAT s | PXAT ms]"
 
 
-def _set(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _set(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     key, value = _key(cmd[1]), cmd[2]
     nx = False
     unit: Optional[bytes] = None
@@ -153,7 +188,7 @@ def _deadline_ms(unit: bytes, amount: int) -> int:
     return {b"PX": now + amount, b"EXAT": amount * 1000, b"PXAT": amount}[unit]
 
 
-def _del(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _del(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     gone = 0
     for raw in cmd[1:]:
         try:
@@ -164,20 +199,15 @@ def _del(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
     return rc.integer(gone)
 
 
-def _exists(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _exists(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     keys = [k for k in (_maybe_key(raw) for raw in cmd[1:]) if k is not None]
     found = 0
     for k in keys:
         hit = srv.db._try_contains(k)
         if hit is _WOULD_WAIT:
-            return Later(lambda: sum(k in srv.db for k in keys), _count_reply)
+            return _later(lambda: sum(k in srv.db for k in keys), rc.integer)
         found += bool(hit)
     return rc.integer(found)
-
-
-def _count_reply(result: Any) -> bytes:
-    return rc.error(resp_error(result)) if isinstance(result, FastKVError) else \
-        rc.integer(result)
 
 
 def _maybe_key(raw: bytes) -> Optional[str]:
@@ -187,29 +217,28 @@ def _maybe_key(raw: bytes) -> Optional[str]:
         return None
 
 
-def _ttl_cmd(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _ttl_cmd(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     key = _key(cmd[1])
     in_ms = cmd[0].upper() == b"PTTL"
 
-    def reply(left: Any) -> bytes:
-        if isinstance(left, KeyNotFoundError):
-            return rc.integer(-2)
-        if isinstance(left, FastKVError):
-            return rc.error(resp_error(left))
+    def reply(left: Optional[float]) -> bytes:
         if left is None:
             return rc.integer(-1)
         return rc.integer(round(left * 1000) if in_ms else int(left + 0.5))
 
+    def gone(exc: FastKVError) -> bytes:  # Redis answers -2 for a key that is not there
+        return rc.integer(-2) if isinstance(exc, KeyNotFoundError) else refused(exc)
+
     try:
         left = srv.db._try_ttl(key)
     except KeyNotFoundError as e:
-        return reply(e)
+        return gone(e)
     if left is _WOULD_WAIT:
-        return Later(lambda: srv.db.ttl(key), reply)
+        return Later(lambda: srv.db.ttl(key), reply, gone)
     return reply(left)
 
 
-def _expire(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _expire(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     if len(cmd) > 3:
         raise Usage("ERR fastkv takes EXPIRE key seconds (no NX, XX, GT or LT)")
     key, amount = _key(cmd[1]), _int(cmd[2])
@@ -225,7 +254,7 @@ def _expire(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
     return rc.integer(1)
 
 
-def _persist(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _persist(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     key = _key(cmd[1])
     try:
         if srv.db.ttl(key) is None:
@@ -236,7 +265,7 @@ def _persist(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
     return rc.integer(1)
 
 
-def _scan(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _scan(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     cursor = _int(cmd[1])
     if not 0 <= cursor < (1 << 27):
         raise Usage("ERR invalid cursor")
@@ -268,31 +297,29 @@ def _scan(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
             if at == 0 or len(found) >= count:
                 return at, found
 
-    return Later(walk, lambda r: _scan_reply(r, c.resp3))
+    return _later(walk, lambda r: _scan_reply(r, c.resp3))
 
 
-def _scan_reply(result: Any, resp3: bool) -> bytes:
-    if isinstance(result, FastKVError):
-        return rc.error(resp_error(result))
+def _scan_reply(result: tuple[int, list[str]], resp3: bool) -> bytes:
     at, keys = result
     return rc.array([rc.bulk(str(at).encode()),
                      rc.array((rc.bulk(k.encode()) for k in keys), len(keys))], 2)
 
 
 
-def _dbsize(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
-    return Later(lambda: len(srv.db), _count_reply)
+def _dbsize(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
+    return _later(lambda: len(srv.db), rc.integer)
 
 
-def _ping(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _ping(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     return rc.bulk(cmd[1]) if len(cmd) > 1 else rc.PONG
 
 
-def _echo(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _echo(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     return rc.bulk(cmd[1])
 
 
-def _auth(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _auth(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     if srv.token is None:
         return rc.error("ERR AUTH <password> called without any password configured for "
                         "the default user. Are you sure your configuration is correct?")
@@ -304,7 +331,7 @@ def _auth(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
     return rc.error("WRONGPASS invalid username-password pair or user is disabled.")
 
 
-def _hello(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _hello(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     i = 1
     proto = 2 if not c.resp3 else 3
     if len(cmd) > 1:
@@ -325,26 +352,26 @@ def _hello(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
         else:
             return rc.error("ERR syntax error in HELLO")
     if not c.authed:
-        return b"-NOAUTH HELLO must be called with the client already authenticated, or " \
-               b"with AUTH <user> <pass>\r\n"
+        return refused(UnauthorizedError("HELLO must be called with the client already "
+                                          "authenticated, or with AUTH <user> <pass>"))
     c.resp3 = proto == 3
     return rc.mapping({"server": "fastkv", "version": REDIS_LEVEL, "proto": proto,
                        "id": id(c) & 0xFFFFFFFF, "mode": "standalone", "role": "master",
                        "modules": []}, c.resp3)
 
 
-def _select(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _select(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     if _int(cmd[1]) != 0:
         return rc.error("ERR DB index is out of range (a fastkv store is database 0)")
     return rc.OK
 
 
-def _quit(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _quit(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     c.closing = True
     return rc.OK
 
 
-def _command(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _command(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     sub = cmd[1].upper() if len(cmd) > 1 else b""
     if sub == b"COUNT":
         return rc.integer(len(COMMANDS))
@@ -353,7 +380,7 @@ def _command(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
     return rc.array([], 0)  # no command table: clients fall back to their own
 
 
-def _client(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _client(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     sub = cmd[1].upper()
     if sub == b"SETNAME" and len(cmd) == 3:
         c.name = cmd[2]
@@ -367,20 +394,20 @@ def _client(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
     return rc.error(f"ERR unknown subcommand '{sub.decode('utf-8', 'replace')[:40]}'")
 
 
-def _config(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _config(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     if cmd[1].upper() == b"GET":
         return rc.mapping({}, c.resp3)  # no Redis settings to show
     return rc.error("ERR fastkv serve has no CONFIG SET; see 'fastkv serve --help'")
 
 
-def _info(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
+def _info(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     def text() -> bytes:
         st = srv.db.stats()
         lines = [
             "# Server", f"redis_version:{REDIS_LEVEL}", "server_name:fastkv",
             f"fastkv_version:{__version__}", f"process_id:{os.getpid()}",
             f"tcp_port:{srv.port}", f"uptime_in_seconds:{int(time.time() - srv.started)}",
-            "", "# Clients", f"connected_clients:{len(srv.conns)}",
+            "", "# Clients", f"connected_clients:{srv.connections}",
             f"maxclients:{srv.limits.max_connections}",
             "", "# Stats", f"total_commands_processed:{srv.commands_processed}",
             "", "# Persistence", "aof_enabled:0", "rdb_changes_since_last_save:0",
@@ -390,11 +417,10 @@ def _info(srv: "RespService", c: "_Conn", cmd: list[bytes]) -> Reply:
         ]
         return "\r\n".join(lines).encode()
 
-    return Later(text, lambda r: rc.error(resp_error(r)) if isinstance(r, FastKVError)
-                  else rc.bulk(r))
+    return _later(text, rc.bulk)
 
 
-Handler = Callable[["RespService", "_Conn", list[bytes]], Reply]
+Handler = Callable[[Server, Session, list[bytes]], Reply]
 
 # name -> (handler, least arguments, most arguments or -1)
 COMMANDS: dict[bytes, tuple[Handler, int, int]] = {
