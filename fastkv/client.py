@@ -17,7 +17,7 @@ from __future__ import annotations
 import http.client
 import threading
 from types import TracebackType
-from typing import Any, Optional, Type
+from typing import Any, Iterator, Optional, Type
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
@@ -152,11 +152,48 @@ class Client:
             return False
         return True
 
-    def keys(self, prefix: str = "", limit: int = 100_000) -> list[str]:
-        """Live keys starting with prefix, sorted; at most limit of them."""
-        result = self._call("GET", "/keys?" + urlencode({"prefix": prefix, "limit": limit}))
-        keys: list[str] = result["keys"]
-        return keys
+    def keys(self, prefix: Optional[str] = None) -> Iterator[str]:
+        """An iterator over the live keys, or those that start with prefix,
+        in no particular order, with DataStore.keys()'s promises: a key live
+        for the whole walk comes exactly once. Asks the server for one
+        batch at a time (GET /keys?cursor=...).
+
+        Raises:
+            InvalidKeyError (a prefix that is not a str), StoreUnavailableError.
+        """
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidKeyError(f"prefix must be a str, not {type(prefix).__name__}")
+        query: dict[str, Any] = {"prefix": prefix or ""}
+        return self._walk(query)
+
+    def _walk(self, query: dict[str, Any]) -> Iterator[str]:
+        cursor = 0
+        while True:
+            query["cursor"] = cursor
+            batch = self._call("GET", "/keys?" + urlencode(query))
+            yield from batch["keys"]
+            cursor = batch["cursor"]
+            if cursor == 0:
+                return
+
+    def __iter__(self) -> Iterator[str]:
+        """The live keys, in no particular order (see keys())."""
+        return self.keys()
+
+    def items(self, prefix: Optional[str] = None) -> Iterator[tuple[str, Any]]:
+        """An iterator over (key, value) pairs of the live keys, or of those
+        that start with prefix; a key deleted or expired between its batch
+        and its read is left out."""
+        for key in self.keys(prefix):
+            try:
+                yield key, self.read(key)
+            except KeyNotFoundError:
+                continue
+
+    def __len__(self) -> int:
+        """The number of live keys (the server's stats)."""
+        live: int = self.stats()["live_keys"]
+        return live
 
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self._call("GET", "/stats")

@@ -47,6 +47,19 @@ class Awaited:
     def __contains__(self, key: object) -> bool:
         return bool(self._run(self._store.contains(key)))
 
+    def keys(self, prefix: Any = None) -> Iterator[str]:
+        return iter(self._run(self._collect(self._store.keys(prefix))))
+
+    def items(self, prefix: Any = None) -> Iterator[tuple[str, Any]]:
+        return iter(self._run(self._collect(self._store.items(prefix))))
+
+    def __iter__(self) -> Iterator[str]:
+        return self.keys()
+
+    @staticmethod
+    async def _collect(walk: Any) -> list[Any]:
+        return [x async for x in walk]
+
     def __len__(self) -> int:
         return int(self._run(self._store.count()))
 
@@ -135,6 +148,19 @@ def test_keys_of_every_kind(kv: KV) -> None:
     for key in ["a", "k" * 32, "user:42", "ключ", "a/b?c#d", "%20", " spaced ", "🎉" * 32]:
         kv.create(key, {"key": key})
         assert key in kv and kv.read(key) == {"key": key}
+
+
+def test_walks_and_counts(kv: KV) -> None:
+    names = [f"w:{i:03d}" for i in range(150)] + ["other", "ключ"]
+    for name in names:
+        kv.create(name, {"n": name})
+    kv.delete("w:000")
+    live = sorted(names[1:])
+    assert sorted(kv.keys()) == sorted(kv) == live
+    assert sorted(kv.keys("w:1")) == [n for n in live if n.startswith("w:1")]
+    assert dict(kv.items("w:00")) == {f"w:00{i}": {"n": f"w:00{i}"} for i in range(1, 10)}
+    assert list(kv.keys("nothing here")) == []
+    assert len(kv) == len(live)
 
 
 def test_create_refuses_a_live_key(kv: KV) -> None:

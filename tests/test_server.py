@@ -20,6 +20,7 @@ import pytest
 
 import fastkv
 from fastkv import Client, DataStore
+from fastkv.errors import InvalidKeyError
 
 from platforms import NO_CTRL_BREAK, UNDER_WINE, assert_stopped_cleanly
 
@@ -108,6 +109,34 @@ def test_list_keys_with_prefix_and_limit(served: Served) -> None:
     for bad in ["0", "-1", "abc", "100001", "1.5"]:
         status, _, body = call(served, "GET", f"/keys?limit={bad}")
         assert status == 400 and "limit" in body["message"], bad
+
+
+def test_a_walk_by_cursor_covers_every_key_once(served: Served) -> None:
+    with Client(served.url) as kv:
+        names = {f"user:{i:05d}" for i in range(3000)} | {"other"}
+        for name in names:
+            kv.create(name, {"n": name})
+        seen: list[str] = []
+        cursor, batches = 0, 0
+        while True:
+            status, _, body = call(served, "GET", f"/keys?prefix=user:&cursor={cursor}")
+            assert status == 200 and set(body) == {"keys", "cursor"}
+            seen += body["keys"]
+            batches += 1
+            cursor = body["cursor"]
+            if cursor == 0:
+                break
+        assert batches > 1  # the walk was really in batches
+        assert sorted(seen) == sorted(names - {"other"})  # each exactly once
+        assert sorted(kv.keys()) == sorted(kv) == sorted(names)
+        assert sorted(kv.keys("user:0001")) == [f"user:{i:05d}" for i in range(10, 20)]
+        assert dict(kv.items("other")) == {"other": {"n": "other"}}
+        assert len(kv) == len(names)
+        with pytest.raises(InvalidKeyError):
+            kv.keys(5)  # type: ignore[arg-type]
+    for bad in ["-1", "abc", "1.5", "99999999999999", str(1 << 40)]:
+        status, _, body = call(served, "GET", f"/keys?cursor={bad}")
+        assert status == 400 and "cursor" in body["message"], bad
 
 
 def test_stats_health_and_openapi(served: Served) -> None:
@@ -308,7 +337,7 @@ def test_32_client_threads_lose_nothing(served: Served) -> None:
     expected = {k: v for m in models for k, v in m.items()}
     shared = sorted(i for w in winners for i in w)
     assert shared == list(range(0, 120, 10))  # each shared key created exactly once
-    assert kv.keys(prefix="t") == sorted(expected)
+    assert sorted(kv.keys(prefix="t")) == sorted(expected)
     for key, value in expected.items():
         assert kv.read(key) == value
     for t, won in enumerate(winners):

@@ -7,7 +7,8 @@ the bytes of its response out. http_asyncio.py feeds it from the event loop.
     DELETE /keys/{key}                                204 | 404
     GET    /keys/{key}/ttl                            200 | 404   {"key", "ttl": s | null}
     PUT    /keys/{key}/ttl  body: {"ttl": N | null}   200 | 400 404 507  (touch)
-    GET    /keys?prefix=P&limit=N                     200
+    GET    /keys?prefix=P&limit=N                     200   {"keys": sorted, "truncated"}
+    GET    /keys?prefix=P&cursor=C                    200 | 400   {"keys", "cursor"}: a walk
     GET    /stats | /health | /openapi.json           200
 
 Keys are single percent-encoded path segments. With a token, every request
@@ -245,6 +246,9 @@ class HttpApp:
     def _list(self, req: Request) -> Answer:
         query = self._query(req)
         prefix = _one(query, "prefix") or ""
+        raw_cursor = _one(query, "cursor")
+        if raw_cursor is not None:
+            return self._walk(req, prefix, raw_cursor)
         raw_limit = _one(query, "limit")
         limit = LIST_LIMIT_DEFAULT
         if raw_limit is not None:
@@ -258,6 +262,25 @@ class HttpApp:
         return Later(listing,
                      lambda keys: self.json(200, {"keys": keys[:limit],
                                                   "truncated": len(keys) > limit}, req),
+                     lambda e: self.error(e, req))
+
+    def _walk(self, req: Request, prefix: str, raw_cursor: str) -> Answer:
+        """One batch of a walk over every live key (GET /keys?cursor=0, then
+        each answer's cursor until it is 0): the promises of keys(), no
+        state kept on the server between batches."""
+        if not raw_cursor.isdigit() or len(raw_cursor) > 12:
+            raise RequestError(f"cursor must be a cursor this server gave, not {raw_cursor!r}")
+        cursor = int(raw_cursor)
+
+        def batch() -> tuple[int, list[str]]:
+            try:
+                return self.db._scan(cursor, prefix or None)
+            except ValueError:
+                raise RequestError(
+                    f"cursor must be a cursor this server gave, not {raw_cursor!r}") from None
+
+        return Later(batch,
+                     lambda r: self.json(200, {"keys": r[1], "cursor": r[0]}, req),
                      lambda e: self.error(e, req))
 
     def _stats(self, req: Request) -> Answer:

@@ -163,24 +163,35 @@ def document(version: str) -> dict[str, Any]:
             "/keys": {
                 "get": {
                     "operationId": "keys",
-                    "summary": "Live keys, sorted",
+                    "summary": "Live keys: sorted up to a limit, or a walk over all of them",
+                    "description": "Without cursor: the live keys (starting with prefix), "
+                                   "sorted, at most limit of them. With cursor: one batch of "
+                                   "a walk over every live key, in no order; start at 0 and "
+                                   "pass each answer's cursor until it is 0. A key live for "
+                                   "the whole walk comes exactly once.",
                     "parameters": [
                         {"name": "prefix", "in": "query", "required": False,
                          "schema": {"type": "string"}},
                         {"name": "limit", "in": "query", "required": False,
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100_000,
                                     "default": 1000}},
+                        {"name": "cursor", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 0}},
                     ],
                     "responses": {
                         "200": _ok("the keys", {
-                            "type": "object", "required": ["keys", "truncated"],
+                            "type": "object", "required": ["keys"],
                             "properties": {
                                 "keys": {"type": "array", "items": {"type": "string"}},
                                 "truncated": {"type": "boolean",
-                                              "description": "more keys matched than limit"},
+                                              "description": "more keys matched than limit "
+                                                             "(without cursor)"},
+                                "cursor": {"type": "integer", "minimum": 0,
+                                           "description": "where the walk goes on; 0: done "
+                                                          "(with cursor)"},
                             },
                         }),
-                        "400": _error("bad limit"),
+                        "400": _error("bad limit or cursor"),
                         **_COMMON,
                     },
                 },
