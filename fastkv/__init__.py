@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
     from fastkv.locations import PathArg
     from fastkv.client import Client
-    from fastkv.redis_store import RedisStore
+    from fastkv.redis.store import RedisStore
+    from fastkv.store_protocol import KeyValueStore
 
 from fastkv._version import __version__ as __version__
 
@@ -60,6 +61,7 @@ __all__ = [
     "DataStore",
     "RedisStore",
     "Client",
+    "KeyValueStore",
     "open",
     "create",
     "read",
@@ -114,7 +116,7 @@ def open(location: Optional[PathArg] = None, **options: Any) -> Any:  # noqa: A0
     DataStore, a ``redis://``, ``rediss://`` or ``unix://`` URL a RedisStore.
     options go to that class. An unknown URL scheme is a ConfigError."""
     if url_scheme(location) is not None:
-        from fastkv.redis_store import RedisStore
+        from fastkv.redis.store import RedisStore
 
         return RedisStore(str(location), **options)
     return DataStore(location, **options)
@@ -129,8 +131,12 @@ def __getattr__(name: str) -> Any:
         from fastkv.client import Client
 
         return Client
+    if name == "KeyValueStore":  # typing: not imported by a plain `import fastkv`
+        from fastkv.store_protocol import KeyValueStore
+
+        return KeyValueStore
     if name == "RedisStore":  # redis-py: only for those who use it
-        from fastkv.redis_store import RedisStore
+        from fastkv.redis.store import RedisStore
 
         return RedisStore
     raise AttributeError(f"module 'fastkv' has no attribute {name!r}")

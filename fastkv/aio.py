@@ -23,7 +23,7 @@ then holds the loop for that long (compact() in a thread beforehand, or
 
 Same arguments, results and exceptions as the sync classes; runs under
 uvloop as under asyncio's own loop. A redis:// URL opens an AsyncRedisStore
-(aio_redis.py) instead.
+(fastkv/redis/aio.py) instead.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ async def open(location: Optional[PathArg] = None, **options: Any) -> Any:
     store) gives an AsyncDataStore, a redis://, rediss:// or unix:// URL an
     AsyncRedisStore. Raises what fastkv.open() raises."""
     if url_scheme(location) is not None:
-        from fastkv.aio_redis import AsyncRedisStore
+        from fastkv.redis.aio import AsyncRedisStore
 
         return await AsyncRedisStore(str(location), **options)
     return await AsyncDataStore(location, **options)
@@ -229,7 +229,7 @@ async def open(location: Optional[PathArg] = None, **options: Any) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name == "AsyncRedisStore":  # redis.asyncio: only for those who use it
-        from fastkv.aio_redis import AsyncRedisStore
+        from fastkv.redis.aio import AsyncRedisStore
 
         return AsyncRedisStore
     raise AttributeError(f"module 'fastkv.aio' has no attribute {name!r}")

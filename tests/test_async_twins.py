@@ -11,7 +11,7 @@ import pytest
 
 from fastkv import DataStore, RedisStore
 from fastkv.aio import AsyncDataStore
-from fastkv.aio_redis import AsyncRedisStore
+from fastkv.redis.aio import AsyncRedisStore
 
 # What a sync store does with an operator, its twin does with a method.
 OPERATORS = {"__contains__": "contains", "__len__": "count", "__iter__": "__aiter__",

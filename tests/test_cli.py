@@ -415,7 +415,7 @@ def test_import_conflicts_fail_skip_or_replace(cli_store: Path, tmp_path: Path) 
 def test_import_into_a_full_store_says_how_far_it_got(tmp_path: Path) -> None:
     """The cap is an option of the opener (the CLI opens with the default),
     so this one drives the library's import into a store opened small."""
-    from fastkv import transfer
+    from fastkv.cli import transfer
 
     dst, dump = tmp_path / "small.fkv", tmp_path / "in.jsonl"
     dump.write_text(_jsonl(*({"key": f"k{i}", "value": {"pad": "x" * 200}} for i in range(40))))

@@ -14,7 +14,7 @@ import pytest
 
 import fastkv
 from fastkv.aio import AsyncRedisStore
-from fastkv.transfer import export_jsonl
+from fastkv.cli.transfer import export_jsonl
 
 if TYPE_CHECKING:
     from conftest import RedisCluster

@@ -19,7 +19,8 @@ def test_the_installed_package_is_the_one_under_test() -> None:
 
 def test_installed_files_are_the_module_python_and_types_only() -> None:
     names = {p.name for p in PACKAGE_DIR.iterdir() if p.name != "__pycache__"}
-    assert {"py.typed", "_core.pyi", "__init__.py", "cli.py"} <= names
+    assert {"py.typed", "_core.pyi", "__init__.py", "cli", "redis", "serving"} <= names
+    assert (PACKAGE_DIR / "cli" / "commands.py").is_file()
     assert any(n.startswith("_core.") and n.endswith((".so", ".pyd")) for n in names)
     leaked = [n for n in names if n.endswith((".pyx", ".pxd", ".c", ".h"))]
     assert not leaked

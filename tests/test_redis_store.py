@@ -431,7 +431,7 @@ def test_scan_repeats_and_foreign_names_are_filtered() -> None:
     """SCAN may hand out a key twice (a table resized mid-walk), even in one
     reply: a walk yields each key once. Names that cannot be fastkv keys are
     left out. (The mapping alone: no server can be made to repeat on cue.)"""
-    from fastkv.redis_mapping import Mapping
+    from fastkv.redis.mapping import Mapping
 
     m = Mapping("ns", "redis://127.0.0.1:1/0")
     seen: set[str] = set()

@@ -149,7 +149,7 @@ def _export(p: argparse.ArgumentParser) -> None:
 
 
 def _import(p: argparse.ArgumentParser) -> None:
-    from fastkv import transfer
+    from fastkv.cli import transfer
 
     p.add_argument("file", metavar="FILE", help="the file to read ('-': stdin)")
     p.add_argument("--on-conflict", choices=transfer.CONFLICT_POLICIES, default="fail",
@@ -380,8 +380,8 @@ def cmd_repair(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
-    from fastkv import transfer
-    from fastkv.progress import ProgressBar
+    from fastkv.cli import transfer
+    from fastkv.cli.progress import ProgressBar
 
     with _open(args) as db:
         total = len(db)
@@ -394,8 +394,8 @@ def cmd_export(args: argparse.Namespace, out: "_Output") -> int:
 
 
 def cmd_import(args: argparse.Namespace, out: "_Output") -> int:
-    from fastkv import transfer
-    from fastkv.progress import ProgressBar
+    from fastkv.cli import transfer
+    from fastkv.cli.progress import ProgressBar
 
     report = transfer.ImportReport()
     with _Stream(args.file, "rb") as src:
@@ -477,7 +477,7 @@ def _open(args: argparse.Namespace, create: bool = False) -> Any:
     must exist unless the command creates keys (a typo in a path must not
     leave an empty store behind)."""
     if args.url:
-        from fastkv.redis_store import RedisStore
+        from fastkv.redis.store import RedisStore
 
         return RedisStore(args.url, namespace=args.namespace)
     if not create:
@@ -496,7 +496,7 @@ def _run_with_bar(label: str, call: Callable[[Optional[_core.Progress]], T]) -> 
     """Run a long core call; on a terminal, in a thread, drawing its progress."""
     import threading
 
-    from fastkv.progress import ProgressBar
+    from fastkv.cli.progress import ProgressBar
 
     with ProgressBar(label, 0, "bytes") as bar:
         if not bar.enabled:

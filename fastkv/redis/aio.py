@@ -2,7 +2,7 @@
 
 Every method is a coroutine with RedisStore's arguments, results and
 exceptions: the body of each call is the same code as RedisStore's
-(redis_commands.py), run here on an asyncio client. Open one with
+(commands.py), run here on an asyncio client. Open one with
 ``db = await AsyncRedisStore(url)``, ``async with AsyncRedisStore(url) as db:``
 or ``await fastkv.aio.open("redis://...")``.
 """
@@ -14,9 +14,9 @@ import inspect
 from types import TracebackType
 from typing import Any, AsyncIterator, Generator, Optional, Type
 
-from fastkv.redis_commands import DEFAULT_URL, ERRORS, Call, Closed, Out, Plan, \
+from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Out, Plan, \
     RedisCommands, redis_module
-from fastkv.redis_mapping import Mapping, client_options, translate
+from fastkv.redis.mapping import Mapping, client_options, translate
 
 __all__ = ["AsyncRedisStore", "IN_FLIGHT"]
 

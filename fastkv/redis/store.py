@@ -8,8 +8,8 @@
 
 For programs that outgrow one process or one machine: many processes and
 machines may share one location. The commands each call maps to, and why
-each is atomic, are in redis_mapping.py; the body of each call, shared with
-AsyncRedisStore, in redis_commands.py: this module runs those plans on a
+each is atomic, are in mapping.py; the body of each call, shared with
+AsyncRedisStore, in commands.py: this module runs those plans on a
 sync redis-py client. Built on redis-py (the "redis" extra); Valkey speaks
 the same protocol and works through the same client.
 """
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-from fastkv.redis_commands import DEFAULT_URL, ERRORS, Call, Closed, Out, Plan, \
+from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Out, Plan, \
     RedisCommands, redis_module
-from fastkv.redis_mapping import Mapping, client_options, translate
+from fastkv.redis.mapping import Mapping, client_options, translate
 
 __all__ = ["RedisStore", "DEFAULT_URL"]
 
@@ -150,7 +150,7 @@ class RedisStore(RedisCommands):
     def __delitem__(self, key: str) -> None:
         self.delete(key)
 
-    # -- iteration: SCAN on every primary (redis_commands.py) ----------------------
+    # -- iteration: SCAN on every primary (commands.py) ----------------------------
 
     def __len__(self) -> int:
         """Live keys of the namespace, counted with SCAN: a walk over every key

@@ -27,7 +27,7 @@ from typing import Any, Callable, Generator, NamedTuple, Optional
 
 from fastkv.errors import KeyExistsError, KeyNotFoundError, StoreClosedError, \
     StoreUnavailableError
-from fastkv.redis_mapping import EXPORT_SCRIPT, SCAN_COUNT, Mapping, translate
+from fastkv.redis.mapping import EXPORT_SCRIPT, SCAN_COUNT, Mapping, translate
 
 __all__ = ["Call", "Out", "Plan", "RedisCommands", "DEFAULT_URL", "ERRORS", "redis_module",
            "Closed", "SLOTS", "WALK_TRIES"]
