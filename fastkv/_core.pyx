@@ -206,10 +206,15 @@ cdef class Store:
     def __setitem__(self, key, value):
         self._append(key, value, 0, True, True)
 
-    def _create_until(self, key, value, deadline_ms, replace=False):
+    def create_until(self, key, value, deadline_ms, replace=False):
         """create() (put() with replace) with an absolute deadline in ms since
-        the epoch (None or 0: none), so that an import keeps expiry to the
-        millisecond. KeyExpiredError if the deadline has passed."""
+        the Unix epoch (None or 0: none), so that an import keeps expiry to
+        the millisecond.
+
+        Raises:
+            as create() (put()), InvalidTTLError for a deadline that is not
+            an int of ms, KeyExpiredError if the deadline has passed.
+        """
         if deadline_ms is None:
             deadline_ms = 0
         if type(deadline_ms) is not int or not 0 <= deadline_ms < 2 ** 63:
@@ -368,8 +373,9 @@ cdef class Store:
             _raise(self, rc, key)
         return found != 0
 
-    def _read_with_deadline(self, key):
-        """(value, deadline in ms since the epoch or None): what an export keeps."""
+    def read_with_deadline(self, key):
+        """(value, deadline in ms since the Unix epoch, or None for a key that
+        never expires): what an export keeps. Raises as read()."""
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
         cdef uint8_t buf[FKV_REC_MAX]

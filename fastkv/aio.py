@@ -157,6 +157,15 @@ class AsyncDataStore:
     async def delete(self, key: str) -> None:
         await self._write(self._db.delete, key)
 
+    async def create_until(self, key: str, value: Any, deadline_ms: Optional[int],
+                           replace: bool = False) -> None:
+        """create (put with replace) with an absolute deadline: as DataStore."""
+        await self._write(self._db.create_until, key, value, deadline_ms, replace)
+
+    async def read_with_deadline(self, key: str) -> tuple[Any, Optional[int]]:
+        """(value, deadline in ms since the Unix epoch, or None): as DataStore."""
+        return await _in_thread(functools.partial(self._db.read_with_deadline, key))
+
     async def _write(self, call: Callable[..., None], *args: Any) -> None:
         if self._inline_writes:
             call(*args)

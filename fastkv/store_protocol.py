@@ -7,6 +7,8 @@ protocol runs on any of them; the test suite's parity module runs one set
 of tests against all of them. A ``typing.Protocol``: nothing inherits it,
 a type checker (or ``isinstance``, for the names) checks the shape.
 
+DeadlineStore adds the calls with absolute deadlines that export and
+import use to keep expiry to the millisecond (DataStore and RedisStore).
 What only some stores have stays on them: ``compact``, ``sync``,
 ``backup`` and ``path`` (DataStore), ``namespace`` and ``client``
 (RedisStore), ``health`` (Client).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional, Protocol, runtime_checkable
 
-__all__ = ["KeyValueStore"]
+__all__ = ["KeyValueStore", "DeadlineStore"]
 
 
 @runtime_checkable
@@ -67,3 +69,15 @@ class KeyValueStore(Protocol):
     def __setitem__(self, key: str, value: Any, /) -> None: ...
 
     def __delitem__(self, key: str, /) -> None: ...
+
+
+@runtime_checkable
+class DeadlineStore(KeyValueStore, Protocol):
+    """A KeyValueStore that reads and writes expiry as absolute deadlines."""
+
+    def read_with_deadline(self, key: str) -> tuple[Any, Optional[int]]:
+        """(value, deadline in ms since the Unix epoch, or None)."""
+
+    def create_until(self, key: str, value: Any, deadline_ms: Optional[int],
+                     replace: bool = False) -> None:
+        """create (put with replace) with an absolute deadline in ms."""

@@ -34,7 +34,7 @@ def with_locks(*stores: str) -> list[str]:
 
 
 def contents(db: DataStore) -> dict[str, Any]:
-    return {k: db._read_with_deadline(k) for k in db}
+    return {k: db.read_with_deadline(k) for k in db}
 
 
 def truth(path: Path, tmp: Path) -> dict[str, Any]:

@@ -316,7 +316,7 @@ def test_export_import_round_trip_of_100k_keys_keeps_values_and_deadlines(
         for i in range(100_000):
             value = {"i": i, "tag": "x" * rng.randrange(0, 40), "f": i / 7}
             db.create(f"key:{i}", value, ttl=rng.randrange(600, 86_400) if i % 2 else None)
-        expected = {k: db._read_with_deadline(k) for k in db.keys()}
+        expected = {k: db.read_with_deadline(k) for k in db.keys()}
     res = fastkv_cli("--path", str(src), "export", str(dump))
     assert res.returncode == 0, res.stderr
     assert len(dump.read_bytes().splitlines()) == 100_000
@@ -327,7 +327,7 @@ def test_export_import_round_trip_of_100k_keys_keeps_values_and_deadlines(
     with DataStore(dst) as db:
         assert len(db) == 100_000
         for key, (value, deadline) in expected.items():
-            assert db._read_with_deadline(key) == (value, deadline), key
+            assert db.read_with_deadline(key) == (value, deadline), key
 
 
 def test_import_skips_keys_whose_deadline_has_passed(tmp_path: Path) -> None:
@@ -343,7 +343,7 @@ def test_import_skips_keys_whose_deadline_has_passed(tmp_path: Path) -> None:
     assert json.loads(res.stdout)["skipped_expired"] == 1
     with DataStore(tmp_path / "d.fkv") as db:
         assert sorted(db) == ["forever", "kept"]
-        assert db._read_with_deadline("kept")[1] == now_ms + 3_600_000
+        assert db.read_with_deadline("kept")[1] == now_ms + 3_600_000
 
 
 def test_export_to_stdout_and_import_from_stdin(cli_store: Path, tmp_path: Path) -> None:
@@ -356,8 +356,8 @@ def test_export_to_stdout_and_import_from_stdin(cli_store: Path, tmp_path: Path)
     res = fastkv_cli("--path", str(dst), "import", "-", input=res.stdout)
     assert res.returncode == 0, res.stderr
     with DataStore(dst) as db, DataStore(cli_store) as orig:
-        assert {k: db._read_with_deadline(k) for k in db} == {
-            k: orig._read_with_deadline(k) for k in orig
+        assert {k: db.read_with_deadline(k) for k in db} == {
+            k: orig.read_with_deadline(k) for k in orig
         }
 
 

@@ -55,7 +55,7 @@ def take_down_one_primary(cluster: RedisCluster) -> None:
 
 def sync_walks(db: fastkv.RedisStore) -> dict[str, Any]:
     out = io.BytesIO()
-    export_jsonl(db, out)  # type: ignore[arg-type]
+    export_jsonl(db, out)
     return {"len": len(db), "iter": sorted(db), "keys": sorted(db.keys()),
             "items": dict(db.items()), "export": out.getvalue().count(b"\n")}
 

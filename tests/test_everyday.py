@@ -66,9 +66,9 @@ def test_touch_survives_reopen_with_its_deadline(store_path: Path) -> None:
     with DataStore(store_path) as db:
         db.create("k", {"v": 1})
         db.touch("k", 1000)
-        deadline = db._read_with_deadline("k")[1]
+        deadline = db.read_with_deadline("k")[1]
     with DataStore(store_path) as db:
-        assert db._read_with_deadline("k") == ({"v": 1}, deadline)
+        assert db.read_with_deadline("k") == ({"v": 1}, deadline)
         db.touch("k", None)
     with DataStore(store_path) as db:
         assert db.ttl("k") is None

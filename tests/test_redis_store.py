@@ -334,7 +334,7 @@ def test_cli_moves_a_store_to_redis_and_back(tmp_path: Path, fastkv_exe: str,
     with fastkv.DataStore(src) as db:
         for i in range(50):
             db.create(f"k{i}", {"i": i}, ttl=1000 + i if i % 2 else None)
-        expected = {k: db._read_with_deadline(k) for k in db.keys()}
+        expected = {k: db.read_with_deadline(k) for k in db.keys()}
     url = redis_server.url
     ns = ["--namespace", namespace]
 
@@ -348,7 +348,7 @@ def test_cli_moves_a_store_to_redis_and_back(tmp_path: Path, fastkv_exe: str,
     assert again.stdout == dump.stdout  # every value and deadline, to the millisecond
     assert run("import", "-", "--path", str(back), stdin=again.stdout).returncode == 0
     with fastkv.DataStore(back) as db:
-        assert {k: db._read_with_deadline(k) for k in db.keys()} == expected
+        assert {k: db.read_with_deadline(k) for k in db.keys()} == expected
 
     info = run("info", "--json", "--path", url, *ns)
     stats = json.loads(info.stdout)

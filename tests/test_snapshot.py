@@ -448,7 +448,7 @@ def read_each(db: DataStore, keys: list[str]) -> dict[str, Any]:
     found = {}
     for k in keys:
         try:
-            found[k] = db._read_with_deadline(k)
+            found[k] = db.read_with_deadline(k)
         except fastkv.KeyNotFoundError:
             pass
     return found
@@ -579,7 +579,7 @@ def answers(db, sample):
     out = {}
     for k in sample:
         try:
-            out[k] = db._read_with_deadline(k)
+            out[k] = db.read_with_deadline(k)
         except fastkv.KeyNotFoundError:
             out[k] = None
     return out
@@ -656,7 +656,7 @@ for case in range(cases):
         st = db.stats()
         assert kind != 5 or st["snapshot"] == "loaded", st
         loaded += st["snapshot"] == "loaded"
-        assert {k: db._read_with_deadline(k) for k in db} == {k: v for k, v in truth.items() if v}
+        assert {k: db.read_with_deadline(k) for k in db} == {k: v for k, v in truth.items() if v}
 print(loaded)
 """
 

@@ -108,7 +108,7 @@ def read_each(db: DataStore, keys: list[str]) -> dict[str, Any]:
     out = {}
     for k in keys:
         if k in db:
-            out[k] = db._read_with_deadline(k)
+            out[k] = db.read_with_deadline(k)
     return out
 
 
@@ -294,7 +294,7 @@ seed_crc, = struct.unpack_from("<I", snap, front - 4)
 body, hints = snap[:front + 8 * cap], snap[front + 8 * cap:]
 keys = [f"k{i}" for i in range(0, 30000, 37)] + [f"new{i}" for i in range(2, 3000, 7)]
 def answers(db):
-    return {k: db._read_with_deadline(k) for k in keys if k in db}
+    return {k: db.read_with_deadline(k) for k in keys if k in db}
 alone = os.path.join(work, "alone.fkv")
 shutil.copyfile(src, alone)
 with fastkv.DataStore(alone) as db:

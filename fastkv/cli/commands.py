@@ -254,7 +254,7 @@ def cmd_info(args: argparse.Namespace, out: "_Output") -> int:
 
 def cmd_read(args: argparse.Namespace, out: "_Output") -> int:
     with _open(args) as db:
-        value, deadline = db._read_with_deadline(args.key)
+        value, deadline = db.read_with_deadline(args.key)
     if out.json:
         out.json_line({"key": args.key, "value": value, "expires_at_ms": deadline})
     else:
@@ -276,7 +276,7 @@ def _write(args: argparse.Namespace, out: "_Output", done: str) -> int:
         (db.create if done == "created" else db.put)(args.key, text, ttl=args.ttl)
         if out.json:  # the deadline the store computed, for scripts
             out.json_line({done: args.key,
-                           "expires_at_ms": db._read_with_deadline(args.key)[1]})
+                           "expires_at_ms": db.read_with_deadline(args.key)[1]})
             return EXIT_OK
     after = f" (expires in {args.ttl:,} s)" if args.ttl else ""
     out.text(f"{done} {args.key!r}{after}")
@@ -297,7 +297,7 @@ def cmd_touch(args: argparse.Namespace, out: "_Output") -> int:
     ttl = None if args.persist else args.ttl
     with _open(args) as db:
         db.touch(args.key, ttl)
-        deadline = db._read_with_deadline(args.key)[1]
+        deadline = db.read_with_deadline(args.key)[1]
     if out.json:
         out.json_line({"touched": args.key, "expires_at_ms": deadline})
     else:

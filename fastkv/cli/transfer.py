@@ -21,6 +21,7 @@ from typing import IO, Any, Callable, Iterable, Optional
 import orjson
 
 from fastkv import _core
+from fastkv.store_protocol import DeadlineStore
 from fastkv.errors import (
     FastKVError,
     InvalidTTLError,
@@ -48,7 +49,7 @@ _FIELDS = frozenset(("key", "value", "expires_at_ms"))
 Tick = Optional[Callable[[int], None]]
 
 
-def export_jsonl(db: _core.Store, out: IO[bytes], *, progress: Tick = None) -> int:
+def export_jsonl(db: DeadlineStore, out: IO[bytes], *, progress: Tick = None) -> int:
     """Write every live key of db to out, sorted by key; returns how many.
 
     progress, if given, is called with the number of keys written so far.
@@ -59,7 +60,7 @@ def export_jsonl(db: _core.Store, out: IO[bytes], *, progress: Tick = None) -> i
     dumps = orjson.dumps
     for key in sorted(db.keys()):
         try:
-            value, deadline = db._read_with_deadline(key)
+            value, deadline = db.read_with_deadline(key)
         except KeyNotFoundError:  # and KeyExpiredError, its subclass
             continue
         line: dict[str, Any] = {"key": key, "value": value}
@@ -95,7 +96,7 @@ class ImportEntry:
 
 
 def import_jsonl(
-    db: _core.Store,
+    db: DeadlineStore,
     source: Iterable[bytes],
     *,
     on_conflict: str = "fail",
@@ -122,7 +123,7 @@ def import_jsonl(
 
 
 def apply_import(
-    db: _core.Store,
+    db: DeadlineStore,
     entries: list[ImportEntry],
     *,
     on_conflict: str = "fail",
@@ -148,7 +149,8 @@ def apply_import(
     return report
 
 
-def _import_one(db: _core.Store, e: ImportEntry, on_conflict: str, report: ImportReport) -> None:
+def _import_one(db: DeadlineStore, e: ImportEntry, on_conflict: str,
+                report: ImportReport) -> None:
     if e.deadline is not None and e.deadline <= _core._now_ms():
         report.skipped_expired += 1
         return
@@ -160,7 +162,7 @@ def _import_one(db: _core.Store, e: ImportEntry, on_conflict: str, report: Impor
         report.replaced += 1
     try:
         # put (replace=True) over a held key: never a moment without it
-        db._create_until(e.key, e.value, e.deadline, replace=held)
+        db.create_until(e.key, e.value, e.deadline, replace=held)
     except KeyExpiredError:  # the deadline passed between the check and the write
         report.skipped_expired += 1
         return

@@ -214,10 +214,12 @@ class AsyncRedisStore(RedisCommands):
     def __repr__(self) -> str:
         return f"AsyncRedisStore({self._m.url!r}, namespace={self._m.namespace!r})"
 
-    async def _read_with_deadline(self, key: str) -> tuple[Any, Optional[int]]:
+    async def read_with_deadline(self, key: str) -> tuple[Any, Optional[int]]:
+        """(value, deadline in ms since the Unix epoch, or None): as DataStore."""
         pair: tuple[Any, Optional[int]] = await self._run(self._read_with_deadline_plan(key))
         return pair
 
-    async def _create_until(self, key: str, value: Any, deadline_ms: Optional[int],
-                            replace: bool = False) -> None:
+    async def create_until(self, key: str, value: Any, deadline_ms: Optional[int],
+                           replace: bool = False) -> None:
+        """create (put with replace) with an absolute deadline: as DataStore."""
         await self._run(self._create_until_plan(key, value, deadline_ms, replace))

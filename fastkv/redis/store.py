@@ -217,12 +217,14 @@ class RedisStore(RedisCommands):
         """The redis-py client underneath."""
         return self._c
 
-    # -- what export and import use (as DataStore has them) ------------------------
+    # -- absolute deadlines (export and import keep expiry to the ms) -------------
 
-    def _read_with_deadline(self, key: str) -> tuple[Any, Optional[int]]:
+    def read_with_deadline(self, key: str) -> tuple[Any, Optional[int]]:
+        """(value, deadline in ms since the Unix epoch, or None): as DataStore."""
         pair: tuple[Any, Optional[int]] = self._run(self._read_with_deadline_plan(key))
         return pair
 
-    def _create_until(self, key: str, value: Any, deadline_ms: Optional[int],
-                      replace: bool = False) -> None:
+    def create_until(self, key: str, value: Any, deadline_ms: Optional[int],
+                     replace: bool = False) -> None:
+        """create (put with replace) with an absolute deadline: as DataStore."""
         self._run(self._create_until_plan(key, value, deadline_ms, replace))

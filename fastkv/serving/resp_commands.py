@@ -175,7 +175,7 @@ def _set(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
         return rc.OK
     deadline = _deadline_ms(unit, amount)
     try:
-        db._create_until(key, value, deadline, replace=not nx)
+        db.create_until(key, value, deadline, replace=not nx)
     except KeyExistsError:
         return rc.null(c.resp3)
     return rc.OK  # (a deadline already past is KeyExpiredError: an error reply)
