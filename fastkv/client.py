@@ -163,14 +163,12 @@ class Client:
         """
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidKeyError(f"prefix must be a str, not {type(prefix).__name__}")
-        query: dict[str, Any] = {"prefix": prefix or ""}
-        return self._walk(query)
+        return self._walk(prefix or "")
 
-    def _walk(self, query: dict[str, Any]) -> Iterator[str]:
+    def _walk(self, prefix: str) -> Iterator[str]:
         cursor = 0
         while True:
-            query["cursor"] = cursor
-            batch = self._call("GET", "/keys?" + urlencode(query))
+            batch = self._call("GET", "/keys?" + urlencode({"prefix": prefix, "cursor": cursor}))
             yield from batch["keys"]
             cursor = batch["cursor"]
             if cursor == 0:

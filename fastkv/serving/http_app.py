@@ -268,16 +268,16 @@ class HttpApp:
         """One batch of a walk over every live key (GET /keys?cursor=0, then
         each answer's cursor until it is 0): the promises of keys(), no
         state kept on the server between batches."""
+        bad = RequestError(f"cursor must be a cursor this server gave, not {raw_cursor!r}")
         if not raw_cursor.isdigit() or len(raw_cursor) > 12:
-            raise RequestError(f"cursor must be a cursor this server gave, not {raw_cursor!r}")
+            raise bad
         cursor = int(raw_cursor)
 
         def batch() -> tuple[int, list[str]]:
             try:
                 return self.db._scan(cursor, prefix or None)
-            except ValueError:
-                raise RequestError(
-                    f"cursor must be a cursor this server gave, not {raw_cursor!r}") from None
+            except ValueError:  # past the last position a walk can have
+                raise bad from None
 
         return Later(batch,
                      lambda r: self.json(200, {"keys": r[1], "cursor": r[0]}, req),

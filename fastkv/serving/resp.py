@@ -23,11 +23,10 @@ from typing import Optional
 
 from fastkv import _core
 from fastkv.datastore import DataStore
-from fastkv.errors import FastKVError
+from fastkv.errors import FastKVError, UnauthorizedError
 from fastkv.serving import resp_codec as rc
 from fastkv.serving.limits import Limits
 from fastkv.serving.loop import Connection, ServingLoop
-from fastkv.errors import UnauthorizedError
 from fastkv.serving.resp_commands import COMMANDS, Reply, Usage, refused, unknown
 
 __all__ = ["RespService"]
