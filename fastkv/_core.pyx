@@ -11,6 +11,18 @@ held, and fall back to the nogil call only if it would have had to wait.
 JSON values are checked here, in one walk at C speed, because orjson alone
 would alter some inputs silently (NaN and infinities become null, UUIDs and
 enums become strings, ints up to 2**64 pass).
+
+Why the servers' fast path (_serving.pxi) and the RESP framing it parses
+with (_resp.pxi) are parts of this module and not an extension of their
+own: the fast path calls the C core directly (fkv_try_read, fkv_put_batch)
+on the Store's handle, without a Python frame per request. Another
+extension module would link its own copy of src_c/, and the core keeps
+state that must be one per process: the per-thread details of the last
+failure (status.c: an errno or offset set in one copy is not seen by the
+other), the fork generation every store checks, and the test hooks. The
+framing parser is called from the fast path as a C function (_resp_next),
+so it goes where the fast path goes. Each is a file of its own (included
+below), so the module is one unit to the linker and four to a reader.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -575,7 +587,7 @@ cdef class Store:
             "compactions": st.compactions,
             "flushes": st.flushes,
             "flush_failed": st.flush_errno != 0,
-            # 1: SNAP_LOADED (src_c/snapshot.c)
+            # 1: SNAP_LOADED (src_c/snapshot_format.h)
             "open_path": "snapshot" if st.snapshot_status == 1 else "scan",
             "snapshot": fkv_snapshot_status_name(st.snapshot_status).decode(),
             "open_scanned_bytes": st.open_scanned_bytes,

@@ -20,7 +20,7 @@
  * at another offset) is copied the same way behind a header of the current
  * format, without a snapshot: it opens by a scan.
  */
-#include "store_private.h"
+#include "recover.h"
 
 #include <stdlib.h>
 

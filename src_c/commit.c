@@ -21,7 +21,7 @@
  * reopened, which rescans what really is in the file. Records already
  * acknowledged are never cut away.
  */
-#include "store_private.h"
+#include "commit.h"
 
 /* Longest a leader waits for the writers of the last batch to come back. */
 #define GATHER_MAX_US 150u
@@ -61,7 +61,6 @@ int commit_writable(const fkv_store *s)
     return FKV_EFLUSH;
 }
 
-/* One flush as the leader, the mutex let go meanwhile. */
 /* Before a flush: if the last one covered several writers, wait (mutex let
  * go) until as many records are pending again, or GATHER_MAX_US at most.
  * Writers that a flush just released need a moment to come back with their
@@ -86,6 +85,7 @@ static void gather(fkv_store *s)
     s->gather_target = 0;
 }
 
+/* One flush as the leader, the mutex let go meanwhile. */
 static void lead_flush(fkv_store *s)
 {
     s->flushing = 1;
@@ -152,14 +152,4 @@ int fkv_sync(fkv_store *s)
     rc = commit_wait_durable(s, s->write_seq);
     store_leave(s);
     return rc;
-}
-
-int fkv_debug_fail_next_flush(fkv_store *s, int err)
-{
-    int rc = store_enter(s, FKV_MAY_WAIT);
-    if (rc != FKV_OK)
-        return rc;
-    s->fail_next_flush = err;
-    store_leave(s);
-    return FKV_OK;
 }

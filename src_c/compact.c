@@ -8,7 +8,8 @@
  * get in between. The index is updated slot by slot only after the rename:
  * until then a failure leaves the store exactly as it was.
  */
-#include "store_private.h"
+#include "compact.h"
+#include "snapshot.h"
 
 #include <stdlib.h>
 
@@ -37,10 +38,10 @@ static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwrite
     if (fkv_window_init(&win, s->file->fd, s->end) != FKV_OK)
         return FKV_ENOMEM;
     int rc = FKV_OK;
-    progress_total(s, s->end);
+    progress_total(s->progress, s->end);
     for (uint64_t off = s->ident.log_start; off < s->end;) {
         fkv_rec_header h;
-        progress_done(s, off);
+        progress_done(s->progress, off);
         rc = fkv_window_cover(&win, off, FKV_REC_HEADER_SIZE);
         if (rc == FKV_OK && fkv_record_header_decode(fkv_window_at(&win, off), &h) != FKV_OK)
             rc = FKV_ECORRUPT;
@@ -73,7 +74,7 @@ static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwrite
     }
     fkv_window_free(&win);
     if (rc == FKV_OK)
-        progress_done(s, s->end);
+        progress_done(s->progress, s->end);
     return rc;
 }
 
@@ -96,7 +97,6 @@ static void repoint_index(fkv_store *s, const uint32_t *newloc)
 
 int compact_locked(fkv_store *s, uint64_t skip_pos)
 {
-    hints_stop(s); /* the log they name is being replaced */
     fkv_tempfile tmp;
     fkv_bufwriter w = {0};
     uint32_t *newloc = (uint32_t *)calloc(s->ix.cap, sizeof(uint32_t));
@@ -142,11 +142,7 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
         s->writing = 1;
         s->tail_off = tail_off;
         s->tail_crc = tail_crc;
-        /* The new file has a new identity: the snapshot on disk no longer
-         * fits it. fkv_compact saves one at once; after a compaction inside
-         * a write the next write starts one in the background. */
-        s->snapshot_seq = UINT64_MAX;
-        snapshot_covers(s, 0); /* so a background one comes soon */
+        snapshot_log_replaced(s);
     }
     fkv_temp_discard(&tmp);
     fkv_bufwriter_free(&w);

@@ -192,13 +192,11 @@ void fkv_file_move_lock(fkv_file *to, fkv_file *from)
 
 /* ---- the replace's stop points, for the crash tests ----------------------- */
 
-static int kill_at_step; /* 0: none */
-
-void fkv_debug_kill_at_replace_step(int step) { fkv_atomic_store(&kill_at_step, step, FKV_RELAXED); }
+int fkv_replace_kill_step; /* 0: none; set by a test hook (debug.c) */
 
 void fkv_replace_reached(int step)
 {
-    if (FKV_UNLIKELY(fkv_atomic_load(&kill_at_step, FKV_RELAXED) == step))
+    if (FKV_UNLIKELY(fkv_atomic_load(&fkv_replace_kill_step, FKV_RELAXED) == step))
         fkv_kill_self();
 }
 

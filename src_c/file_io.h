@@ -76,6 +76,10 @@ int fkv_replace(const char *from, const char *to);
  * is one rename. */
 void fkv_replace_recover(const char *path);
 
+/* The step a replace ends the process at (0: none): process-wide, set by
+ * fkv_debug_kill_at_replace_step (debug.c). */
+extern int fkv_replace_kill_step;
+
 /* Called by fkv_replace at each step, numbered from 1: the stop points of
  * fkv_debug_kill_at_replace_step (store.h). */
 void fkv_replace_reached(int step);

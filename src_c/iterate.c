@@ -27,7 +27,7 @@
  * The mutex is held only to read the index; the keys are then read from the
  * file pinned at that moment (fkv_file), in offset order.
  */
-#include "store_private.h"
+#include "recover.h"
 
 #include <stdlib.h>
 

@@ -2,7 +2,7 @@
  * read.c - the calls that only read: read, contains (and their no-wait
  * variants for a caller holding Python's GIL).
  */
-#include "store_private.h"
+#include "recover.h"
 
 /* A read holds the mutex only to find its key's slot and pin the file
  * (fkv_file), then reads the record with the mutex let go: a read that waits
@@ -48,7 +48,7 @@ static int find_locked(fkv_store *s, const char *key, size_t klen, uint32_t hash
     int rc = store_enter(s, wait);
     if (rc != FKV_OK)
         return rc;
-    if ((rc = snapshot_ready(s, hash, wait)) == FKV_OK)
+    if ((rc = store_ready(s, hash, wait)) == FKV_OK)
         rc = store_lookup(s, key, klen, hash, buf, buflen, wait, &r->f);
     if (rc == FKV_OK) {
         r->file = s->file;
@@ -100,7 +100,7 @@ static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *bu
         s->debug_read_pause_ms = 0;
     }
     fkv_slot slot;
-    if ((rc = snapshot_ready(s, hash, wait)) != FKV_OK) {
+    if ((rc = store_ready(s, hash, wait)) != FKV_OK) {
         store_leave(s);
         return rc;
     }
@@ -202,19 +202,4 @@ int fkv_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 {
     return contains_entry(s, key, klen, found_out, FKV_NO_WAIT);
-}
-
-int fkv_debug_reads_paused(fkv_store *s)
-{
-    return (int)fkv_atomic_load(&s->debug_reads_paused, FKV_RELAXED);
-}
-
-int fkv_debug_pause_next_read(fkv_store *s, uint64_t ms)
-{
-    int rc = store_enter(s, FKV_MAY_WAIT);
-    if (rc != FKV_OK)
-        return rc;
-    s->debug_read_pause_ms = ms;
-    store_leave(s);
-    return FKV_OK;
 }

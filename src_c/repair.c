@@ -1,13 +1,14 @@
 /*
  * repair.c - verify and repair a data file that may be damaged.
  *
- * Both open the file in salvage mode (scan.c): the lock is taken, nothing is
- * written to the file, and the scan steps over damaged bytes to the next
+ * Both open the file in salvage mode (recover.c): the lock is taken, nothing
+ * is written to the file, and the log walk (log.c) steps over damaged bytes to the next
  * intact record, counting what it finds. Repair then writes every live key
  * the intact records leave into a new file, locked before it is renamed over
  * the damaged one, which is kept as a backup (a hard link) if asked.
  */
 #include "store_private.h"
+#include "compact.h"
 
 #include <stdlib.h>
 

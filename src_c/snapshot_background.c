@@ -16,7 +16,7 @@
  * the old file: open refuses it (another data file) until the next one,
  * which the compaction makes due at once (snapshot_covers(s, 0)).
  */
-#include "store_private.h"
+#include "snapshot_parts.h"
 
 #include <stdlib.h>
 
@@ -38,7 +38,7 @@ typedef struct snapshot_job {
 void snapshot_covers(fkv_store *s, uint64_t end)
 {
     uint64_t quarter = end / 4;
-    s->snap_next = end + (quarter > SNAPSHOT_TAIL_MIN ? quarter : SNAPSHOT_TAIL_MIN);
+    s->snap.next = end + (quarter > SNAPSHOT_TAIL_MIN ? quarter : SNAPSHOT_TAIL_MIN);
 }
 
 static void *save(void *arg)
@@ -59,18 +59,18 @@ static void job_free(snapshot_job *j)
 
 int snapshot_join(fkv_store *s, fkv_wait wait)
 {
-    snapshot_job *j = s->snap_job;
+    snapshot_job *j = s->snap.job;
     if (!j)
         return 1;
     if (wait == FKV_NO_WAIT && !fkv_atomic_load(&j->done, FKV_ACQUIRE))
         return 0;
     pthread_join(j->thread, NULL);
     if (j->rc == FKV_OK) {
-        s->snapshots_written++;
+        s->snap.written++;
         if (j->file == s->file) /* no compaction since: the copy was the state at seq */
-            s->snapshot_seq = j->seq;
+            s->snap.seq = j->seq;
     }
-    s->snap_job = NULL;
+    s->snap.job = NULL;
     job_free(j);
     return 1;
 }
@@ -98,5 +98,5 @@ void snapshot_start(fkv_store *s)
         job_free(j);
         return;
     }
-    s->snap_job = j;
+    s->snap.job = j;
 }

@@ -20,19 +20,20 @@
  * counts must be those the snapshot states for it, which open saw add up
  * to the header's.
  *
- * After a crash, open scans the log past the snapshot as always (torn tail
- * dropped, damage refused) but keeps its records aside, chained by the
- * block of their key's home slot: a read applies its home block's records,
- * in log order, before it probes (each record's own path checked first),
- * and any other call applies them all. Too many to keep (a quarter of the
- * table's slots), or more than the table holds without growing: open loads
- * the whole table and applies them as it scans.
+ * After a crash, open walks the log past the snapshot as always (torn tail
+ * dropped, damage refused) but the records are kept aside (snapshot_keep),
+ * chained by the block of their key's home slot: a read applies its home
+ * block's records, in log order, before it probes (each record's own path
+ * checked first), and any other call applies them all. Too many to keep (a
+ * quarter of the table's slots), or more than the table holds without
+ * growing: open loads the whole table and applies the rest as it walks.
  *
- * A block that fails costs what a bad snapshot costs at open: the whole log
- * is scanned into a fresh index (scan_rebuild) and stats say why. The
- * answers given before came from blocks that had passed every check.
+ * A block that fails makes these calls answer FKV_ESNAPSHOT; the store's
+ * layer rebuilds the index from the log (recover.c), as a bad snapshot at
+ * open would have cost. The answers given before came from blocks that
+ * had passed every check.
  */
-#include "store_private.h"
+#include "snapshot_parts.h"
 #include "crc32c.h"
 #include "table_check.h"
 
@@ -45,21 +46,7 @@ enum { LAZY_ABSENT = 0, LAZY_READ, LAZY_CHECKED };
 #define PENDING_MAX(cap) ((cap) / 4)
 FKV_STATIC_ASSERT(FKV_MAX_FILE_SIZE <= (1ull << 32), "a log offset fits a pending record's 32 bits");
 
-void snapshot_lazy_free(snapshot_lazy *L)
-{
-    if (!L)
-        return;
-    if (L->fd >= 0)
-        close(L->fd);
-    free(L->state);
-    free(L->block);
-    free(L->pend);
-    free(L->pend_head);
-    free(L->pend_last);
-    free(L);
-}
-
-static void failed(snapshot_lazy *L, int status)
+static void failed(snapshot_lazy *L, snapshot_reason status)
 {
     if (!L->failed)
         L->failed = status;
@@ -67,18 +54,18 @@ static void failed(snapshot_lazy *L, int status)
 
 static uint64_t block_of(const fkv_store *s, uint32_t hash)
 {
-    return fkv_index_home(&s->ix, hash) >> s->lazy->block_bits;
+    return fkv_index_home(&s->ix, hash) >> s->snap.lazy->block_bits;
 }
 
 static fkv_slot *block_at(fkv_store *s, uint64_t b)
 {
-    return s->ix.slots + b * s->lazy->block_slots;
+    return s->ix.slots + b * s->snap.lazy->block_slots;
 }
 
 /* Read block b and compare its CRC: 1 if it is in. */
 static int block_read(fkv_store *s, uint64_t b)
 {
-    snapshot_lazy *L = s->lazy;
+    snapshot_lazy *L = s->snap.lazy;
     if (L->state[b] != LAZY_ABSENT)
         return 1;
     size_t bytes = (size_t)L->block_slots * sizeof(fkv_slot), got;
@@ -102,7 +89,7 @@ static int block_read(fkv_store *s, uint64_t b)
  * nearest empty one: 1 with *run set, 0 if a block failed or none is empty. */
 static int run_before(fkv_store *s, uint64_t b, uint64_t *run)
 {
-    snapshot_lazy *L = s->lazy;
+    snapshot_lazy *L = s->snap.lazy;
     uint64_t n = 0;
     for (uint64_t k = 1; k <= L->nblocks; k++) {
         uint64_t p = (b + L->nblocks - k) & (L->nblocks - 1);
@@ -122,7 +109,7 @@ static int run_before(fkv_store *s, uint64_t b, uint64_t *run)
 /* Block b read and checked slot by slot: 1 if it passed. */
 static int block_check(fkv_store *s, uint64_t b)
 {
-    snapshot_lazy *L = s->lazy;
+    snapshot_lazy *L = s->snap.lazy;
     if (L->state[b] == LAZY_CHECKED)
         return 1;
     uint64_t run;
@@ -146,33 +133,16 @@ static int block_check(fkv_store *s, uint64_t b)
  * let go. */
 static void all_in(fkv_store *s)
 {
-    snapshot_lazy_free(s->lazy);
-    s->lazy = NULL;
-}
-
-/* A block failed: scan the whole log instead, as an open would have. */
-static int rescan(fkv_store *s)
-{
-    snapshot_lazy *L = s->lazy;
-    L->deferring = 0; /* the scan below applies every record it meets */
-    hints_stop(s);
-    int rc = scan_rebuild(s);
-    if (rc != FKV_OK)
-        return rc; /* the log itself is damaged: as an open would have failed */
-    s->snapshot_status = L->failed ? L->failed : SNAP_BAD_TABLE;
-    snapshot_lazy_free(L);
-    s->lazy = NULL;
-    s->snapshot_seq = UINT64_MAX; /* close saves a good one */
-    snapshot_covers(s, 0);
-    return FKV_OK;
+    snapshot_lazy_free(s->snap.lazy);
+    s->snap.lazy = NULL;
 }
 
 /* The blocks on hash's probe path, from its home slot to the first empty
  * one, read and checked: FKV_OK, FKV_EAGAIN (a block to read with
- * FKV_NO_WAIT), or -1 when one failed (L->failed says why). */
+ * FKV_NO_WAIT), or FKV_ESNAPSHOT when one failed (L->failed says why). */
 static int path_checked(fkv_store *s, uint32_t hash, fkv_wait wait)
 {
-    snapshot_lazy *L = s->lazy;
+    snapshot_lazy *L = s->snap.lazy;
     if (L->checked == L->nblocks)
         return FKV_OK;
     uint64_t pos = fkv_index_home(&s->ix, hash);
@@ -182,7 +152,7 @@ static int path_checked(fkv_store *s, uint32_t hash, fkv_wait wait)
             if (wait == FKV_NO_WAIT)
                 return FKV_EAGAIN; /* file reads: not while the caller holds the GIL */
             if (!block_check(s, b))
-                return -1;
+                return FKV_ESNAPSHOT;
         }
         for (; pos < last; pos++)
             if (s->ix.slots[pos].loc == FKV_LOC_EMPTY)
@@ -190,31 +160,31 @@ static int path_checked(fkv_store *s, uint32_t hash, fkv_wait wait)
         pos = last & (s->ix.cap - 1);
     }
     failed(L, SNAP_BAD_TABLE);
-    return -1;
+    return FKV_ESNAPSHOT;
 }
 
 /* Apply block b's records of the log past the snapshot, in log order, each
- * once the blocks on its probe path are checked. FKV_OK, -1 when a block
- * failed, or the error of reading a record (then the rest wait). */
+ * once the blocks on its probe path are checked. FKV_OK, FKV_ESNAPSHOT when
+ * a block failed, or the error of reading a record (then the rest wait). */
 static int apply_block(fkv_store *s, uint64_t b)
 {
-    snapshot_lazy *L = s->lazy;
+    snapshot_lazy *L = s->snap.lazy;
     while (L->pend_head[b] != SNAPSHOT_NONE) {
         const snapshot_pending *p = &L->pend[L->pend_head[b]];
-        scan_key k;
-        int rc = scan_read_key(s, p->off, &k,
-                               p->off < L->hinted_end ? SCAN_WHOLE_RECORD : SCAN_KEY_ONLY);
+        log_key k;
+        int rc = log_read_key(s->file, s->end, p->off, &k,
+                              p->off < L->hinted_end ? LOG_WHOLE_RECORD : LOG_KEY_ONLY);
         /* (once the whole table is in, it may have grown: blocks moved) */
         int moved = s->ix.cap != L->nblocks * L->block_slots;
         if (rc == FKV_ECORRUPT || (rc == FKV_OK && !moved && block_of(s, k.hash) != b)) {
-            /* not the record its hints (or the scan) said: trust neither */
+            /* not the record its hints (or the walk) said: trust neither */
             failed(L, SNAP_BAD_HINT);
-            return -1;
+            return FKV_ESNAPSHOT;
         }
         if (rc == FKV_OK)
             rc = path_checked(s, k.hash, FKV_MAY_WAIT);
         if (rc == FKV_OK)
-            rc = scan_apply_key(s, &k, p->off);
+            rc = store_apply(s, k.rec, &k.h, p->off, k.hash);
         if (rc != FKV_OK)
             return rc;
         L->pend_head[b] = p->next;
@@ -225,9 +195,9 @@ static int apply_block(fkv_store *s, uint64_t b)
 
 int snapshot_ready_path(fkv_store *s, uint32_t hash, fkv_wait wait)
 {
-    snapshot_lazy *L = s->lazy;
+    snapshot_lazy *L = s->snap.lazy;
     if (L->failed)
-        return wait == FKV_NO_WAIT ? FKV_EAGAIN : rescan(s);
+        return wait == FKV_NO_WAIT ? FKV_EAGAIN : FKV_ESNAPSHOT;
     if (L->checked == L->nblocks) /* only records past the snapshot are left */
         return wait == FKV_NO_WAIT ? FKV_EAGAIN : snapshot_finish(s);
     int rc = path_checked(s, hash, wait);
@@ -238,8 +208,8 @@ int snapshot_ready_path(fkv_store *s, uint32_t hash, fkv_wait wait)
         if ((rc = apply_block(s, b)) == FKV_OK)
             rc = path_checked(s, hash, wait); /* the records may have filled empty slots */
     }
-    if (rc == -1)
-        return wait == FKV_NO_WAIT ? FKV_EAGAIN : rescan(s);
+    if (rc == FKV_ESNAPSHOT && wait == FKV_NO_WAIT)
+        return FKV_EAGAIN;
     if (rc == FKV_OK && L->checked == L->nblocks && L->pend_left == 0)
         all_in(s);
     return rc;
@@ -247,33 +217,28 @@ int snapshot_ready_path(fkv_store *s, uint32_t hash, fkv_wait wait)
 
 int snapshot_finish(fkv_store *s)
 {
-    snapshot_lazy *L = s->lazy;
+    snapshot_lazy *L = s->snap.lazy;
     if (!L->failed && L->read == 0) {
         /* Nothing read yet: all in one pass, read ahead by a helper thread,
          * into huge pages where the kernel has them. */
         fkv_map_prefer(s->ix.slots, (size_t)s->ix.cap * sizeof(fkv_slot), FKV_PAGES_HUGE);
-        int status = snapshot_load_all(L, s->ix.slots, s->ix.cap);
-        if (status == SNAP_LOADED) {
+        if (snapshot_load_all(L, s->ix.slots, s->ix.cap) == FKV_OK) {
             memset(L->state, LAZY_CHECKED, (size_t)L->nblocks);
             L->read = L->checked = L->nblocks;
-        } else {
-            failed(L, status);
         }
     }
     for (uint64_t b = 0; b < L->nblocks && !L->failed; b++)
         block_check(s, b);
     if (L->failed)
-        return rescan(s);
+        return FKV_ESNAPSHOT;
     /* Every block is in: the records past the snapshot in log order, with
      * the table free to grow (blocks no longer matter). */
-    L->deferring = 0;
+    L->keeping = 0;
     int rc = fkv_index_reserve(&s->ix, L->pend_left);
     for (uint64_t b = 0; b < L->nblocks && rc == FKV_OK && L->pend_left > 0; b++)
         rc = apply_block(s, b); /* each block's records in log order */
-    if (rc == -1)
-        return rescan(s);
     if (rc != FKV_OK)
-        return rc; /* the rest wait for the next call */
+        return rc; /* FKV_ESNAPSHOT, or the rest wait for the next call */
     all_in(s);
     return FKV_OK;
 }
@@ -284,7 +249,7 @@ int snapshot_finish(fkv_store *s)
  * 10,000 records past the snapshot about 5% slower (C, interleaved). */
 #define PENDING_PRESIZE_MAX (1u << 20)
 
-int snapshot_defer_start(snapshot_lazy *L, uint64_t tail, uint64_t cap)
+int snapshot_keep_start(snapshot_lazy *L, uint64_t tail, uint64_t cap)
 {
     uint64_t most = tail / (FKV_REC_HEADER_SIZE + 1) + 1, bound = PENDING_MAX(cap) + 1;
     if (most > bound)
@@ -298,7 +263,7 @@ int snapshot_defer_start(snapshot_lazy *L, uint64_t tail, uint64_t cap)
     if (!L->pend || !L->pend_head || !L->pend_last)
         return FKV_ENOMEM; /* freed with L */
     memset(L->pend_head, 0xff, (size_t)L->nblocks * sizeof(uint32_t));
-    L->deferring = 1;
+    L->keeping = 1;
     return FKV_OK;
 }
 
@@ -314,14 +279,21 @@ static void pend_populate(snapshot_lazy *L)
     L->pend_ready = L->npend + n;
 }
 
-int snapshot_defer_room(const fkv_store *s, uint64_t n)
+int snapshot_keep_room(const fkv_store *s, uint64_t n)
 {
-    return s->lazy->npend + n <= PENDING_MAX(s->ix.cap);
+    return s->snap.lazy->npend + n <= PENDING_MAX(s->ix.cap);
 }
 
-int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
+int snapshot_keeping(const fkv_store *s)
 {
-    snapshot_lazy *L = s->lazy;
+    return s->snap.lazy && s->snap.lazy->keeping;
+}
+
+int snapshot_keep(fkv_store *s, uint64_t off, uint32_t hash)
+{
+    snapshot_lazy *L = s->snap.lazy;
+    if (L->npend >= PENDING_MAX(s->ix.cap))
+        return FKV_EFULL; /* the caller loads the whole table and applies the rest */
     if (L->npend == L->pend_cap) {
         size_t cap = L->pend_cap ? 2 * L->pend_cap : 1024;
         snapshot_pending *p = (snapshot_pending *)realloc(L->pend, cap * sizeof *p);
@@ -341,29 +313,11 @@ int snapshot_defer(fkv_store *s, uint64_t off, uint32_t hash)
         L->pend[L->pend_last[b]].next = i;
     L->pend_last[b] = i;
     L->pend_left++;
-    if (L->npend > PENDING_MAX(s->ix.cap))
-        return snapshot_finish(s); /* applies these; later ones go straight in */
     return FKV_OK;
 }
 
-int snapshot_tail_scanned(fkv_store *s)
+void snapshot_blocks_loaded(const fkv_store *s, uint64_t *checked, uint64_t *total)
 {
-    snapshot_lazy *L = s->lazy;
-    L->deferring = 0;
-    /* Room for them all without growing the table, which would move every
-     * block: otherwise the whole table now. */
-    if (L->npend > 0 && (s->ix.live + s->ix.deleted + L->npend) * 4 > s->ix.cap * 3)
-        return snapshot_finish(s);
-    return FKV_OK;
-}
-
-int fkv_debug_snapshot_blocks(fkv_store *s, uint64_t *checked, uint64_t *total)
-{
-    int rc = store_enter(s, FKV_MAY_WAIT);
-    if (rc != FKV_OK)
-        return rc;
-    *checked = s->lazy ? s->lazy->checked : 0;
-    *total = s->lazy ? s->lazy->nblocks : 0;
-    store_leave(s);
-    return FKV_OK;
+    *checked = s->snap.lazy ? s->snap.lazy->checked : 0;
+    *total = s->snap.lazy ? s->snap.lazy->nblocks : 0;
 }

@@ -41,7 +41,7 @@
  * key's home in another block) makes the store scan the whole log, as a
  * block that fails its checks does.
  */
-#include "store_private.h"
+#include "snapshot_parts.h"
 #include "crc32c.h"
 
 #include <stdlib.h>
@@ -54,7 +54,7 @@
 #define HINT_FRAME_BYTES (HINT_HEAD + HINT_FRAME_MAX * HINT_ENTRY)
 static const uint8_t HINT_MAGIC[4] = {'F', 'K', 'V', 'H'};
 
-struct snapshot_hints {
+typedef struct snapshot_hints {
     int fd;             /* the snapshot's file, -1 until the first frame is written */
     uint32_t seed;      /* the CRC of the snapshot's front */
     uint64_t dev, ino;  /* which file the store loaded */
@@ -64,7 +64,7 @@ struct snapshot_hints {
     uint64_t last_end;  /* where the last record noted ends */
     uint32_t last_crc;  /* its stored CRC */
     uint8_t frame[HINT_FRAME_BYTES];
-};
+} snapshot_hints;
 
 static uint32_t frame_crc(uint32_t seed, const uint8_t *frame, uint32_t n)
 {
@@ -74,7 +74,7 @@ static uint32_t frame_crc(uint32_t seed, const uint8_t *frame, uint32_t n)
 
 void hints_start(fkv_store *s, const snapshot_lazy *L)
 {
-    if (s->durability != FKV_DURABLE_PROCESS || s->hints)
+    if (s->durability != FKV_DURABLE_PROCESS || s->snap.hints)
         return;
     snapshot_hints *H = (snapshot_hints *)malloc(sizeof *H);
     if (!H)
@@ -85,18 +85,18 @@ void hints_start(fkv_store *s, const snapshot_lazy *L)
     H->ino = L->ino;
     H->body_end = H->at = L->body_end;
     H->n = 0;
-    s->hints = H;
+    s->snap.hints = H;
 }
 
 void hints_stop(fkv_store *s)
 {
-    snapshot_hints *H = s->hints;
+    snapshot_hints *H = s->snap.hints;
     if (!H)
         return;
     if (H->fd >= 0)
         close(H->fd);
     free(H);
-    s->hints = NULL;
+    s->snap.hints = NULL;
 }
 
 /* The snapshot's file opened for the frames: the one the store loaded, a
@@ -104,16 +104,13 @@ void hints_stop(fkv_store *s)
  * earlier run, for a log since cut back) cut off. */
 static int open_for_hints(fkv_store *s)
 {
-    snapshot_hints *H = s->hints;
+    snapshot_hints *H = s->snap.hints;
     char *p = fkv_path_with_suffix(s->path, SNAPSHOT_SUFFIX);
-    int fd = p ? open(p, O_WRONLY | O_CLOEXEC | FKV_O_NOFOLLOW) : -1;
-    free(p);
+    const uint64_t loaded[2] = {H->dev, H->ino};
     struct stat st;
-    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-                    (uint64_t)st.st_dev != H->dev || (uint64_t)st.st_ino != H->ino ||
-                    (uint64_t)st.st_size < H->body_end ||
-                    ((uint64_t)st.st_size > H->body_end &&
-                     ftruncate(fd, (off_t)H->body_end) != 0))) {
+    int fd = p ? snapshot_open_plain(p, O_WRONLY, H->body_end, loaded, &st) : -1;
+    free(p);
+    if (fd >= 0 && (uint64_t)st.st_size > H->body_end && ftruncate(fd, (off_t)H->body_end) != 0) {
         close(fd);
         fd = -1;
     }
@@ -123,7 +120,7 @@ static int open_for_hints(fkv_store *s)
 
 static int write_frame(fkv_store *s)
 {
-    snapshot_hints *H = s->hints;
+    snapshot_hints *H = s->snap.hints;
     memcpy(H->frame, HINT_MAGIC, 4);
     fkv_store32(H->frame + 4, H->n);
     fkv_store64(H->frame + 8, H->last_end);
@@ -143,7 +140,7 @@ static int write_frame(fkv_store *s)
 
 void hints_note(fkv_store *s, const uint8_t *recs, size_t len, uint64_t off)
 {
-    snapshot_hints *H = s->hints;
+    snapshot_hints *H = s->snap.hints;
     for (size_t p = 0; p < len;) {
         fkv_rec_header h;
         (void)fkv_record_header_decode(recs + p, &h); /* just encoded: valid */
@@ -166,7 +163,7 @@ void hints_note(fkv_store *s, const uint8_t *recs, size_t len, uint64_t off)
 static int frame_ok(const fkv_store *s, const uint8_t *frame, uint32_t n, uint64_t from,
                     uint64_t size)
 {
-    const fkv_descent *d = &s->lazy->descent;
+    const fkv_descent *d = &s->snap.lazy->descent;
     uint64_t end = fkv_load64(frame + 8), prev = 0;
     if (end <= from || end > size || d->after.id == 0 || fkv_load64(frame + 24) != d->after.id ||
         end > d->until)
@@ -179,14 +176,14 @@ static int frame_ok(const fkv_store *s, const uint8_t *frame, uint32_t n, uint64
     }
     if (end - prev < FKV_REC_HEADER_SIZE + 1)
         return 0;
-    return snapshot_record_ends_at(s, end, prev, fkv_load32(frame + 16));
+    return snapshot_record_ends_at(s->file->fd, end, prev, fkv_load32(frame + 16));
 }
 
-uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size)
+uint64_t snapshot_hints_feed(fkv_store *s, uint64_t from, uint64_t size)
 {
-    const snapshot_lazy *L = s->lazy;
+    const snapshot_lazy *L = s->snap.lazy;
     uint8_t *frame = (uint8_t *)malloc(HINT_FRAME_BYTES);
-    for (uint64_t at = L->body_end; frame && s->lazy && s->lazy->deferring;) {
+    for (uint64_t at = L->body_end; frame;) {
         size_t got;
         if (at + HINT_HEAD > L->file_bytes ||
             fkv_read_at(L->fd, frame, HINT_FRAME_BYTES, at, &got, FKV_MAY_WAIT) != FKV_OK ||
@@ -196,13 +193,13 @@ uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size)
         if (memcmp(frame, HINT_MAGIC, 4) != 0 || n == 0 || n > HINT_FRAME_MAX ||
             got < HINT_HEAD + (size_t)n * HINT_ENTRY ||
             frame_crc(L->front_crc, frame, n) != fkv_load32(frame + 20) ||
-            !snapshot_defer_room(s, n) || !frame_ok(s, frame, n, from, size))
+            !snapshot_keep_room(s, n) || !frame_ok(s, frame, n, from, size))
             break;
         s->end = fkv_load64(frame + 8); /* what applying may read up to */
         for (uint32_t i = 0; i < n; i++) {
             const uint8_t *e = frame + HINT_HEAD + (size_t)i * HINT_ENTRY;
-            if (snapshot_defer(s, fkv_load32(e), fkv_load32(e + 4)) != FKV_OK) {
-                s->end = from; /* out of memory: the scan meets these records again */
+            if (snapshot_keep(s, fkv_load32(e), fkv_load32(e + 4)) != FKV_OK) {
+                s->end = from; /* out of memory: the walk meets these records again */
                 break;         /* (applying one twice leaves what once does) */
             }
         }
@@ -210,11 +207,11 @@ uint64_t hints_load(fkv_store *s, uint64_t from, uint64_t size)
             break;
         s->tail_off = fkv_load32(frame + HINT_HEAD + (size_t)(n - 1) * HINT_ENTRY);
         s->tail_crc = fkv_load32(frame + 16);
-        s->open_hinted += n;
+        s->snap.hinted += n;
         from = s->end;
         at += HINT_HEAD + (size_t)n * HINT_ENTRY;
     }
     free(frame);
-    s->lazy->hinted_end = from; /* the records kept below it: checked when applied */
+    s->snap.lazy->hinted_end = from; /* the records kept below it: checked when applied */
     return from;
 }

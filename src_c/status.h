@@ -1,7 +1,8 @@
 /*
  * status.h - the status codes every C entry point returns.
  *
- * 0 is success; failures are small negative numbers. Details that do not fit
+ * One enum for the whole core: 0 is success, failures are small negative
+ * numbers; no function of the core answers in another scheme. Details that do not fit
  * in the code (the errno of a failed system call, the file offset of a bad
  * record) are kept per thread, so concurrent calls on one store never see each
  * other's details. The Cython layer turns each code into one exception class.
@@ -32,7 +33,11 @@ enum {
     FKV_ECONFIG = -16,  /* option out of range */
     FKV_EFLUSH = -17,   /* a flush failed: writes refused until reopened (errno kept) */
     FKV_EAGAIN = -18,   /* a fkv_try_ call would have had to wait */
-    FKV_EPATHEXISTS = -19 /* a new file's name is taken already */
+    FKV_EPATHEXISTS = -19, /* a new file's name is taken already */
+    /* Inside the core only, never returned by an fkv_ call: the snapshot
+     * failed a check after it was loaded, and the store's layer rebuilds
+     * the index from the log (snapshot.h says when). */
+    FKV_ESNAPSHOT = -20
 };
 
 /* A short English phrase for a status code. */

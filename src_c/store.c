@@ -1,6 +1,9 @@
-/* store.c - the store's lifecycle, its mutex, lookups, counts and stats
- * (see store.h); writes are in write.c, reads in read.c. */
+/* store.c - the calls that open, close, compact and report on a store (see
+ * store.h); the core they stand on is store_core.c, writes are in write.c,
+ * reads in read.c, the open's recovery in recover.c. */
 #include "store_private.h"
+#include "commit.h"
+#include "compact.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -10,122 +13,6 @@ void fkv_progress_read(const fkv_progress *p, uint64_t *done, uint64_t *total)
 {
     *total = fkv_atomic_load(&p->total, FKV_RELAXED);
     *done = fkv_atomic_load(&p->done, FKV_RELAXED);
-}
-
-/* ---- fork detection and the mutex ---------------------------------------- */
-
-/* Bumped in every forked child, so a store opened before the fork sees a
- * different generation there. Cheaper than getpid() on every call. */
-static uint64_t fork_generation;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void on_fork_child(void) { fork_generation++; }
-static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
-
-static inline int in_forked_child(const fkv_store *s)
-{
-    return s->fork_gen != fkv_atomic_load(&fork_generation, FKV_RELAXED);
-}
-
-int store_enter(fkv_store *s, fkv_wait wait)
-{
-    if (FKV_UNLIKELY(in_forked_child(s)))
-        return FKV_EFORKED;
-    if (wait == FKV_NO_WAIT) {
-        if (pthread_mutex_trylock(&s->mu) != 0)
-            return FKV_EAGAIN;
-    } else {
-        pthread_mutex_lock(&s->mu);
-    }
-    if (FKV_UNLIKELY(s->closed)) {
-        pthread_mutex_unlock(&s->mu);
-        return FKV_ECLOSED;
-    }
-    return FKV_OK;
-}
-
-int store_enter_all(fkv_store *s)
-{
-    int rc = store_enter(s, FKV_MAY_WAIT);
-    if (rc == FKV_OK && FKV_UNLIKELY(s->lazy) && (rc = snapshot_finish(s)) != FKV_OK)
-        store_leave(s);
-    return rc;
-}
-
-/* ---- lookup and count ---------------------------------------------------- */
-
-FKV_STATIC_ASSERT(FKV_MAX_FILE_SIZE <= FKV_MAP_BYTES, "a whole data file fits its mapping");
-
-/* A hash hit counts only when the key read back from disk is the same. */
-int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
-                 size_t buflen, fkv_wait wait, found *f)
-{
-    const fkv_index *ix = &s->ix;
-    for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
-        fkv_slot slot = ix->slots[pos];
-        if (slot.loc == FKV_LOC_EMPTY)
-            return FKV_ENOTFOUND;
-        if (FKV_SLOT_HASH(slot.hash) != hash || !FKV_LOC_IS_ENTRY(slot.loc))
-            continue;
-        uint64_t off = FKV_LOC_OFFSET(slot.loc);
-        /* The size class covers the whole record: one pread fetches it. */
-        int rc = read_record_at(s->file->fd, s->file->map, s->end, off, buf,
-                                slot_read_size(slot, buflen), wait, &f->h, &f->got);
-        if (rc != FKV_OK)
-            return rc;
-        if (f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
-            /* Small records are whole in buf: check them here, so no caller
-             * acts on a damaged deadline. read() checks larger ones. */
-            f->verified = f->got >= fkv_record_size(&f->h);
-            if (f->verified && !fkv_record_checksum_ok(buf, &f->h))
-                return fkv_corrupt_at(off);
-            f->pos = pos;
-            f->off = off;
-            return FKV_OK;
-        }
-        /* Another key with the same hash (a few in a billion lookups), or
-         * this key with damaged bytes: a record that fails its checksum is
-         * damage, never "not found". */
-        if (f->got >= fkv_record_size(&f->h) && !fkv_record_checksum_ok(buf, &f->h))
-            return fkv_corrupt_at(off);
-    }
-}
-
-/* Exact and free while no deadline has passed since the last count;
- * otherwise reads the header of each entry that has a deadline. */
-int store_count_live(fkv_store *s, uint64_t now, uint64_t *out)
-{
-    if (s->n_ttl == 0) {
-        s->live_cache = s->ix.live;
-        s->cache_until = UINT64_MAX;
-    } else if (now >= s->cache_until) {
-        uint64_t live = 0, next = UINT64_MAX;
-        uint8_t hdr[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
-        for (uint64_t pos = 0; pos < s->ix.cap; pos++) {
-            uint32_t loc = s->ix.slots[pos].loc;
-            if (!FKV_LOC_IS_ENTRY(loc))
-                continue;
-            if (!(loc & FKV_LOC_TTL)) {
-                live++;
-                continue;
-            }
-            size_t got;
-            fkv_rec_header h;
-            int rc = read_record_at(s->file->fd, NULL, s->end, FKV_LOC_OFFSET(loc), hdr, sizeof hdr,
-                                    FKV_MAY_WAIT, &h, &got);
-            if (rc != FKV_OK)
-                return rc;
-            if (!is_expired(&h, now)) {
-                live++;
-                if (h.deadline_ms && h.deadline_ms < next)
-                    next = h.deadline_ms;
-            }
-        }
-        s->live_cache = live;
-        s->cache_until = next;
-    }
-    *out = s->live_cache;
-    return FKV_OK;
 }
 
 /* ---- open and close ------------------------------------------------------ */
@@ -138,7 +25,6 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
         return FKV_ECONFIG;
     if (opt->durability != FKV_DURABLE_PROCESS && opt->durability != FKV_DURABLE_FSYNC)
         return FKV_ECONFIG;
-    pthread_once(&atfork_once, register_atfork);
 
     fkv_store *s = (fkv_store *)calloc(1, sizeof *s);
     if (!s)
@@ -159,7 +45,7 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
     s->durability = opt->durability;
     s->progress = progress;
     s->salvaging = mode == OPEN_SALVAGE;
-    s->fork_gen = fkv_atomic_load(&fork_generation, FKV_RELAXED);
+    store_fork_mark(s);
 
     fkv_create_mode create = mode == OPEN_NORMAL ? FKV_OPEN_CREATE : FKV_OPEN_EXISTING;
     int fd = -1, lock_fd = -1;
@@ -180,10 +66,9 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
         snapshot_tidy(path);
     }
     if (rc == FKV_OK)
-        rc = scan_load(s, mode, rep);
+        rc = recover_open(s, mode, rep);
     if (rc != FKV_OK) {
-        hints_stop(s);
-        snapshot_lazy_free(s->lazy);
+        snapshot_release(s);
         if (s->file)
             fkv_file_release(s->file);
         fkv_index_free(&s->ix);
@@ -217,16 +102,14 @@ static void upgrade_format(fkv_store *s)
 
 int fkv_close(fkv_store *s)
 {
-    if (in_forked_child(s)) {
+    if (store_in_forked_child(s)) {
         /* Only our copy of the descriptor goes; the parent keeps its lock.
          * No thread of the parent came along, so no read has it pinned. */
         if (s->file) {
             close(s->file->fd);
             free(s->file);
         }
-        if (s->lazy)
-            close(s->lazy->fd);
-        hints_stop(s); /* writes no frame: nothing is written here */
+        snapshot_release(s); /* writes nothing: nothing is written here */
         s->file = NULL;
         s->closed = 1;
         return FKV_OK;
@@ -234,16 +117,11 @@ int fkv_close(fkv_store *s)
     pthread_mutex_lock(&s->mu);
     if (!s->closed) {
         commit_close(s);
-        snapshot_join(s, FKV_MAY_WAIT);
         upgrade_format(s);
-        /* Save the index for a fast reopen, unless the one on disk is
-         * current; a failure only costs the next open a scan. */
-        if (s->flush_errno == 0 && s->snapshot_seq != s->write_seq)
-            (void)snapshot_write(s);
+        /* Save the index for a fast reopen; a failure only costs the next
+         * open a walk of the log. */
+        snapshot_close(s, s->flush_errno == 0);
         s->closed = 1;
-        hints_stop(s);
-        snapshot_lazy_free(s->lazy); /* reads only since open: nothing to save */
-        s->lazy = NULL;
         fkv_file_release(s->file);
         s->file = NULL;
         fkv_index_free(&s->ix);
@@ -257,7 +135,7 @@ void fkv_free(fkv_store *s)
     if (!s)
         return;
     fkv_close(s);
-    if (!in_forked_child(s)) { /* a child's copy of the mutex may be locked */
+    if (!store_in_forked_child(s)) { /* a child's copy of the mutex may be locked */
         commit_destroy(s);
         pthread_mutex_destroy(&s->mu);
     }
@@ -265,26 +143,6 @@ void fkv_free(fkv_store *s)
     free(s->batch_buf);
     free(s->path);
     free(s);
-}
-
-/* Checks as store_private.h says; reads the rest with the wait given. */
-int store_finish_record(int fd, uint8_t *buf, found *f, fkv_wait wait)
-{
-    size_t total = fkv_record_size(&f->h);
-    if (f->got < total) {
-        size_t got, rest = total - f->got;
-        int rc = fkv_read_at(fd, buf + f->got, rest, f->off + f->got, &got, wait);
-        if (rc != FKV_OK)
-            return rc;
-        if (got < rest)
-            return fkv_corrupt_at(f->off);
-        f->got = total;
-    }
-    /* Checksum before the deadline: the deadline is part of what it guards. */
-    if (!f->verified && !fkv_record_checksum_ok(buf, &f->h))
-        return fkv_corrupt_at(f->off);
-    f->verified = 1;
-    return FKV_OK;
 }
 
 /* ---- counts and maintenance ----------------------------------------------- */
@@ -308,9 +166,9 @@ int fkv_compact(fkv_store *s, fkv_progress *progress)
     if ((rc = commit_writable(s)) == FKV_OK)
         rc = compact_locked(s, COMPACT_KEEP_ALL);
     s->progress = NULL;
-    /* A cache: a failure costs the next open a scan, nothing else. */
-    if (rc == FKV_OK && snapshot_write(s) == FKV_OK)
-        s->snapshot_seq = s->write_seq;
+    /* A cache: a failure costs the next open a walk, nothing else. */
+    if (rc == FKV_OK)
+        (void)snapshot_save_now(s);
     store_leave(s);
     return rc;
 }
@@ -333,20 +191,10 @@ int fkv_get_stats(fkv_store *s, fkv_stats *st)
     st->compactions = s->compactions;
     st->flushes = s->flushes;
     st->flush_errno = s->flush_errno;
-    st->snapshot_status = s->snapshot_status;
+    st->snapshot_status = (int)s->snap.reason;
     st->open_scanned_bytes = s->open_scanned;
-    st->open_hinted_records = s->open_hinted;
-    st->snapshots_written = s->snapshots_written;
+    st->open_hinted_records = s->snap.hinted;
+    st->snapshots_written = s->snap.written;
     store_leave(s);
     return rc;
-}
-
-int fkv_debug_hold(fkv_store *s, uint64_t ms)
-{
-    int rc = store_enter(s, FKV_MAY_WAIT);
-    if (rc != FKV_OK)
-        return rc;
-    fkv_sleep_ms(ms);
-    store_leave(s);
-    return FKV_OK;
 }

@@ -6,7 +6,9 @@
  * it, so a reader or a crash sees the old state or the new one. In fsync
  * mode the writer then waits for a flush that covers its record (commit.c).
  */
-#include "store_private.h"
+#include "recover.h"
+#include "commit.h"
+#include "compact.h"
 
 #include <stdlib.h>
 
@@ -55,8 +57,7 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
     }
     s->tail_off = s->end + last;
     s->tail_crc = fkv_load32(rec + last);
-    if (s->hints)
-        hints_note(s, rec, len, s->end);
+    snapshot_appended(s, rec, len, s->end);
     s->end += len;
     s->write_seq++;
     commit_appended(s);
@@ -68,39 +69,11 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
 static int finish_write(fkv_store *s, int rc)
 {
     if (rc == FKV_OK)
-        snapshot_maybe(s);
+        snapshot_written(s);
     if (rc == FKV_OK && s->durability == FKV_DURABLE_FSYNC)
         rc = commit_wait_durable(s, s->write_seq);
     store_leave(s);
     return rc;
-}
-
-/* Point the index at the record of n bytes just appended at off for the
- * key of hash: in the slot of old (the entry it replaces) or, with old
- * NULL, a free slot (room was reserved before the append). */
-static void point_index(fkv_store *s, uint32_t hash, uint64_t off, size_t n, uint64_t deadline,
-                        const found *old, int was_live)
-{
-    uint32_t loc = (uint32_t)off | (deadline ? FKV_LOC_TTL : 0);
-    uint32_t word = fkv_slot_word(hash, n);
-    if (old) {
-        s->live_bytes -= fkv_record_size(&old->h);
-        s->n_ttl -= (s->ix.slots[old->pos].loc & FKV_LOC_TTL) != 0;
-        s->ix.slots[old->pos].hash = word;
-        s->ix.slots[old->pos].loc = loc;
-    } else {
-        fkv_index_put(&s->ix, fkv_index_free_slot(&s->ix, hash), word, loc);
-    }
-    s->live_bytes += n;
-    /* An expired entry being replaced was not in the count (the count is
-     * only used while no counted deadline has passed). */
-    if (!was_live)
-        s->live_cache++;
-    if (deadline) {
-        s->n_ttl++;
-        if (deadline < s->cache_until)
-            s->cache_until = deadline;
-    }
 }
 
 /* One record for key holding val: a create (refused on a live key) or a
@@ -144,7 +117,7 @@ static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_
     size_t n = fkv_record_encode(s->wbuf, FKV_KIND_PUT, key, klen, val, vlen, deadline);
     if ((rc = append(s, s->wbuf, n, 0)) != FKV_OK)
         return rc;
-    point_index(s, hash, s->end - n, n, deadline, old, was_live);
+    store_point(s, hash, s->end - n, n, deadline, old, was_live);
     compact_maybe(s);
     return FKV_OK;
 }
@@ -247,10 +220,7 @@ static int delete_locked(fkv_store *s, const char *key, size_t klen)
     n = fkv_record_encode(s->wbuf, FKV_KIND_DEL, key, klen, NULL, 0, 0);
     if ((rc = append(s, s->wbuf, n, 0)) != FKV_OK)
         return rc;
-    s->live_bytes -= fkv_record_size(&f.h);
-    s->n_ttl -= (s->ix.slots[f.pos].loc & FKV_LOC_TTL) != 0;
-    fkv_index_remove(&s->ix, f.pos);
-    s->live_cache--;
+    store_unpoint(s, &f);
     compact_maybe(s);
     return FKV_OK;
 }
@@ -320,7 +290,7 @@ static int put_batch_locked(fkv_store *s, const fkv_put_item *items, size_t n, s
     if ((rc = append(s, s->batch_buf, used, st[k - 1].off)) != FKV_OK)
         return rc;
     for (size_t i = 0; i < k; i++)
-        point_index(s, st[i].hash, base + st[i].off, st[i].len, 0,
+        store_point(s, st[i].hash, base + st[i].off, st[i].len, 0,
                     st[i].replacing ? &st[i].f : NULL, st[i].was_live);
     *done = k;
     compact_maybe(s);

@@ -12,7 +12,7 @@ from typing import Any
 from fastkv import DataStore
 
 
-# The snapshot's layout (src_c/snapshot.c) and its hints' (snapshot_hints.c)
+# The snapshot's layout (src_c/snapshot_format.h) and its hints' (snapshot_hints.c)
 SNAP_HEAD = 104  # the header; the block directory follows
 HINT_HEAD = 32   # a frame's header; its entries follow
 # The data file's header (record.h): where the log starts

@@ -14,8 +14,8 @@ import inspect
 from types import TracebackType
 from typing import Any, AsyncIterator, Generator, Optional, Type
 
-from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Out, Plan, \
-    RedisCommands, redis_module
+from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Finished, Out, Plan, \
+    RedisCommands, advance, redis_module
 from fastkv.redis.mapping import Mapping, client_options, translate
 
 __all__ = ["AsyncRedisStore", "IN_FLIGHT"]
@@ -98,12 +98,9 @@ class AsyncRedisStore(RedisCommands):
     async def _run(self, plan: Plan) -> Any:
         reply: Any = None
         failed: Optional[BaseException] = None
-        while True:
-            try:
-                step = plan.throw(failed) if failed is not None else plan.send(reply)
-            except StopIteration as done:
-                return done.value
+        while not isinstance(step := advance(plan, reply, failed), Finished):
             reply, failed = await self._do(step)
+        return step.value
 
     async def _do(self, call: Call) -> tuple[Any, Optional[BaseException]]:
         try:
@@ -116,11 +113,7 @@ class AsyncRedisStore(RedisCommands):
     async def _walk(self, plan: Plan) -> AsyncIterator[Any]:
         reply: Any = None
         failed: Optional[BaseException] = None
-        while True:
-            try:
-                step = plan.throw(failed) if failed is not None else plan.send(reply)
-            except StopIteration:
-                return
+        while not isinstance(step := advance(plan, reply, failed), Finished):
             if isinstance(step, Out):
                 reply, failed = None, None
                 yield step.batch

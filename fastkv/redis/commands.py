@@ -75,6 +75,23 @@ class Out(NamedTuple):
 Plan = Generator[Any, Any, Any]
 
 
+class Finished(NamedTuple):
+    """What a plan returned: the call's answer."""
+
+    value: Any
+
+
+def advance(plan: Plan, reply: Any, failed: Optional[BaseException]) -> Any:
+    """The plan's next step (a Call or an Out) after the reply to its last
+    Call, or the error that Call raised; Finished once the plan has returned.
+    The one step both executors (sync and asyncio) take, so that the loops
+    around it, which differ only by an await, stay a few lines each."""
+    try:
+        return plan.throw(failed) if failed is not None else plan.send(reply)
+    except StopIteration as done:
+        return Finished(done.value)
+
+
 class Closed:
     """Stands in for the client after close(): every call says so."""
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Out, Plan, \
-    RedisCommands, redis_module
+from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Finished, Out, Plan, \
+    RedisCommands, advance, redis_module
 from fastkv.redis.mapping import Mapping, client_options, translate
 
 __all__ = ["RedisStore", "DEFAULT_URL"]
@@ -86,12 +86,9 @@ class RedisStore(RedisCommands):
     def _run(self, plan: Plan) -> Any:
         reply: Any = None
         failed: Optional[BaseException] = None
-        while True:
-            try:
-                step = plan.throw(failed) if failed is not None else plan.send(reply)
-            except StopIteration as done:
-                return done.value
+        while not isinstance(step := advance(plan, reply, failed), Finished):
             reply, failed = self._do(step)
+        return step.value
 
     def _do(self, call: Call) -> tuple[Any, Optional[BaseException]]:
         try:
@@ -103,11 +100,7 @@ class RedisStore(RedisCommands):
         """Run an iteration's plan, yielding each batch it hands out."""
         reply: Any = None
         failed: Optional[BaseException] = None
-        while True:
-            try:
-                step = plan.throw(failed) if failed is not None else plan.send(reply)
-            except StopIteration:
-                return
+        while not isinstance(step := advance(plan, reply, failed), Finished):
             if isinstance(step, Out):
                 reply, failed = None, None
                 yield step.batch
