@@ -33,12 +33,15 @@ from fastkv.errors import (
     StoreUnavailableError,
     UnauthorizedError,
     RequestError,
+    TransactionError,
+    ConflictError,
     ValueTooLargeError,
 )
 from fastkv import _core
 from fastkv.datastore import DataStore, default_path, _close_default, _default
 from fastkv.locations import url_scheme
 from fastkv.recovery import repair, verify
+from fastkv.transaction import Transaction
 
 TYPE_CHECKING = False  # typing stays unimported at run time (see locations.py)
 if TYPE_CHECKING:
@@ -88,6 +91,9 @@ __all__ = [
     "StoreUnavailableError",
     "UnauthorizedError",
     "RequestError",
+    "TransactionError",
+    "ConflictError",
+    "Transaction",
     "KEY_MAX_CHARS",
     "VALUE_MAX_BYTES",
     "TTL_MAX_SECONDS",

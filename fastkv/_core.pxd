@@ -25,6 +25,8 @@ cdef extern from "status.h" nogil:
         FKV_EFLUSH
         FKV_EAGAIN
         FKV_EPATHEXISTS
+        FKV_ETXN
+        FKV_EDUPLICATE
     const char *fkv_strerror(int status)
     int fkv_last_errno()
     uint64_t fkv_last_offset()
@@ -127,6 +129,30 @@ cdef extern from "store.h" nogil:
         size_t vlen
     enum: FKV_BATCH_MAX
     int fkv_put_batch(fkv_store *s, const fkv_put_item *items, size_t n, size_t *done)
+
+    ctypedef struct fkv_many:
+        const char *key
+        size_t klen
+        int status
+        size_t voff
+        size_t vlen
+    int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t **buf)
+    void fkv_buf_free(uint8_t *buf)
+
+    ctypedef struct fkv_change:
+        const char *key
+        size_t klen
+        const uint8_t *val
+        size_t vlen
+        uint64_t deadline_ms
+        int op
+    enum:
+        FKV_CHANGE_PUT
+        FKV_CHANGE_DELETE
+    int fkv_write_group(fkv_store *s, const fkv_change *c, size_t n, size_t *deleted)
+    int fkv_txn_begin(fkv_store *s, uint64_t token)
+    int fkv_txn_end(fkv_store *s, uint64_t token, int commit, const fkv_change *c, size_t n,
+                    size_t *deleted)
     int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s)
     int fkv_read(fkv_store *s, const char *key, size_t klen, uint8_t *buf,
                  size_t *voff, size_t *vlen)

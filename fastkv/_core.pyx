@@ -54,6 +54,7 @@ from fastkv.errors import (
     StoreFullError,
     StoreIOError,
     StoreLockedError,
+    TransactionError,
     ValueTooLargeError,
     _show,
 )
@@ -68,6 +69,7 @@ VALUE_MAX_BYTES = FKV_VALUE_MAX
 TTL_MAX_SECONDS = FKV_TTL_MAX_S
 MAX_FILE_SIZE = FKV_MAX_FILE_SIZE
 MIN_FILE_SIZE = FKV_MIN_FILE_SIZE
+DEFAULT_MAX_TRANSACTION_BYTES = 16 * 1024 * 1024
 DURABILITY_MODES = {"process": FKV_DURABLE_PROCESS, "fsync": FKV_DURABLE_FSYNC}
 # Nesting levels of objects and arrays a value may have (the value itself is
 # level 1). orjson refuses past 255; a documented limit of our own keeps the
@@ -140,6 +142,12 @@ cdef int _raise(Store store, int rc, object key) except -1:
         raise InvalidPathError(f"{where} is a directory, not a store file")
     if rc == FKV_ECONFIG:
         raise ConfigError(f"an option for {where} is out of range")
+    if rc == FKV_ETXN:
+        raise TransactionError(
+            f"this thread holds an open transaction on store {where}: write through it "
+            f"(tx.put, tx.delete, ...) or end it first; this write would wait for it forever")
+    if rc == FKV_EDUPLICATE:
+        raise InvalidKeyError(f"key {k} is named twice in one group of changes")
     if rc == FKV_EPATHEXISTS:
         raise InvalidPathError(f"{key} exists already; it was left untouched")
     raise RuntimeError(f"fastkv: unexpected status {rc} ({fkv_strerror(rc).decode()})")
@@ -156,6 +164,7 @@ cdef class Store:
     cdef fkv_store *_s
     cdef str _where
     cdef uint64_t _max_file_size
+    cdef uint64_t _max_txn_bytes
 
     def __cinit__(self, *args, **kwargs):
         self._s = NULL
@@ -167,7 +176,7 @@ cdef class Store:
             self._s = NULL
 
     def _open(self, str path, uint64_t max_file_size, str durability,
-              double lock_timeout):
+              double lock_timeout, uint64_t max_transaction_bytes=DEFAULT_MAX_TRANSACTION_BYTES):
         """Open the file at an absolute path; called once by DataStore."""
         cdef fkv_options opt
         cdef int rc
@@ -176,6 +185,7 @@ cdef class Store:
             raise StoreClosedError(f"store {self._where} is already open")
         self._where = path
         self._max_file_size = max_file_size
+        self._max_txn_bytes = max_transaction_bytes
         opt.max_file_size = max_file_size
         opt.durability = DURABILITY_MODES[durability]
         # capped (at ~31,700 years) so that the core's microsecond arithmetic cannot overflow
@@ -439,6 +449,63 @@ cdef class Store:
         if rc != FKV_OK:
             _raise(self, rc, key)
 
+    def get_many(self, keys):
+        """A dict of the live keys among keys and their values; missing and
+        expired keys are left out.
+
+        Raises:
+            InvalidKeyError, StoreClosedError, StoreIOError, CorruptionError.
+        """
+        return _get_many(self, keys)
+
+    def put_many(self, items, ttl=None):
+        """put() of every (key, value) pair of a mapping or iterable, as one
+        atomic group: readers and a crash see all of them or none. A key
+        given twice keeps its last value; one refused pair means nothing is
+        written. At most max_transaction_bytes of records.
+
+        Raises:
+            as put(); TransactionError past max_transaction_bytes, or from
+            the thread holding an open transaction.
+        """
+        _put_many(self, items, ttl)
+
+    def delete_many(self, keys):
+        """Delete the live keys among keys as one atomic group; returns how
+        many it deleted (a key named twice counts once).
+
+        Raises:
+            InvalidKeyError, StoreClosedError, StoreIOError; TransactionError
+            as put_many().
+        """
+        return _delete_many(self, keys)
+
+    def _txn_begin(self, uint64_t token=0):
+        """Take the writer slot (token 0: for this thread)."""
+        cdef int rc
+        self._live()
+        with nogil:
+            rc = fkv_txn_begin(self._s, token)
+        if rc == FKV_ETXN:
+            raise TransactionError(
+                f"this thread already holds an open transaction on store {self._where}: "
+                f"transactions do not nest")
+        if rc != FKV_OK:
+            _raise(self, rc, None)
+
+    def _txn_end(self, uint64_t token, bint commit, list changes):
+        """End the transaction begun with token (a thread's: its ident),
+        writing changes if commit; the number of deletes written."""
+        return _write_changes(self, changes, True, token, commit)
+
+    def _read_record(self, key):
+        return _read_record(self, key)
+
+    @property
+    def max_transaction_bytes(self):
+        """The most bytes of records one transaction or batch call may hold."""
+        return self._max_txn_bytes
+
     def __contains__(self, key):
         cdef Py_ssize_t n
         cdef const char *k
@@ -611,6 +678,9 @@ cdef object _left(const uint8_t *rec):
         return None
     cdef uint64_t now = fkv_now_ms()
     return (<double>(h.deadline_ms - now) / 1000.0) if h.deadline_ms > now else 0.0
+
+include "_groups.pxi"
+
 
 include "_iteration.pxi"
 

@@ -8,8 +8,7 @@ def _set_clock(ms):
     fkv_clock_set(0 if ms is None else <uint64_t>ms)
 
 
-def _now_ms():
-    return fkv_now_ms()
+_now_ms = now_ms  # (_groups.pxi)
 
 
 def _debug_hold(Store store, double seconds):

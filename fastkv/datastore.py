@@ -15,6 +15,7 @@ from pathlib import Path
 from fastkv import _core
 from fastkv.errors import ConfigError, InvalidPathError
 from fastkv.locations import default_path, redact, store_path, url_scheme
+from fastkv.transaction import Transaction
 
 TYPE_CHECKING = False  # typing stays unimported at run time (see locations.py)
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["DataStore", "default_path", "DEFAULT_MAX_FILE_SIZE"]
 
 DEFAULT_MAX_FILE_SIZE: int = _core.MAX_FILE_SIZE
+DEFAULT_MAX_TRANSACTION_BYTES: int = _core.DEFAULT_MAX_TRANSACTION_BYTES
 
 
 class DataStore(_core.Store):
@@ -41,6 +43,8 @@ class DataStore(_core.Store):
             power loss, at the cost of a disk flush per write.
         lock_timeout: seconds to wait for another opener to let go of the
             file before giving up (default 0: refuse at once).
+        max_transaction_bytes: the most bytes of records one transaction,
+            put_many or delete_many may hold (default 16 MiB, at most 1 GiB).
 
     Raises:
         InvalidPathError: the path is a directory or cannot be created.
@@ -58,6 +62,7 @@ class DataStore(_core.Store):
         max_file_size: int = DEFAULT_MAX_FILE_SIZE,
         durability: str = "process",
         lock_timeout: float = 0.0,
+        max_transaction_bytes: int = DEFAULT_MAX_TRANSACTION_BYTES,
     ) -> None:
         if type(max_file_size) is not int or not (
             _core.MIN_FILE_SIZE <= max_file_size <= _core.MAX_FILE_SIZE
@@ -80,13 +85,21 @@ class DataStore(_core.Store):
             raise ConfigError(
                 f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}"
             )
+        if type(max_transaction_bytes) is not int or not (
+            1024 <= max_transaction_bytes <= _core.MAX_FILE_SIZE
+        ):
+            raise ConfigError(
+                f"max_transaction_bytes must be an int from 1,024 to "
+                f"{_core.MAX_FILE_SIZE:,} bytes, not {max_transaction_bytes!r}"
+            )
         if url_scheme(path) is not None:
             raise ConfigError(
                 f"{redact(str(path))!r} is a server URL, not a file: open it with fastkv.open() or "
                 f"fastkv.RedisStore()")
         self._path = store_path(path)
         self._durability = durability
-        self._open(str(self._path), max_file_size, durability, float(lock_timeout))
+        self._open(str(self._path), max_file_size, durability, float(lock_timeout),
+                   max_transaction_bytes)
 
     @property
     def path(self) -> Path:
@@ -109,6 +122,28 @@ class DataStore(_core.Store):
         st["path"] = str(self._path)
         st["durability"] = self._durability
         return st
+
+    def transaction(self) -> Transaction:
+        """Begin a transaction: changes that land together or not at all.
+
+        It holds the store's single writer slot until it ends (as lmdb's
+        write transactions do): other writers, plain calls and transactions,
+        wait for it; readers go on and see the state before it. Use it from
+        the thread that began it::
+
+            with db.transaction() as tx:
+                bal = tx.read("acct:1")["balance"]
+                tx.put("acct:1", {"balance": bal - 5})
+                tx.create("log:77", {"moved": 5}, ttl=86400)
+
+        Leaving the block commits (one group, as durable as a single write);
+        an exception inside it discards every change.
+
+        Raises:
+            TransactionError: this thread holds an open transaction already.
+            StoreClosedError: the store is closed.
+        """
+        return Transaction(self)
 
     def backup(self, dest: PathArg, progress: Optional[_core.Progress] = None) -> Path:
         """Write a copy of the store as of one moment to the new file dest,

@@ -35,6 +35,8 @@ __all__ = [
     "UnauthorizedError",
     "RequestError",
     "StoreUnavailableError",
+    "TransactionError",
+    "ConflictError",
 ]
 
 
@@ -152,3 +154,16 @@ class StoreUnavailableError(FastKVError, ConnectionError):
 class RequestError(FastKVError, ValueError):
     """A fastkv server could not take the request as sent (a wrong method,
     content type or length); a Client never sends such a request."""
+
+
+class TransactionError(FastKVError, RuntimeError):
+    """A transaction was misused: nested, used from another thread or after
+    its end, grown past ``max_transaction_bytes``, a plain write from the
+    thread that holds it, or (on Redis Cluster) keys of several hash slots.
+    The store is unchanged by the call that raised it."""
+
+
+class ConflictError(TransactionError):
+    """A transaction on a shared store (``RedisStore``, ``Client``) read a key
+    that another client changed before the commit: nothing was written, and
+    the caller may run the transaction again. A ``DataStore`` never raises it."""

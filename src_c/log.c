@@ -3,8 +3,10 @@
  * back (see log.h).
  *
  * A crash mid-append leaves at most one record's worth of bytes after the
- * last intact record, and no intact record after them: only that is a torn
- * tail, cut off by a normal walk. Damage anywhere else is refused
+ * last intact record (or one group's: record.h), and no intact record
+ * after them: only that is a torn tail, cut off by a normal walk. A
+ * group's members reach the sink only once the whole group is known to be
+ * there and intact, so a walk never applies part of one. Damage anywhere else is refused
  * (FKV_ECORRUPT at its offset), or stepped over (to the next offset where
  * an intact record starts) and counted when salvaging for verify or
  * repair, which never write to the file.
@@ -62,8 +64,8 @@ static size_t gather(const log_walk *a, const fkv_window *w, uint64_t off, log_r
     for (uint64_t p = off; n < max && fkv_window_holds(w, p, FKV_REC_HEADER_SIZE); n++) {
         log_rec *r = &out[n];
         r->bytes = fkv_window_at(w, p);
-        if (fkv_record_header_decode(r->bytes, &r->h) != FKV_OK)
-            break;
+        if (fkv_record_header_decode(r->bytes, &r->h) != FKV_OK || r->h.kind == FKV_KIND_GROUP)
+            break; /* a group is judged whole first (on_group) */
         size_t size = fkv_record_size(&r->h);
         if (p + size > w->limit || !fkv_window_holds(w, p, size))
             break;
@@ -86,6 +88,19 @@ static size_t gather(const log_walk *a, const fkv_window *w, uint64_t off, log_r
     return n;
 }
 
+/* Cut the log at off, where a torn tail begins (or count it, salvaging). */
+static int cut_tail(log_walk *a, uint64_t off, uint64_t size)
+{
+    if (a->salvage) {
+        a->rep->torn_tail_bytes = size - off;
+        return FKV_OK;
+    }
+    if (ftruncate(a->file->fd, (off_t)off) != 0)
+        return fkv_io_error();
+    a->torn_dropped = size - off;
+    return FKV_OK;
+}
+
 /* Bytes at *off that are not an intact record: a torn tail (cut, or
  * counted when salvaging), or damage (refused, or stepped over when
  * salvaging). *stop is set when the walk ends here. */
@@ -97,14 +112,7 @@ static int on_damage(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
         return rc;
     if (next == size && size - *off <= FKV_REC_MAX) {
         *stop = 1;
-        if (a->salvage) {
-            a->rep->torn_tail_bytes = size - *off;
-            return FKV_OK;
-        }
-        if (ftruncate(a->file->fd, (off_t)*off) != 0)
-            return fkv_io_error();
-        a->torn_dropped = size - *off;
-        return FKV_OK;
+        return cut_tail(a, *off, size);
     }
     if (!a->salvage)
         return fkv_corrupt_at(*off);
@@ -112,6 +120,73 @@ static int on_damage(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
         a->rep->first_damage_offset = *off;
     a->rep->damaged_bytes += next - *off;
     *off = next;
+    return FKV_OK;
+}
+
+/* 1 if the members of group g, from first, are all there, parse as g
+ * says (count records, none a group, filling its bytes exactly) and match
+ * its checksum; 0 if not; or a negative status. */
+static int group_whole(fkv_window *w, uint64_t first, const fkv_group_header *g)
+{
+    uint64_t end = first + g->bytes, p = first;
+    uint32_t crc = 0, n = 0;
+    while (p < end && n < g->count) {
+        fkv_rec_header h;
+        int rc = fkv_window_cover(w, p, FKV_REC_HEADER_SIZE);
+        if (rc != FKV_OK)
+            return rc == FKV_ENOTFOUND ? 0 : rc;
+        if (fkv_record_header_decode(fkv_window_at(w, p), &h) != FKV_OK ||
+            h.kind == FKV_KIND_GROUP || p + fkv_record_size(&h) > end)
+            return 0;
+        if ((rc = fkv_window_cover(w, p, fkv_record_size(&h))) != FKV_OK)
+            return rc == FKV_ENOTFOUND ? 0 : rc;
+        crc = fkv_crc32c(crc, fkv_window_at(w, p), fkv_record_size(&h));
+        p += fkv_record_size(&h);
+        n++;
+    }
+    return p == end && n == g->count && crc == g->members_crc;
+}
+
+/* An intact group header at *off: the walk goes on past it to gather its
+ * members only if the whole group is there and intact. Otherwise it is a
+ * torn tail (it ends past the file, or nothing intact follows it), cut
+ * whole; or damage, refused or stepped over whole. */
+static int on_group(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
+{
+    uint64_t size = w->limit, first = *off + FKV_GROUP_HEADER_SIZE;
+    fkv_group_header g;
+    if (fkv_group_header_decode(fkv_window_at(w, *off), &g) != FKV_OK)
+        return a->salvage ? on_damage(a, w, off, stop) : fkv_corrupt_at(*off);
+    uint64_t end = first + g.bytes;
+    if (end > size) {
+        *stop = 1;
+        return cut_tail(a, *off, size);
+    }
+    int whole = group_whole(w, first, &g);
+    if (whole < 0)
+        return whole;
+    if (whole) {
+        if (a->rep)
+            a->rep->groups++;
+        *off = first;
+        return FKV_OK;
+    }
+    uint64_t next = size;
+    if (a->salvage || size - end <= FKV_REC_MAX) {
+        int rc = end > first ? next_intact(w, end - 1, &next) : FKV_OK;
+        if (rc != FKV_OK)
+            return rc;
+    }
+    if (next == size) {
+        *stop = 1;
+        return cut_tail(a, *off, size);
+    }
+    if (!a->salvage)
+        return fkv_corrupt_at(*off);
+    if (a->rep->damaged_regions++ == 0)
+        a->rep->first_damage_offset = *off;
+    a->rep->damaged_bytes += end - *off;
+    *off = end;
     return FKV_OK;
 }
 
@@ -160,6 +235,8 @@ static int walk(void *arg)
             rc = r;
         else if (r == 0)
             rc = on_damage(a, w, &off, &stop);
+        else if (h.kind == FKV_KIND_GROUP)
+            rc = on_group(a, w, &off, &stop);
         /* else the window now holds it: the next gather takes it */
         if (rc != FKV_OK)
             break;

@@ -185,6 +185,17 @@ static inline void fkv_kill_self(void)
 #endif
 }
 
+/* The calling thread, as a number no other live thread of the process
+ * has (the owner of a store's writer slot, transaction.c). */
+static inline uint64_t fkv_thread_self(void)
+{
+#if defined(_WIN32)
+    return (uint64_t)GetCurrentThreadId();
+#else
+    return (uint64_t)(uintptr_t)pthread_self();
+#endif
+}
+
 /* Push written data to stable storage. macOS's fsync only reaches the drive's
  * cache; F_FULLFSYNC asks the drive to flush it too. */
 static inline int fkv_fdatasync(int fd)

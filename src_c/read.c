@@ -203,3 +203,86 @@ int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 {
     return contains_entry(s, key, klen, found_out, FKV_NO_WAIT);
 }
+
+/* ---- several keys as of one moment --------------------------------------- */
+
+/* Under one hold of the mutex: each key's status, and where its record
+ * lies in the file; the file pinned. *total: bytes of the live records. */
+static int find_many(fkv_store *s, fkv_many *k, size_t n, uint64_t *total, fkv_file **file,
+                     uint64_t *end)
+{
+    uint8_t hint[READ_HINT];
+    int rc = store_enter(s, FKV_MAY_WAIT);
+    if (rc != FKV_OK)
+        return rc;
+    uint64_t now = fkv_now_ms(), used = 0;
+    for (size_t i = 0; i < n && rc == FKV_OK; i++) {
+        found f;
+        uint32_t hash = fkv_hash(k[i].key, k[i].klen);
+        k[i].status = FKV_ENOTFOUND;
+        if (!key_len_ok(k[i].klen) || (rc = store_ready(s, hash, FKV_MAY_WAIT)) != FKV_OK)
+            continue;
+        rc = store_lookup(s, k[i].key, k[i].klen, hash, hint, sizeof hint, FKV_MAY_WAIT, &f);
+        if (rc == FKV_ENOTFOUND) {
+            rc = FKV_OK;
+            continue;
+        }
+        if (rc != FKV_OK)
+            break;
+        if (is_expired(&f.h, now)) {
+            k[i].status = FKV_EEXPIRED;
+            continue;
+        }
+        k[i].status = FKV_OK;
+        k[i].at = f.off;
+        k[i].voff = (size_t)used + FKV_REC_HEADER_SIZE + k[i].klen;
+        k[i].vlen = f.h.vlen;
+        used += fkv_record_size(&f.h);
+    }
+    if (rc == FKV_OK) {
+        *file = s->file;
+        *end = s->end;
+        fkv_file_pin(*file);
+        *total = used;
+    }
+    store_leave(s);
+    return rc;
+}
+
+int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t **out)
+{
+    fkv_file *file = NULL;
+    uint64_t total = 0, end = 0;
+    *out = NULL;
+    int rc = find_many(s, k, n, &total, &file, &end);
+    if (rc != FKV_OK)
+        return rc;
+    /* The records are read with the mutex let go: they never change, and
+     * the pinned file outlives a compaction that replaces it. */
+    uint8_t *buf = (uint8_t *)malloc(total ? (size_t)total : 1);
+    if (!buf)
+        rc = FKV_ENOMEM;
+    for (size_t i = 0; i < n && rc == FKV_OK; i++) {
+        if (k[i].status != FKV_OK)
+            continue;
+        uint8_t *rec = buf + k[i].voff - FKV_REC_HEADER_SIZE - k[i].klen;
+        size_t size = FKV_REC_HEADER_SIZE + k[i].klen + k[i].vlen, got = 0;
+        fkv_rec_header h;
+        rc = read_record_at(file->fd, file->map, end, k[i].at, rec, size, FKV_MAY_WAIT, &h, &got);
+        if (rc == FKV_OK && (got != size || fkv_record_size(&h) != size ||
+                             !fkv_record_checksum_ok(rec, &h)))
+            rc = fkv_corrupt_at(k[i].at);
+    }
+    fkv_file_unpin(file);
+    if (rc != FKV_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return FKV_OK;
+}
+
+void fkv_buf_free(uint8_t *buf)
+{
+    free(buf);
+}

@@ -74,6 +74,9 @@ int fkv_record_header_decode(const uint8_t *buf, fkv_rec_header *h)
     h->klen = buf[5];
     h->vlen = fkv_load16(buf + 6);
     h->deadline_ms = fkv_load64(buf + 8);
+    if (h->kind == FKV_KIND_GROUP)
+        return (h->klen == 0 && h->vlen == 8 && h->deadline_ms >> 32 == 0) ? FKV_OK
+                                                                          : FKV_ECORRUPT;
     if (h->klen == 0 || h->klen > FKV_KEY_MAX_BYTES)
         return FKV_ECORRUPT;
     if (h->kind == FKV_KIND_PUT)
@@ -81,6 +84,28 @@ int fkv_record_header_decode(const uint8_t *buf, fkv_rec_header *h)
     if (h->kind == FKV_KIND_DEL)
         return (h->vlen == 0 && h->deadline_ms == 0) ? FKV_OK : FKV_ECORRUPT;
     return FKV_ECORRUPT;
+}
+
+void fkv_group_header_encode(uint8_t *out, uint32_t count, uint32_t bytes, uint32_t members_crc)
+{
+    out[4] = FKV_KIND_GROUP;
+    out[5] = 0;
+    fkv_store16(out + 6, 8);
+    fkv_store64(out + 8, members_crc);
+    fkv_store32(out + 16, count);
+    fkv_store32(out + 20, bytes);
+    fkv_store32(out, fkv_crc32c(0, out + 4, FKV_GROUP_HEADER_SIZE - 4));
+}
+
+int fkv_group_header_decode(const uint8_t *rec, fkv_group_header *g)
+{
+    g->members_crc = fkv_load32(rec + 8);
+    g->count = fkv_load32(rec + 16);
+    g->bytes = fkv_load32(rec + 20);
+    if (g->count == 0 || g->count > FKV_GROUP_MAX_RECORDS || g->bytes > FKV_GROUP_MAX_BYTES ||
+        g->bytes / (FKV_REC_HEADER_SIZE + 1u) < g->count)
+        return FKV_ECORRUPT;
+    return FKV_OK;
 }
 
 int fkv_record_checksum_ok(const uint8_t *rec, const fkv_rec_header *h)

@@ -26,6 +26,22 @@
  *
  * A later record for a key supersedes earlier ones. Every length is checked
  * here before anyone uses it: bytes from disk are untrusted.
+ *
+ * Group (a transaction, put_many, delete_many): records that count only
+ * together. A group header, a record of its own (checksummed like one, so
+ * its fields can be trusted on their own), then its members, ordinary
+ * records, all in one append:
+ *   0  u32     CRC-32C of bytes 4..24
+ *   4  u8      FKV_KIND_GROUP
+ *   5  u8      0 (no key)
+ *   6  u16     8
+ *   8  u64     CRC-32C of the members' bytes (in the low 32 bits)
+ *  16  u32     number of members, 1..FKV_GROUP_MAX_RECORDS
+ *  20  u32     length of the members in bytes
+ * The log walk (log.c) hands a group's members on only once all of them
+ * are there and match that checksum; a group that ends past the file, or
+ * fails it with nothing intact after it, is a torn tail and is cut whole.
+ * Readers of the index never meet a header: no entry points at one.
  * Pure functions: no locks, no I/O, never touches Python.
  */
 #ifndef FKV_RECORD_H
@@ -49,6 +65,11 @@
 
 #define FKV_KIND_PUT 1u
 #define FKV_KIND_DEL 2u
+#define FKV_KIND_GROUP 3u
+
+#define FKV_GROUP_HEADER_SIZE 24u
+#define FKV_GROUP_MAX_BYTES (1u << 30)    /* no group outgrows the largest file */
+#define FKV_GROUP_MAX_RECORDS (FKV_GROUP_MAX_BYTES / (FKV_REC_HEADER_SIZE + 1u))
 
 typedef struct fkv_rec_header {
     uint32_t crc;
@@ -88,8 +109,24 @@ int fkv_file_may_be_store(const uint8_t *buf, size_t len, uint64_t size);
 size_t fkv_record_encode(uint8_t *out, uint8_t kind, const char *key, size_t klen,
                          const uint8_t *val, size_t vlen, uint64_t deadline_ms);
 
-/* Decode and range-check a record header. FKV_OK, or FKV_ECORRUPT when a
- * field is impossible (then the record's length cannot be trusted). */
+/* A group's header (the layout above), decoded. */
+typedef struct fkv_group_header {
+    uint32_t members_crc;
+    uint32_t count;
+    uint32_t bytes;
+} fkv_group_header;
+
+/* Write the header of a group whose members, count records of bytes bytes,
+ * have the CRC-32C members_crc into out[FKV_GROUP_HEADER_SIZE]. */
+void fkv_group_header_encode(uint8_t *out, uint32_t count, uint32_t bytes, uint32_t members_crc);
+
+/* The fields of an intact group header (fkv_record_checksum_ok said so):
+ * FKV_OK, or FKV_ECORRUPT when they are impossible. */
+int fkv_group_header_decode(const uint8_t *rec, fkv_group_header *g);
+
+/* Decode and range-check a record header (a group's header too: kind
+ * FKV_KIND_GROUP, klen 0). FKV_OK, or FKV_ECORRUPT when a field is
+ * impossible (then the record's length cannot be trusted). */
 int fkv_record_header_decode(const uint8_t *buf, fkv_rec_header *h);
 
 /* Total length of a record whose header decoded fine. */

@@ -28,6 +28,8 @@ const char *fkv_strerror(int status)
     case FKV_EFLUSH: return "a flush to stable storage failed";
     case FKV_EAGAIN: return "the call would have to wait";
     case FKV_EPATHEXISTS: return "path exists";
+    case FKV_ETXN: return "transaction misused";
+    case FKV_EDUPLICATE: return "key named twice in one group";
     case FKV_ESNAPSHOT: return "the index snapshot failed a check";
     default: return "unknown status";
     }

@@ -34,6 +34,8 @@ enum {
     FKV_EFLUSH = -17,   /* a flush failed: writes refused until reopened (errno kept) */
     FKV_EAGAIN = -18,   /* a fkv_try_ call would have had to wait */
     FKV_EPATHEXISTS = -19, /* a new file's name is taken already */
+    FKV_ETXN = -21,     /* a transaction misused: its writer slot held by this thread */
+    FKV_EDUPLICATE = -22, /* a key named twice in one group */
     /* Inside the core only, never returned by an fkv_ call: the snapshot
      * failed a check after it was loaded, and the store's layer rebuilds
      * the index from the log (snapshot.h says when). */

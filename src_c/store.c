@@ -4,6 +4,7 @@
 #include "store_private.h"
 #include "commit.h"
 #include "compact.h"
+#include "transaction.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -41,6 +42,13 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
         free(s);
         return FKV_ENOMEM;
     }
+    if (transaction_init(s) != FKV_OK) {
+        commit_destroy(s);
+        pthread_mutex_destroy(&s->mu);
+        free(s->path);
+        free(s);
+        return FKV_ENOMEM;
+    }
     s->max_file_size = opt->max_file_size;
     s->durability = opt->durability;
     s->progress = progress;
@@ -72,6 +80,7 @@ int store_open(const char *path, const fkv_options *opt, open_mode mode,
         if (s->file)
             fkv_file_release(s->file);
         fkv_index_free(&s->ix);
+        transaction_destroy(s);
         commit_destroy(s);
         pthread_mutex_destroy(&s->mu);
         free(s->path);
@@ -116,6 +125,7 @@ int fkv_close(fkv_store *s)
     }
     pthread_mutex_lock(&s->mu);
     if (!s->closed) {
+        transaction_close(s);
         commit_close(s);
         upgrade_format(s);
         /* Save the index for a fast reopen; a failure only costs the next
@@ -136,6 +146,7 @@ void fkv_free(fkv_store *s)
         return;
     fkv_close(s);
     if (!store_in_forked_child(s)) { /* a child's copy of the mutex may be locked */
+        transaction_destroy(s);
         commit_destroy(s);
         pthread_mutex_destroy(&s->mu);
     }

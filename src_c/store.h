@@ -76,6 +76,7 @@ typedef struct fkv_verify_report {
     uint64_t intact_records;    /* records whose checksum holds */
     uint64_t puts;
     uint64_t tombstones;
+    uint64_t groups;            /* whole groups (transactions, put_many...) among them */
     uint64_t damaged_regions;   /* runs of bytes before the tail that are not intact records */
     uint64_t damaged_bytes;
     uint64_t first_damage_offset; /* UINT64_MAX if none */
@@ -158,6 +159,60 @@ typedef struct fkv_put_item {
  * file cap); *done is the number of items put, and the caller puts the rest
  * (item *done with fkv_put). On an error nothing was put. */
 int fkv_put_batch(fkv_store *s, const fkv_put_item *items, size_t n, size_t *done);
+
+/* One key of fkv_read_many. */
+typedef struct fkv_many {
+    const char *key;  /* in */
+    size_t klen;
+    int status;       /* out: FKV_OK, FKV_ENOTFOUND or FKV_EEXPIRED */
+    size_t voff, vlen; /* out, when FKV_OK: the value in the buffer */
+    uint64_t at;      /* (its record's offset in the file) */
+} fkv_many;
+
+/* Read keys k[0..n) as of one moment (their lookups under one hold of the
+ * mutex, as one read's): each one's status and, for a live key, its value
+ * at (*buf)[voff .. voff + vlen), every record checksummed. *buf is for
+ * fkv_buf_free. An error (FKV_ECORRUPT, FKV_EIO...) answers for all. */
+int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t **buf);
+void fkv_buf_free(uint8_t *buf);
+
+/* ---- groups and transactions (transaction.c) ------------------------------ */
+
+/* One change of a group. */
+typedef struct fkv_change {
+    const char *key;
+    size_t klen;
+    const uint8_t *val;   /* a put's value (compact JSON); NULL for a delete */
+    size_t vlen;
+    uint64_t deadline_ms; /* a put's deadline, ms since the epoch; 0: none */
+    int op;               /* FKV_CHANGE_PUT or FKV_CHANGE_DELETE */
+} fkv_change;
+
+#define FKV_CHANGE_PUT 1
+#define FKV_CHANGE_DELETE 2 /* of the key if it is live; skipped if not */
+
+/* Write changes c[0..n), each key named once (else FKV_EDUPLICATE, nothing
+ * written), as one group: one append that recovery takes whole or not at
+ * all, published to the index under one hold of the mutex, and in fsync
+ * mode one flush. *deleted receives how many deletes were written. Waits
+ * while another thread's transaction holds the writer slot; FKV_ETXN on
+ * the thread that holds it. Compacts first if the group would pass the
+ * cap, else FKV_EFULL, writing nothing. */
+int fkv_write_group(fkv_store *s, const fkv_change *c, size_t n, size_t *deleted);
+
+/* Take the store's writer slot for a transaction, waiting while another
+ * holds it; until fkv_txn_end, every other write waits. With token 0 the
+ * transaction is the calling thread's: a plain write of this thread is
+ * refused with FKV_ETXN (as is a second begin), since it would wait for
+ * itself. Another token (an asyncio task's, whose calls run on several
+ * threads) binds no thread. Reads never wait for the slot. */
+int fkv_txn_begin(fkv_store *s, uint64_t token);
+
+/* End the transaction begun with token: write c[0..n) as one group
+ * (fkv_write_group; n may be 0) if commit, nothing if not, and let the slot
+ * go either way. FKV_ETXN if that transaction does not hold the slot. */
+int fkv_txn_end(fkv_store *s, uint64_t token, int commit, const fkv_change *c, size_t n,
+                size_t *deleted);
 
 /* Give a live key a deadline ttl_s seconds from now (0: none), value kept,
  * in one new record. FKV_ENOTFOUND / FKV_EEXPIRED as a read. */

@@ -45,6 +45,19 @@ int store_enter(fkv_store *s, fkv_wait wait)
     return FKV_OK;
 }
 
+int store_writer_wait(fkv_store *s)
+{
+    uint64_t me = fkv_thread_self();
+    while (s->txn_open) {
+        if (s->txn_thread && s->txn_owner == me)
+            return FKV_ETXN;
+        pthread_cond_wait(&s->txn_ended, &s->mu);
+        if (s->closed)
+            return FKV_ECLOSED;
+    }
+    return FKV_OK;
+}
+
 /* ---- lookup and count ---------------------------------------------------- */
 
 FKV_STATIC_ASSERT(FKV_MAX_FILE_SIZE <= FKV_MAP_BYTES, "a whole data file fits its mapping");
@@ -146,6 +159,8 @@ int store_count_live(fkv_store *s, uint64_t now, uint64_t *out)
 int store_apply(fkv_store *s, const uint8_t *rec, const fkv_rec_header *h, uint64_t off,
                 uint32_t hash)
 {
+    if (h->kind == FKV_KIND_GROUP)
+        return FKV_OK; /* a group's header (named by hints): its members follow */
     const char *key = (const char *)rec + FKV_REC_HEADER_SIZE;
     uint8_t buf[FKV_REC_HEADER_SIZE + FKV_KEY_MAX_BYTES];
     found f;

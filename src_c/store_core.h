@@ -100,6 +100,12 @@ struct fkv_store {
     uint32_t cold_skips;     /* reads that skip the page-cache probe (read.c); atomic */
     uint64_t debug_read_pause_ms; /* test hook: the next waiting read sleeps this long */
     uint32_t debug_reads_paused;  /* reads sleeping in that hook now (atomic) */
+    /* The writer slot (transaction.c): held by one thread's transaction
+     * from its begin to its end; other writes wait on txn_ended. */
+    int txn_open;
+    int txn_thread;          /* txn_owner is a thread (fkv_thread_self()) */
+    uint64_t txn_owner;      /* its holder's token */
+    pthread_cond_t txn_ended;
     uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
     uint8_t *batch_buf;        /* FKV_BATCH_BYTES for fkv_put_batch, made at its first call */
 };
@@ -158,6 +164,15 @@ int store_in_forked_child(const fkv_store *s);
 int store_enter(fkv_store *s, fkv_wait wait);
 
 static inline void store_leave(fkv_store *s) { pthread_mutex_unlock(&s->mu); }
+
+/* A write's turn at the writer slot (s->mu held): at once while no
+ * transaction is open, else after it ends (the wait lets s->mu go), and
+ * FKV_ETXN on the thread that holds it, which would wait for itself. */
+int store_writer_wait(fkv_store *s);
+static inline int store_writer_turn(fkv_store *s)
+{
+    return FKV_LIKELY(!s->txn_open) ? FKV_OK : store_writer_wait(s);
+}
 
 /* Complete a record found by a lookup: read the rest of it from fd into
  * buf after the f->got bytes already there, and check its checksum unless

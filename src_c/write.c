@@ -6,6 +6,7 @@
  * it, so a reader or a crash sees the old state or the new one. In fsync
  * mode the writer then waits for a flush that covers its record (commit.c).
  */
+#include "write.h"
 #include "recover.h"
 #include "commit.h"
 #include "compact.h"
@@ -38,11 +39,7 @@ static int begin_session(fkv_store *s)
     return FKV_OK;
 }
 
-/* Append encoded records (len bytes, the last one starting at last) at the
- * end of the log. On failure the file is cut back, so no partial record is
- * ever visible after a reopen (nothing past s->end was acknowledged:
- * writers are serialized by the mutex). */
-static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
+int write_append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
 {
     int rc;
     if (FKV_UNLIKELY(!s->writing) && (rc = begin_session(s)) != FKV_OK)
@@ -64,9 +61,13 @@ static int append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
     return FKV_OK;
 }
 
-/* The end of every write call: in fsync mode, wait for a flush that covers
- * the record just appended (commit.c). */
-static int finish_write(fkv_store *s, int rc)
+int write_ready(fkv_store *s)
+{
+    int rc = store_writer_turn(s);
+    return rc == FKV_OK ? commit_writable(s) : rc;
+}
+
+int write_finish(fkv_store *s, int rc)
 {
     if (rc == FKV_OK)
         snapshot_written(s);
@@ -115,7 +116,7 @@ static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_
     }
     const found *old = rc == FKV_OK ? &f : NULL;
     size_t n = fkv_record_encode(s->wbuf, FKV_KIND_PUT, key, klen, val, vlen, deadline);
-    if ((rc = append(s, s->wbuf, n, 0)) != FKV_OK)
+    if ((rc = write_append(s, s->wbuf, n, 0)) != FKV_OK)
         return rc;
     store_point(s, hash, s->end - n, n, deadline, old, was_live);
     compact_maybe(s);
@@ -134,9 +135,9 @@ static int write_entry(fkv_store *s, const char *key, size_t klen, const uint8_t
     int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
-    if ((rc = commit_writable(s)) == FKV_OK)
+    if ((rc = write_ready(s)) == FKV_OK)
         rc = write_locked(s, key, klen, val, vlen, when, kind, wk);
-    return finish_write(s, rc);
+    return write_finish(s, rc);
 }
 
 int fkv_create(fkv_store *s, const char *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -197,9 +198,9 @@ int fkv_touch(fkv_store *s, const char *key, size_t klen, uint64_t ttl_s)
     int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
-    if ((rc = commit_writable(s)) == FKV_OK)
+    if ((rc = write_ready(s)) == FKV_OK)
         rc = touch_locked(s, key, klen, ttl_s);
-    return finish_write(s, rc);
+    return write_finish(s, rc);
 }
 
 static int delete_locked(fkv_store *s, const char *key, size_t klen)
@@ -218,7 +219,7 @@ static int delete_locked(fkv_store *s, const char *key, size_t klen)
         return compact_locked(s, f.pos);
     }
     n = fkv_record_encode(s->wbuf, FKV_KIND_DEL, key, klen, NULL, 0, 0);
-    if ((rc = append(s, s->wbuf, n, 0)) != FKV_OK)
+    if ((rc = write_append(s, s->wbuf, n, 0)) != FKV_OK)
         return rc;
     store_unpoint(s, &f);
     compact_maybe(s);
@@ -232,9 +233,9 @@ int fkv_delete(fkv_store *s, const char *key, size_t klen)
     int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
-    if ((rc = commit_writable(s)) == FKV_OK)
+    if ((rc = write_ready(s)) == FKV_OK)
         rc = delete_locked(s, key, klen);
-    return finish_write(s, rc);
+    return write_finish(s, rc);
 }
 
 /* ---- a batch of puts, for the pipelined server --------------------------------- */
@@ -287,7 +288,7 @@ static int put_batch_locked(fkv_store *s, const fkv_put_item *items, size_t n, s
     if (k == 0)
         return FKV_OK;
     uint64_t base = s->end;
-    if ((rc = append(s, s->batch_buf, used, st[k - 1].off)) != FKV_OK)
+    if ((rc = write_append(s, s->batch_buf, used, st[k - 1].off)) != FKV_OK)
         return rc;
     for (size_t i = 0; i < k; i++)
         store_point(s, st[i].hash, base + st[i].off, st[i].len, 0,
@@ -303,7 +304,7 @@ int fkv_put_batch(fkv_store *s, const fkv_put_item *items, size_t n, size_t *don
     int rc = store_enter_all(s);
     if (rc != FKV_OK)
         return rc;
-    if ((rc = commit_writable(s)) == FKV_OK)
+    if ((rc = write_ready(s)) == FKV_OK)
         rc = put_batch_locked(s, items, n, done);
-    return finish_write(s, rc);
+    return write_finish(s, rc);
 }
