@@ -136,8 +136,8 @@ cdef extern from "store.h" nogil:
         int status
         size_t voff
         size_t vlen
-    int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t **buf)
-    void fkv_buf_free(uint8_t *buf)
+    int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap,
+                      size_t *need)
 
     ctypedef struct fkv_change:
         const char *key

@@ -501,9 +501,7 @@ cdef class Store:
     def _read_record(self, key):
         return _read_record(self, key)
 
-    @property
-    def max_transaction_bytes(self):
-        """The most bytes of records one transaction or batch call may hold."""
+    def _max_transaction_bytes(self):
         return self._max_txn_bytes
 
     def __contains__(self, key):

@@ -4,6 +4,7 @@
 # key's UTF-8 is cached inside the str, so the list keeps every byte the C
 # call reads alive.
 
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 
@@ -112,11 +113,18 @@ cdef Py_ssize_t _delete_many(Store store, object keys) except -1:
     return <Py_ssize_t>_write_changes(store, list(staged.values()), False, 0, False)
 
 
+# Buffers for get_many, reused (taken and given back with the GIL held): a
+# fresh 100 KiB each call cost new pages every time.
+cdef list _spare_buffers = []
+
+
 cdef dict _get_many(Store store, object keys):
     cdef list ks = keys if type(keys) is list else list(keys)
     cdef Py_ssize_t n = len(ks), i, klen
     cdef fkv_many *m = <fkv_many *>PyMem_Malloc((n if n else 1) * sizeof(fkv_many))
-    cdef uint8_t *buf = NULL
+    cdef bytearray space = _spare_buffers.pop() if _spare_buffers else bytearray(64 * 1024)
+    cdef uint8_t *buf
+    cdef size_t cap, need = 0
     cdef dict out = {}
     cdef int rc
     if m == NULL:
@@ -126,8 +134,14 @@ cdef dict _get_many(Store store, object keys):
             m[i].key = _key_utf8(ks[i], &klen)
             m[i].klen = <size_t>klen
         store._live()
-        with nogil:
-            rc = fkv_read_many(store._s, m, <size_t>n, &buf)
+        while True:
+            buf = <uint8_t *>PyByteArray_AS_STRING(space)
+            cap = <size_t>len(space)
+            with nogil:
+                rc = fkv_read_many(store._s, m, <size_t>n, buf, cap, &need)
+            if rc != FKV_ENOMEM or need <= cap:
+                break
+            space = bytearray(need + need // 4)
         if rc != FKV_OK:
             _raise(store, rc, None)
         for i in range(n):
@@ -135,8 +149,9 @@ cdef dict _get_many(Store store, object keys):
                 key = ks[i]
                 out[key] = store._parse(key, buf, m[i].voff, m[i].vlen)
     finally:
-        fkv_buf_free(buf)
         PyMem_Free(m)
+        if len(_spare_buffers) < 4 and len(space) <= 4 * 1024 * 1024:
+            _spare_buffers.append(space)
     return out
 
 

@@ -34,11 +34,13 @@ from types import TracebackType
 from typing import Any, AsyncIterator, Callable, Generator, Optional, Type, TypeVar
 
 from fastkv import _core
-from fastkv.datastore import DEFAULT_MAX_FILE_SIZE, DataStore
+from fastkv.datastore import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_TRANSACTION_BYTES, DataStore
+from fastkv.errors import TransactionError
+from fastkv.transaction import Transaction
 from fastkv.locations import PathArg
 from fastkv.locations import url_scheme
 
-__all__ = ["AsyncDataStore", "AsyncRedisStore", "open"]
+__all__ = ["AsyncDataStore", "AsyncTransaction", "AsyncRedisStore", "open"]
 
 _WOULD_WAIT = _core.WOULD_WAIT
 _MISSING: Any = object()
@@ -66,16 +68,20 @@ class AsyncDataStore:
 
     ``AsyncDataStore.wrap(db)`` wraps a DataStore that is open already."""
 
-    __slots__ = ("_db", "_inline_writes", "_how")
+    __slots__ = ("_db", "_inline_writes", "_how", "_txn_task", "_txn_turn")
 
     def __init__(self, path: Optional[PathArg] = None, *,
                  max_file_size: int = DEFAULT_MAX_FILE_SIZE, durability: str = "process",
-                 lock_timeout: float = 0.0) -> None:
+                 lock_timeout: float = 0.0,
+                 max_transaction_bytes: int = DEFAULT_MAX_TRANSACTION_BYTES) -> None:
         self._how: Callable[[], DataStore] = functools.partial(
             DataStore, path, max_file_size=max_file_size, durability=durability,
-            lock_timeout=lock_timeout)
+            lock_timeout=lock_timeout, max_transaction_bytes=max_transaction_bytes)
         self._db: Any = _NotOpen()
         self._inline_writes = False
+        # the task whose transaction holds (or is taking) the writer slot
+        self._txn_task: Optional[asyncio.Task[Any]] = None
+        self._txn_turn: Optional[asyncio.Lock] = None  # one task's transaction at a time
 
     @classmethod
     def wrap(cls, db: DataStore) -> "AsyncDataStore":
@@ -84,6 +90,8 @@ class AsyncDataStore:
         self._how = lambda: db
         self._db = db
         self._inline_writes = db.durability == "process"
+        self._txn_task = None
+        self._txn_turn = None
         return self
 
     @classmethod
@@ -114,6 +122,11 @@ class AsyncDataStore:
     def durability(self) -> str:
         mode: str = self._db.durability
         return mode
+
+    @property
+    def max_transaction_bytes(self) -> int:
+        limit: int = self._db.max_transaction_bytes
+        return limit
 
     # -- reads: inline when the answer is in memory ---------------------------
 
@@ -166,11 +179,40 @@ class AsyncDataStore:
         """(value, deadline in ms since the Unix epoch, or None): as DataStore."""
         return await _in_thread(functools.partial(self._db.read_with_deadline, key))
 
-    async def _write(self, call: Callable[..., None], *args: Any) -> None:
+    async def get_many(self, keys: Any) -> dict[str, Any]:
+        """The live keys among keys and their values, as DataStore.get_many."""
+        return await _in_thread(functools.partial(self._db.get_many, list(keys)))
+
+    async def put_many(self, items: Any, ttl: Optional[int] = None) -> None:
+        """DataStore.put_many: one atomic group."""
+        await self._write(self._db.put_many, items, ttl)
+
+    async def delete_many(self, keys: Any) -> int:
+        """DataStore.delete_many: one atomic group; how many were deleted."""
+        result: int = await self._write(self._db.delete_many, keys)
+        return result
+
+    def transaction(self) -> "AsyncTransaction":
+        """``async with db.transaction() as tx:``: DataStore.transaction for
+        asyncio. The writer slot is taken in a worker thread; ``tx``'s calls
+        (``tx.read``, ``tx.put``, ...) are plain calls, run inline; the
+        commit runs in a worker thread when it must flush. Writes of other
+        tasks wait for it; a write through the store from the task that
+        holds it raises TransactionError."""
+        return AsyncTransaction(self)
+
+    async def _write(self, call: Callable[..., Any], *args: Any) -> Any:
+        if self._txn_task is not None:
+            # a task's transaction holds the slot: waiting for it inline
+            # would stall the loop that must run that task
+            if self._txn_task is asyncio.current_task():
+                raise TransactionError(
+                    "this task holds an open transaction on the store: write through it "
+                    "(tx.put, tx.delete, ...) or end it first")
+            return await _in_thread(functools.partial(call, *args))
         if self._inline_writes:
-            call(*args)
-        else:
-            await _in_thread(functools.partial(call, *args))
+            return call(*args)
+        return await _in_thread(functools.partial(call, *args))
 
     # -- iteration: each batch read in a worker thread ----------------------
 
@@ -223,6 +265,55 @@ class AsyncDataStore:
         if isinstance(self._db, _NotOpen):
             return "AsyncDataStore(<not open yet>)"
         return f"AsyncDataStore({str(self._db.path)!r})"
+
+
+class AsyncTransaction:
+    """What ``AsyncDataStore.transaction()`` returns: entered with ``async
+    with``, it gives a fastkv.Transaction whose calls run inline; leaving the
+    block commits it (an exception discards it)."""
+
+    __slots__ = ("_store", "_tx")
+
+    def __init__(self, store: AsyncDataStore) -> None:
+        self._store = store
+        self._tx: Optional[Transaction] = None
+
+    async def __aenter__(self) -> Transaction:
+        store, task = self._store, asyncio.current_task()
+        if store._txn_task is not None and store._txn_task is task:
+            raise TransactionError(
+                "this task already holds an open transaction on the store: transactions "
+                "do not nest")
+        if store._txn_turn is None:
+            store._txn_turn = asyncio.Lock()
+        await store._txn_turn.acquire()  # another task's transaction: wait here
+        store._txn_task = task
+        try:
+            # a token of its own: the task's calls run on several threads
+            self._tx = await _in_thread(
+                functools.partial(Transaction, store._db, id(self) or 1))
+        except BaseException:
+            store._txn_task = None
+            store._txn_turn.release()
+            raise
+        return self._tx
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        tx, store = self._tx, self._store
+        assert tx is not None
+        try:
+            if not tx.active:
+                return
+            end = tx.commit if exc_type is None else tx.rollback
+            if store._inline_writes and exc_type is None:
+                end()
+            else:
+                await _in_thread(end)
+        finally:
+            store._txn_task = None
+            if store._txn_turn is not None:
+                store._txn_turn.release()
 
 
 async def open(location: Optional[PathArg] = None, **options: Any) -> Any:

@@ -110,6 +110,13 @@ class DataStore(_core.Store):
     def durability(self) -> str:
         return self._durability
 
+    @property
+    def max_transaction_bytes(self) -> int:
+        """The most bytes of records one transaction, put_many or
+        delete_many may hold."""
+        limit: int = self._max_transaction_bytes()
+        return limit
+
     def stats(self) -> dict[str, Any]:
         """Counters of the store: ``live_keys``, ``file_bytes``, ``dead_bytes``
         (reclaimable by compact()), ``index_bytes`` (memory of the index),

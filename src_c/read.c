@@ -249,19 +249,20 @@ static int find_many(fkv_store *s, fkv_many *k, size_t n, uint64_t *total, fkv_f
     return rc;
 }
 
-int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t **out)
+int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap, size_t *need)
 {
     fkv_file *file = NULL;
     uint64_t total = 0, end = 0;
-    *out = NULL;
     int rc = find_many(s, k, n, &total, &file, &end);
     if (rc != FKV_OK)
         return rc;
+    *need = (size_t)total;
+    if (total > cap) {
+        fkv_file_unpin(file);
+        return FKV_ENOMEM; /* the caller grows buf to *need and asks again */
+    }
     /* The records are read with the mutex let go: they never change, and
      * the pinned file outlives a compaction that replaces it. */
-    uint8_t *buf = (uint8_t *)malloc(total ? (size_t)total : 1);
-    if (!buf)
-        rc = FKV_ENOMEM;
     for (size_t i = 0; i < n && rc == FKV_OK; i++) {
         if (k[i].status != FKV_OK)
             continue;
@@ -274,15 +275,5 @@ int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t **out)
             rc = fkv_corrupt_at(k[i].at);
     }
     fkv_file_unpin(file);
-    if (rc != FKV_OK) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    return FKV_OK;
-}
-
-void fkv_buf_free(uint8_t *buf)
-{
-    free(buf);
+    return rc;
 }

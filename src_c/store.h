@@ -171,10 +171,11 @@ typedef struct fkv_many {
 
 /* Read keys k[0..n) as of one moment (their lookups under one hold of the
  * mutex, as one read's): each one's status and, for a live key, its value
- * at (*buf)[voff .. voff + vlen), every record checksummed. *buf is for
- * fkv_buf_free. An error (FKV_ECORRUPT, FKV_EIO...) answers for all. */
-int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t **buf);
-void fkv_buf_free(uint8_t *buf);
+ * at buf[voff .. voff + vlen), every record checksummed. *need receives
+ * the bytes the live records take; past cap, FKV_ENOMEM and nothing read
+ * (the caller grows buf and asks again). An error (FKV_ECORRUPT,
+ * FKV_EIO...) answers for all. */
+int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap, size_t *need);
 
 /* ---- groups and transactions (transaction.c) ------------------------------ */
 

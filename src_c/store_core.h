@@ -106,6 +106,7 @@ struct fkv_store {
     int txn_thread;          /* txn_owner is a thread (fkv_thread_self()) */
     uint64_t txn_owner;      /* its holder's token */
     pthread_cond_t txn_ended;
+    void *group_scratch;     /* buffers of group writes, kept between calls (transaction.c) */
     uint8_t wbuf[FKV_REC_MAX]; /* record being encoded; guarded by mu */
     uint8_t *batch_buf;        /* FKV_BATCH_BYTES for fkv_put_batch, made at its first call */
 };

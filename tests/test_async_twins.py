@@ -40,6 +40,9 @@ def test_every_public_name_has_an_async_twin_with_the_same_parameters(
             continue
         assert parameters(getattr(sync, name)) == parameters(getattr(twin, name)), name
         fn = getattr(twin, name)
+        if name == "transaction":  # an async context manager: `async with db.transaction()`
+            assert hasattr(fn(object.__new__(twin)), "__aenter__"), name
+            continue
         assert inspect.iscoroutinefunction(fn) or name in ("keys", "items") and \
             (inspect.isasyncgenfunction(fn) or "AsyncIterator" in str(
                 inspect.signature(fn).return_annotation)), f"{twin.__name__}.{name} is not async"

@@ -508,3 +508,69 @@ def test_a_damaged_group_inside_the_log_is_refused_and_repair_drops_it_whole(
     fastkv.repair(path)
     with DataStore(path) as db:
         assert dict(db.items()) == {"a": {"v": 1}, "b": {"v": 1}, "after": {"v": 3}}
+
+
+# ---- asyncio ----------------------------------------------------------------------------
+
+
+def test_async_transaction_and_batches(store_path: Path) -> None:
+    import asyncio
+
+    import fastkv.aio
+
+    async def main() -> None:
+        async with fastkv.aio.AsyncDataStore(store_path) as db:
+            await db.put_many({"a": {"v": 1}, "b": {"v": 2}})
+            assert await db.get_many(["a", "b", "c"]) == {"a": {"v": 1}, "b": {"v": 2}}
+            async with db.transaction() as tx:
+                tx.put("a", {"v": tx.read("a")["v"] + 10})
+                tx.delete("b")
+                with pytest.raises(TransactionError):
+                    await db.put("x", {})
+                with pytest.raises(TransactionError, match="nest"):
+                    async with db.transaction():
+                        pass
+                assert await db.get("a") == {"v": 1}
+            assert await db.get_many(["a", "b"]) == {"a": {"v": 11}}
+            with pytest.raises(RuntimeError):
+                async with db.transaction() as tx:
+                    tx.put("a", {"v": 0})
+                    raise RuntimeError("discard")
+            assert await db.read("a") == {"v": 11}
+            assert await db.delete_many(["a", "zz"]) == 1
+
+            await db.put("n", {"n": 0})
+
+            async def bump() -> None:
+                for _ in range(25):
+                    async with db.transaction() as tx:
+                        n = tx.read("n")["n"]
+                        await asyncio.sleep(0)  # let the others try meanwhile
+                        tx.put("n", {"n": n + 1})
+
+            async def plain() -> None:
+                for i in range(25):
+                    await db.put(f"p{i}", {})
+
+            await asyncio.wait_for(asyncio.gather(*(bump() for _ in range(4)), plain()), JOIN)
+            assert await db.read("n") == {"n": 100}
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("durability", ["process", "fsync"])
+def test_async_store_takes_max_transaction_bytes(store_path: Path, durability: str) -> None:
+    import asyncio
+
+    import fastkv.aio
+
+    async def main() -> None:
+        async with fastkv.aio.AsyncDataStore(store_path, durability=durability,
+                                             max_transaction_bytes=2048) as db:
+            with pytest.raises(TransactionError):
+                await db.put_many({f"k{i}": {"pad": "x" * 100} for i in range(30)})
+            async with db.transaction() as tx:
+                tx.put("k", {"v": 1})
+            assert await db.read("k") == {"v": 1}
+
+    asyncio.run(main())
