@@ -189,7 +189,7 @@ class Transaction:
         self._check()
         staged: dict[str, tuple[str, Optional[bytes], int]] = {}
         for key in keys:
-            _core.record_bytes(key, None)  # checks the key
+            _core.check_key(key)
             if key not in staged and self._live(key):
                 staged[key] = (key, None, 0)
         self._stage(list(staged.values()))
