@@ -136,8 +136,12 @@ cdef extern from "store.h" nogil:
         int status
         size_t voff
         size_t vlen
+        uint64_t at
     int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap,
                       size_t *need)
+    int fkv_try_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap,
+                          size_t *need)
+    int fkv_versions(fkv_store *s, fkv_many *k, size_t n, uint64_t *epoch)
 
     ctypedef struct fkv_change:
         const char *key

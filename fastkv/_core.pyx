@@ -498,6 +498,12 @@ cdef class Store:
         writing changes if commit; the number of deletes written."""
         return _write_changes(self, changes, True, token, commit)
 
+    def _versions(self, keys):
+        """Each key's version as of one moment, for WATCH: (compactions,
+        its record's offset) for a live key, (compactions, -1) for one that
+        is not. Any write to a key changes it."""
+        return _versions(self, keys)
+
     def _read_record(self, key):
         return _read_record(self, key)
 

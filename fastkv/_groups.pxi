@@ -155,6 +155,27 @@ cdef dict _get_many(Store store, object keys):
     return out
 
 
+cdef list _versions(Store store, list keys):
+    cdef Py_ssize_t n = len(keys), i, klen
+    cdef fkv_many *m = <fkv_many *>PyMem_Malloc((n if n else 1) * sizeof(fkv_many))
+    cdef uint64_t epoch = 0
+    cdef int rc
+    if m == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            m[i].key = _key_utf8(keys[i], &klen)
+            m[i].klen = <size_t>klen
+        store._live()
+        with nogil:
+            rc = fkv_versions(store._s, m, <size_t>n, &epoch)
+        if rc != FKV_OK:
+            _raise(store, rc, None)
+        return [(epoch, m[i].at if m[i].status == FKV_OK else -1) for i in range(n)]
+    finally:
+        PyMem_Free(m)
+
+
 cdef tuple _read_record(Store store, object key):
     """(value bytes, deadline ms or 0) of a live key; raises as read()."""
     cdef Py_ssize_t n

@@ -29,6 +29,48 @@ def value_bytes(Store store, key, bint may_wait=False):
     return PyBytes_FromStringAndSize(<char *>buf + voff, <Py_ssize_t>vlen)
 
 
+def values_many(Store store, list keys, bint may_wait=False):
+    """The compact JSON bytes stored under each of keys (bytes, as a client
+    sent them), all as of one moment: None for a key that is missing,
+    expired or could not be one. WOULD_WAIT as value_bytes gives it."""
+    cdef Py_ssize_t n = len(keys), i
+    cdef fkv_many *m = <fkv_many *>PyMem_Malloc((n if n else 1) * sizeof(fkv_many))
+    cdef bytearray space = _spare_buffers.pop() if _spare_buffers else bytearray(64 * 1024)
+    cdef uint8_t *buf
+    cdef size_t cap, need = 0
+    cdef int rc
+    if m == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            if type(keys[i]) is not bytes:
+                raise TypeError("values_many takes keys as bytes")
+            m[i].key = PyBytes_AS_STRING(keys[i])
+            m[i].klen = <size_t>PyBytes_GET_SIZE(keys[i])
+        store._live()
+        while True:
+            buf = <uint8_t *>PyByteArray_AS_STRING(space)
+            cap = <size_t>len(space)
+            if may_wait:
+                with nogil:
+                    rc = fkv_read_many(store._s, m, <size_t>n, buf, cap, &need)
+            else:
+                rc = fkv_try_read_many(store._s, m, <size_t>n, buf, cap, &need)
+                if rc == FKV_EAGAIN:
+                    return WOULD_WAIT
+            if rc != FKV_ENOMEM or need <= cap:
+                break
+            space = bytearray(need + need // 4)
+        if rc != FKV_OK:
+            _raise(store, rc, None)
+        return [PyBytes_FromStringAndSize(<char *>buf + m[i].voff, <Py_ssize_t>m[i].vlen)
+                if m[i].status == FKV_OK else None for i in range(n)]
+    finally:
+        PyMem_Free(m)
+        if len(_spare_buffers) < 4 and len(space) <= 4 * 1024 * 1024:
+            _spare_buffers.append(space)
+
+
 def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t budget,
                bint resp3, Py_ssize_t max_args, Py_ssize_t max_bulk):
     """Answer the requests in buf from pos while each is a plain `GET key`

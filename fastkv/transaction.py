@@ -138,6 +138,16 @@ class Transaction:
             out[key] = orjson.loads(value)
         return out
 
+    def _value_bytes(self, key: str) -> Optional[bytes]:
+        """The stored bytes of key as this transaction sees it, or None
+        (for RESP's GET inside EXEC)."""
+        self._check()
+        try:
+            value, _ = self._record(key)
+        except KeyNotFoundError:
+            return None
+        return value
+
     # ---- writes ----------------------------------------------------------------
 
     def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
@@ -161,6 +171,18 @@ class Transaction:
 
     def __delitem__(self, key: str) -> None:
         self.delete(key)
+
+    def _put_until(self, key: str, value: Any, deadline_ms: int, replace: bool) -> None:
+        """put() (create() unless replace) with an absolute deadline in ms
+        since the epoch, as DataStore.create_until (for RESP's SET PX)."""
+        self._check()
+        _core.check_key(key)
+        encoded = _core.encode_value(value, key)
+        if deadline_ms <= _core.now_ms():
+            raise KeyExpiredError(key, self._where())
+        if not replace and self._live(key):
+            raise KeyExistsError(key, self._where())
+        self._stage([(key, encoded, deadline_ms)])
 
     def touch(self, key: str, ttl: Optional[int]) -> None:
         self._check()

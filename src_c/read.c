@@ -208,11 +208,11 @@ int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 
 /* Under one hold of the mutex: each key's status, and where its record
  * lies in the file; the file pinned. *total: bytes of the live records. */
-static int find_many(fkv_store *s, fkv_many *k, size_t n, uint64_t *total, fkv_file **file,
-                     uint64_t *end)
+static int find_many(fkv_store *s, fkv_many *k, size_t n, fkv_wait wait, uint64_t *total,
+                     fkv_file **file, uint64_t *end, uint64_t *epoch)
 {
     uint8_t hint[READ_HINT];
-    int rc = store_enter(s, FKV_MAY_WAIT);
+    int rc = store_enter(s, wait);
     if (rc != FKV_OK)
         return rc;
     uint64_t now = fkv_now_ms(), used = 0;
@@ -220,9 +220,9 @@ static int find_many(fkv_store *s, fkv_many *k, size_t n, uint64_t *total, fkv_f
         found f;
         uint32_t hash = fkv_hash(k[i].key, k[i].klen);
         k[i].status = FKV_ENOTFOUND;
-        if (!key_len_ok(k[i].klen) || (rc = store_ready(s, hash, FKV_MAY_WAIT)) != FKV_OK)
+        if (!key_len_ok(k[i].klen) || (rc = store_ready(s, hash, wait)) != FKV_OK)
             continue;
-        rc = store_lookup(s, k[i].key, k[i].klen, hash, hint, sizeof hint, FKV_MAY_WAIT, &f);
+        rc = store_lookup(s, k[i].key, k[i].klen, hash, hint, sizeof hint, wait, &f);
         if (rc == FKV_ENOTFOUND) {
             rc = FKV_OK;
             continue;
@@ -242,6 +242,7 @@ static int find_many(fkv_store *s, fkv_many *k, size_t n, uint64_t *total, fkv_f
     if (rc == FKV_OK) {
         *file = s->file;
         *end = s->end;
+        *epoch = s->compactions;
         fkv_file_pin(*file);
         *total = used;
     }
@@ -249,11 +250,12 @@ static int find_many(fkv_store *s, fkv_many *k, size_t n, uint64_t *total, fkv_f
     return rc;
 }
 
-int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap, size_t *need)
+static int read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap, size_t *need,
+                     fkv_wait wait)
 {
     fkv_file *file = NULL;
-    uint64_t total = 0, end = 0;
-    int rc = find_many(s, k, n, &total, &file, &end);
+    uint64_t total = 0, end = 0, epoch = 0;
+    int rc = find_many(s, k, n, wait, &total, &file, &end, &epoch);
     if (rc != FKV_OK)
         return rc;
     *need = (size_t)total;
@@ -269,11 +271,34 @@ int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap,
         uint8_t *rec = buf + k[i].voff - FKV_REC_HEADER_SIZE - k[i].klen;
         size_t size = FKV_REC_HEADER_SIZE + k[i].klen + k[i].vlen, got = 0;
         fkv_rec_header h;
-        rc = read_record_at(file->fd, file->map, end, k[i].at, rec, size, FKV_MAY_WAIT, &h, &got);
+        rc = read_record_at(file->fd, file->map, end, k[i].at, rec, size, wait, &h, &got);
         if (rc == FKV_OK && (got != size || fkv_record_size(&h) != size ||
                              !fkv_record_checksum_ok(rec, &h)))
             rc = fkv_corrupt_at(k[i].at);
     }
     fkv_file_unpin(file);
+    return rc;
+}
+
+int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap, size_t *need)
+{
+    return read_many(s, k, n, buf, cap, need, FKV_MAY_WAIT);
+}
+
+int fkv_try_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap,
+                      size_t *need)
+{
+    int rc = read_many(s, k, n, buf, cap, need, FKV_NO_WAIT);
+    note_miss(s, rc);
+    return rc;
+}
+
+int fkv_versions(fkv_store *s, fkv_many *k, size_t n, uint64_t *epoch)
+{
+    fkv_file *file = NULL;
+    uint64_t total = 0, end = 0;
+    int rc = find_many(s, k, n, FKV_MAY_WAIT, &total, &file, &end, epoch);
+    if (rc == FKV_OK)
+        fkv_file_unpin(file);
     return rc;
 }

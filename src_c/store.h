@@ -177,6 +177,17 @@ typedef struct fkv_many {
  * FKV_EIO...) answers for all. */
 int fkv_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap, size_t *need);
 
+/* fkv_read_many that never waits (for the mutex or the disk): FKV_EAGAIN
+ * instead, and the caller asks fkv_read_many. */
+int fkv_try_read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t cap,
+                      size_t *need);
+
+/* Where keys k[0..n) stand, as of one moment, without reading them: each
+ * one's status and, for a live key, its record's offset (at). *epoch: the
+ * store's compactions so far. A key's (epoch, at) changes with every write
+ * to it (the log only grows between compactions): a version for WATCH. */
+int fkv_versions(fkv_store *s, fkv_many *k, size_t n, uint64_t *epoch);
+
 /* ---- groups and transactions (transaction.c) ------------------------------ */
 
 /* One change of a group. */

@@ -28,6 +28,7 @@ from fastkv.serving import resp_codec as rc
 from fastkv.serving.limits import Limits
 from fastkv.serving.loop import Connection, ServingLoop
 from fastkv.serving.resp_commands import COMMANDS, Reply, Usage, refused, unknown
+from fastkv.serving.resp_transactions import IMMEDIATE, TRANSACTION_COMMANDS, enqueue
 
 __all__ = ["RespService"]
 
@@ -49,6 +50,10 @@ class _Conn(Connection):
         self.authed = service.token is None
         self.resp3 = False
         self.name = b""
+        self.queue: Optional[list[list[bytes]]] = None  # after MULTI
+        self.queue_failed = False
+        self.queue_bytes = 0
+        self.watched: dict[str, tuple[int, int]] = {}
 
     def on_data(self, data: bytes) -> None:
         self.buf += data
@@ -71,7 +76,8 @@ class _Conn(Connection):
             pos, size, more = 0, 0, False
             try:
                 while not self.closing:
-                    if self.authed:  # plain GETs and SETs answered in C, the rest below
+                    if self.authed and self.queue is None:
+                        # plain GETs and SETs answered in C, the rest below
                         pos, added, answered, cmd, end = _batch(
                             db, buf, pos, out, budget - size, self.resp3, _MAX_ARGS, _MAX_BULK)
                         size += added
@@ -126,7 +132,7 @@ class RespService:
         self.port = 0
         self.commands_processed = 0
         self.started = time.time()
-        self._table = COMMANDS
+        self._table = {**COMMANDS, **TRANSACTION_COMMANDS}
 
     def factory(self) -> _Conn:
         return _Conn(self)
@@ -143,11 +149,15 @@ class RespService:
         self.commands_processed += 1
         name = cmd[0].upper()
         entry = self._table.get(name)
+        if entry is None and conn.queue is None:
+            return unknown(cmd)
+        if not conn.authed and name not in (b"AUTH", b"HELLO", b"QUIT"):
+            return _NOAUTH
+        if conn.queue is not None and name not in IMMEDIATE:
+            return enqueue(self, conn, cmd, name, entry)
         if entry is None:
             return unknown(cmd)
         handler, least, most = entry
-        if not conn.authed and name not in (b"AUTH", b"HELLO", b"QUIT"):
-            return _NOAUTH
         argc = len(cmd) - 1
         if argc < least or (most >= 0 and argc > most):
             return rc.error(f"ERR wrong number of arguments for '{name.decode().lower()}' "

@@ -28,10 +28,10 @@ from fastkv.serving.loop import Later
 from fastkv.wire import resp_error
 
 __all__ = ["COMMANDS", "Reply", "Usage", "unknown", "refused", "REDIS_LEVEL", "Server",
-           "Session"]
+           "Session", "Handler", "key_of", "parse_set", "deadline_ms", "expire_args"]
 
 _WOULD_WAIT = _core.WOULD_WAIT
-_value_bytes = _core.value_bytes
+_value_bytes, _values_many = _core.value_bytes, _core.values_many
 # The protocol level clients are told (INFO redis_version, HELLO version):
 # the commands here behave as Redis 7.0's do.
 REDIS_LEVEL = "7.0.0"
@@ -64,6 +64,13 @@ class Session(Protocol):
     resp3: bool
     name: bytes
     closing: bool
+    # MULTI/EXEC (resp_transactions.py): the queue after MULTI (None
+    # outside one), whether a queued command was refused, the bytes queued,
+    # and the WATCHed keys with their versions
+    queue: Optional[list[list[bytes]]]
+    queue_failed: bool
+    queue_bytes: int
+    watched: dict[str, tuple[int, int]]
 
 
 def refused(exc: FastKVError) -> bytes:
@@ -85,7 +92,7 @@ def unknown(cmd: list[bytes]) -> bytes:
                     f"with args beginning with: {shown}")
 
 
-def _key(raw: bytes) -> str:
+def key_of(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -102,7 +109,7 @@ def _int(raw: bytes) -> int:
 
 
 def _get(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
-    key = _key(cmd[1])
+    key = key_of(cmd[1])
     data = _value_bytes(srv.db, key)
     if data is _WOULD_WAIT:
         return _later(lambda: _value_bytes(srv.db, key, True),
@@ -115,26 +122,19 @@ def _bulk_or_null(result: Optional[bytes], resp3: bool) -> bytes:
 
 
 def _mget(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
-    keys = cmd[1:]
-    out = []
-    for raw in keys:
-        try:
-            data = _value_bytes(srv.db, _key(raw))
-        except InvalidKeyError:
-            data = None  # Redis answers nil for a key that cannot be there
-        if data is _WOULD_WAIT:
-            return _later(lambda: [_mget_one(srv, k) for k in keys],
-                          lambda r: _array_of(r, c.resp3))
-        out.append(data)
-    return _array_of(out, c.resp3)
+    keys = cmd[1:]  # all read as of one moment (a key that cannot be one is nil)
+    values = _values_many(srv.db, keys)
+    if values is _WOULD_WAIT:
+        return _later(lambda: _values_many(srv.db, keys, True),
+                      lambda r: _array_of(r, c.resp3))
+    return _array_of(values, c.resp3)
 
 
-def _mget_one(srv: Server, raw: bytes) -> Optional[bytes]:
-    try:
-        data: Optional[bytes] = _value_bytes(srv.db, _key(raw), True)
-        return data
-    except InvalidKeyError:
-        return None
+def _mset(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
+    if len(cmd) % 2 == 0:
+        raise Usage("ERR wrong number of arguments for 'mset' command")
+    srv.db.put_many([(key_of(cmd[i]), cmd[i + 1]) for i in range(1, len(cmd), 2)])
+    return rc.OK
 
 
 def _array_of(values: list[Optional[bytes]], resp3: bool) -> bytes:
@@ -144,8 +144,10 @@ def _array_of(values: list[Optional[bytes]], resp3: bool) -> bytes:
 _SET_USAGE = "ERR syntax error: fastkv takes SET key value [NX] [EX s | PX ms | EXAT s | PXAT ms]"
 
 
-def _set(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
-    key, value = _key(cmd[1]), cmd[2]
+def parse_set(cmd: list[bytes]) -> tuple[str, bytes, bool, Optional[bytes], int]:
+    """SET's arguments: key, value, NX, the expiry's unit (None, EX, PX,
+    EXAT or PXAT) and amount. Raises Usage or InvalidKeyError."""
+    key, value = key_of(cmd[1]), cmd[2]
     nx = False
     unit: Optional[bytes] = None
     amount = 0
@@ -160,10 +162,15 @@ def _set(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
         else:
             raise Usage(_SET_USAGE)
         i += 1
+    if unit == b"EX" and amount < 1:
+        raise Usage("ERR invalid expire time in 'set' command")
+    return key, value, nx, unit, amount
+
+
+def _set(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
+    key, value, nx, unit, amount = parse_set(cmd)
     db = srv.db
     if unit is None or unit == b"EX":
-        if unit == b"EX" and amount < 1:
-            raise Usage("ERR invalid expire time in 'set' command")
         ttl = amount if unit else None
         if not nx:
             db.put(key, value, ttl)
@@ -173,15 +180,15 @@ def _set(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
         except KeyExistsError:  # Redis answers nil
             return rc.null(c.resp3)
         return rc.OK
-    deadline = _deadline_ms(unit, amount)
     try:
-        db.create_until(key, value, deadline, replace=not nx)
+        db.create_until(key, value, deadline_ms(unit, amount), replace=not nx)
     except KeyExistsError:
         return rc.null(c.resp3)
     return rc.OK  # (a deadline already past is KeyExpiredError: an error reply)
 
 
-def _deadline_ms(unit: bytes, amount: int) -> int:
+def deadline_ms(unit: bytes, amount: int) -> int:
+    """The deadline (ms since the epoch) of SET's PX, EXAT or PXAT amount."""
     if amount < 1:
         raise Usage("ERR invalid expire time in 'set' command")
     now = int(time.time() * 1000)
@@ -192,7 +199,7 @@ def _del(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     gone = 0
     for raw in cmd[1:]:
         try:
-            srv.db.delete(_key(raw))
+            srv.db.delete(key_of(raw))
             gone += 1
         except (KeyNotFoundError, InvalidKeyError):
             pass
@@ -200,7 +207,7 @@ def _del(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
 
 
 def _exists(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
-    keys = [k for k in (_maybe_key(raw) for raw in cmd[1:]) if k is not None]
+    keys = [k for k in (_maybekey_of(raw) for raw in cmd[1:]) if k is not None]
     found = 0
     for k in keys:
         hit = srv.db._try_contains(k)
@@ -210,7 +217,7 @@ def _exists(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     return rc.integer(found)
 
 
-def _maybe_key(raw: bytes) -> Optional[str]:
+def _maybekey_of(raw: bytes) -> Optional[str]:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -218,7 +225,7 @@ def _maybe_key(raw: bytes) -> Optional[str]:
 
 
 def _ttl_cmd(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
-    key = _key(cmd[1])
+    key = key_of(cmd[1])
     in_ms = cmd[0].upper() == b"PTTL"
 
     def reply(left: Optional[float]) -> bytes:
@@ -238,15 +245,22 @@ def _ttl_cmd(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
     return reply(left)
 
 
-def _expire(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
+def expire_args(cmd: list[bytes]) -> tuple[str, int]:
+    """EXPIRE's (PEXPIRE's) key and seconds. Raises Usage, InvalidKeyError,
+    InvalidTTLError."""
     if len(cmd) > 3:
         raise Usage("ERR fastkv takes EXPIRE key seconds (no NX, XX, GT or LT)")
-    key, amount = _key(cmd[1]), _int(cmd[2])
+    key, amount = key_of(cmd[1]), _int(cmd[2])
     if cmd[0].upper() == b"PEXPIRE":
         if amount % 1000:
             raise InvalidTTLError(f"ttl for {key!r} must be whole seconds in fastkv; "
                                   f"PEXPIRE {amount} is not a multiple of 1000 ms")
         amount //= 1000
+    return key, amount
+
+
+def _expire(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
+    key, amount = expire_args(cmd)
     try:
         srv.db.touch(key, amount)
     except KeyNotFoundError:
@@ -255,7 +269,7 @@ def _expire(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
 
 
 def _persist(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
-    key = _key(cmd[1])
+    key = key_of(cmd[1])
     try:
         if srv.db.ttl(key) is None:
             return rc.integer(0)
@@ -425,6 +439,7 @@ Handler = Callable[[Server, Session, list[bytes]], Reply]
 # name -> (handler, least arguments, most arguments or -1)
 COMMANDS: dict[bytes, tuple[Handler, int, int]] = {
         b"GET": (_get, 1, 1), b"MGET": (_mget, 1, -1), b"SET": (_set, 2, -1),
+        b"MSET": (_mset, 2, -1),
         b"DEL": (_del, 1, -1), b"UNLINK": (_del, 1, -1), b"EXISTS": (_exists, 1, -1),
         b"TTL": (_ttl_cmd, 1, 1), b"PTTL": (_ttl_cmd, 1, 1),
         b"EXPIRE": (_expire, 2, -1), b"PEXPIRE": (_expire, 2, -1),
