@@ -31,7 +31,8 @@ RESP_INLINE: object
 
 def resp_next(buf: bytearray, pos: int, max_args: int, max_bulk: int) -> tuple[Any, int]: ...
 def resp_batch(store: Store, buf: bytearray, pos: int, out: list[bytes], budget: int,
-               resp3: bool, max_args: int, max_bulk: int) -> tuple[int, int, int, Any, int]: ...
+               resp3: bool, max_args: int, max_bulk: int,
+               multi_ok: bool = ...) -> tuple[int, int, int, Any, int]: ...
 
 @disjoint_base
 class Progress:

@@ -43,6 +43,7 @@ import orjson as _orjson
 from fastkv.errors import (
     ConfigError,
     CorruptionError,
+    FastKVError,
     InvalidKeyError,
     InvalidPathError,
     InvalidTTLError,

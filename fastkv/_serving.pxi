@@ -72,11 +72,13 @@ def values_many(Store store, list keys, bint may_wait=False):
 
 
 def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t budget,
-               bint resp3, Py_ssize_t max_args, Py_ssize_t max_bulk):
+               bint resp3, Py_ssize_t max_args, Py_ssize_t max_bulk, bint multi_ok=False):
     """Answer the requests in buf from pos while each is a plain `GET key`
     or `SET key value` that needs no wait and meets no error, appending the
     replies to out, until they add up to budget bytes. Consecutive SETs are
-    put in one append (fkv_put_batch). Returns (pos, bytes added, requests
+    put in one append (fkv_put_batch). With multi_ok (the connection WATCHes
+    nothing), a whole `MULTI`, plain SETs, `EXEC` block is one group write
+    (what redis-py's pipeline() of SETs sends). Returns (pos, bytes added, requests
     answered, request, end): request is the one at pos this left for the
     general path (a list of bytes, RESP_INLINE or None, as resp_next gives
     it, which ends at end). Raises RespProtocolError."""
@@ -100,6 +102,18 @@ def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t 
             continue  # request is parsed again, now with nothing staged
         if type(request) is not list:
             break
+        if multi_ok and len(<list>request) == 1 and _is_word(<bytes>(<list>request)[0],
+                                                             b"MULTI", 5):
+            block = _multi_block(store, buf, end, max_args, max_bulk)
+            if block is None:
+                break
+            pos, count = block
+            reply = _multi_replies(count)
+            out.append(reply)
+            sets.size += PyBytes_GET_SIZE(reply)
+            sets.answered += count + 2
+            request = None
+            continue
         reply = _resp_plain_get(store, <list>request, resp3)
         if reply is None:
             break
@@ -111,6 +125,80 @@ def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t 
     # nothing is staged here: staging adds no bytes, so the loop ends only
     # after a reply or a flush
     return pos, sets.size, sets.answered, request, end
+
+
+cdef object _multi_block(Store store, bytearray buf, Py_ssize_t pos, Py_ssize_t max_args,
+                         Py_ssize_t max_bulk):
+    """After a MULTI, plain SETs and then EXEC, all in buf from pos: the
+    SETs written as one group (a key set twice keeps its last value, as the
+    transaction would). (position after EXEC, number of SETs), or None if
+    the block is anything else, not all here yet, over
+    max_transaction_bytes, or its write failed: nothing is then written,
+    and the general path runs it command by command and words any error."""
+    cdef list keys = [], values = []
+    cdef object request
+    while True:
+        try:
+            request, end = _resp_next(buf, pos, max_args, max_bulk)
+        except RespProtocolError:
+            return None
+        if type(request) is not list:
+            return None
+        if len(<list>request) == 1 and _is_word(<bytes>(<list>request)[0], b"EXEC", 4):
+            break
+        if len(<list>request) != 3 or not _is_word(<bytes>(<list>request)[0], b"SET", 3):
+            return None
+        key = _plain_key(<bytes>(<list>request)[1])
+        if key is None:
+            return None
+        try:
+            values.append(_encode((<list>request)[2], key))
+        except FastKVError:
+            return None
+        keys.append(key)
+        pos = end
+    cdef int rc = _put_group(store, keys, values)
+    if rc == FKV_EDUPLICATE:  # a key set twice: its last value, as a transaction keeps
+        last = dict(zip(keys, values))
+        rc = _put_group(store, list(last), list(last.values()))
+    return (end, len(keys)) if rc == FKV_OK else None
+
+
+cdef int _put_group(Store store, list keys, list values) except? -1:
+    """Put keys[i] = values[i] (compact JSON bytes) as one group: the
+    core's result; FKV_EFULL too for one past max_transaction_bytes."""
+    cdef Py_ssize_t n = len(keys), i, klen
+    cdef uint64_t total = 0
+    cdef size_t deleted = 0
+    cdef int rc
+    cdef fkv_change *c = <fkv_change *>PyMem_Malloc((n if n else 1) * sizeof(fkv_change))
+    if c == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            try:
+                c[i].key = _key_utf8(keys[i], &klen)
+            except FastKVError:
+                return FKV_EKEY
+            c[i].klen = <size_t>klen
+            c[i].op = FKV_CHANGE_PUT
+            c[i].val = <const uint8_t *>PyBytes_AS_STRING(values[i])
+            c[i].vlen = <size_t>PyBytes_GET_SIZE(values[i])
+            c[i].deadline_ms = 0
+            total += FKV_REC_HEADER_SIZE + c[i].klen + c[i].vlen
+        if total > store._max_txn_bytes or store._s == NULL:
+            return FKV_EFULL
+        with nogil:
+            rc = fkv_write_group(store._s, c, <size_t>n, &deleted)
+        return rc
+    finally:
+        PyMem_Free(c)
+
+
+cdef bytes _multi_replies(Py_ssize_t count):
+    """MULTI's +OK, a +QUEUED per SET, and EXEC's array of +OK."""
+    return (b"+OK\r\n" + b"+QUEUED\r\n" * count + b"*%d\r\n" % count
+            + b"+OK\r\n" * count)
 
 
 cdef struct _Sets:

@@ -297,3 +297,12 @@ def test_a_connection_closed_inside_multi_writes_nothing(resp: Served, r: Any) -
             got += s.recv(100)
     assert r.get("gone") is None
     assert r.set("after", "{}") is True  # and no writer slot was left taken
+
+
+def test_a_key_set_twice_in_one_block_keeps_its_last_value(r: Any) -> None:
+    p = r.pipeline()
+    for i in range(5):
+        p.set("twice", json.dumps({"i": i}))
+        p.set(f"other{i}", "{}")
+    assert p.execute() == [True] * 10
+    assert r.get("twice") == b'{"i":4}' and r.dbsize() == 6

@@ -79,7 +79,8 @@ class _Conn(Connection):
                     if self.authed and self.queue is None:
                         # plain GETs and SETs answered in C, the rest below
                         pos, added, answered, cmd, end = _batch(
-                            db, buf, pos, out, budget - size, self.resp3, _MAX_ARGS, _MAX_BULK)
+                            db, buf, pos, out, budget - size, self.resp3, _MAX_ARGS, _MAX_BULK,
+                            not self.watched)
                         size += added
                         service.commands_processed += answered
                         if size >= budget:
