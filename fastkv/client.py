@@ -17,12 +17,13 @@ from __future__ import annotations
 import http.client
 import threading
 from types import TracebackType
-from typing import Any, Iterator, Optional, Type
+from typing import Any, Iterable, Iterator, Optional, Type
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
 from fastkv import _core, wire
+from fastkv.client_transaction import ClientTransaction
 from fastkv.errors import (
     ConfigError,
     InvalidKeyError,
@@ -151,6 +152,41 @@ class Client:
         except (KeyNotFoundError, InvalidKeyError):
             return False
         return True
+
+    # -- several keys, transactions ---------------------------------------------
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """As DataStore.get_many: one request (POST /batch/get)."""
+        keys = list(keys)
+        for key in keys:
+            _core.check_key(key)
+        found: dict[str, Any] = self._call("POST", "/batch/get",
+                                           orjson.dumps({"keys": keys}))["values"]
+        return found
+
+    def put_many(self, items: Any, ttl: Optional[int] = None) -> None:
+        """As DataStore.put_many: one request, one atomic group on the server.
+        Every pair is checked here first, as DataStore checks it."""
+        staged: dict[str, orjson.Fragment] = {}
+        for key, value in (items.items() if hasattr(items, "items") else items):
+            _core.check_key(key)
+            staged[key] = orjson.Fragment(_core.encode_value(value, key))
+        _core.check_ttl(ttl, "")
+        self._call("POST", "/batch/put", orjson.dumps({"items": staged, "ttl": ttl}))
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """As DataStore.delete_many: one request, one atomic group."""
+        keys = list(keys)
+        for key in keys:
+            _core.check_key(key)
+        gone: int = self._call("POST", "/batch/delete", orjson.dumps({"keys": keys}))["deleted"]
+        return gone
+
+    def transaction(self) -> ClientTransaction:
+        """An optimistic transaction (fastkv/client_transaction.py): the keys
+        it reads are checked by the server at commit; ConflictError, nothing
+        written, if another client changed one."""
+        return ClientTransaction(self)
 
     def keys(self, prefix: Optional[str] = None) -> Iterator[str]:
         """An iterator over the live keys, or those that start with prefix,

@@ -22,6 +22,8 @@ STATUS_OF: tuple[tuple[type[FastKVError], int], ...] = (
     (errors.InvalidValueError, 400),
     (errors.InvalidTTLError, 400),
     (errors.RequestError, 400),
+    (errors.ConflictError, 409),  # before TransactionError, its base
+    (errors.TransactionError, 400),
     (errors.KeyExistsError, 409),
     (errors.KeyNotFoundError, 404),  # KeyExpiredError too: gone is gone
     (errors.StoreFullError, 507),

@@ -187,6 +187,11 @@ with DataStore(base) as db:
         db.create(f"k{i}", {"i": i, "s": "x" * rng.randrange(60)}, ttl=rng.choice([None, 99]))
         if i % 5 == 0:
             db.delete(f"k{i // 2}") if f"k{i // 2}" in db else None
+        if i % 20 == 0:  # groups among the records: batch calls and transactions
+            db.put_many({f"g{i}-{j}": {"j": j} for j in range(rng.randrange(1, 6))})
+            with db.transaction() as tx:
+                tx.put(f"t{i}", {"i": i})
+                tx.delete(f"g{i}-0")
 good = open(base, "rb").read()
 header = good[:128]
 
@@ -227,8 +232,10 @@ for case in range(cases):
                     pass
             len(db)
             db.create("fuzz-new", {"ok": True})
+            with db.transaction() as tx:
+                tx.put("fuzz-tx", {"n": len(tx.get_many(["k1", "k2", "t20"]))})
             db.compact()
-            assert db.read("fuzz-new") == {"ok": True}
+            assert db.read("fuzz-new") == {"ok": True} and "fuzz-tx" in db
         outcomes["opened"] += 1
     except fastkv.FastKVError:
         outcomes["refused"] += 1

@@ -1,5 +1,6 @@
 """A hypothesis state machine: fastkv against a dict model, with a pinned
-clock for TTLs, reopens and compactions."""
+clock for TTLs, reopens and compactions, batch calls, and transactions of a
+few steps each, committed or aborted at random."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ JSON = st.recursive(
 )
 VALUES = st.dictionaries(st.text(max_size=8), JSON, max_size=5)
 TTLS = st.none() | st.integers(1, 100)
+STEPS = st.lists(st.tuples(st.sampled_from(["put", "create", "delete", "read"]), KEYS, VALUES),
+                 max_size=6)
+
+
+class Abort(Exception):
+    """Raised inside a transaction's block: every change must be discarded."""
 
 START_MS = 1_900_000_000_000
 
@@ -38,10 +45,11 @@ class StoreModel(RuleBasedStateMachine):
         self.db = DataStore(self.path, max_file_size=64 * 1024)
         self.model: dict[str, tuple[Any, Optional[int]]] = {}  # key -> (value, deadline ms)
 
-    def live(self, key: str) -> bool:
-        if key not in self.model:
+    def live(self, key: str, model: Optional[dict[str, tuple[Any, Optional[int]]]] = None) -> bool:
+        model = self.model if model is None else model
+        if key not in model:
             return False
-        deadline = self.model[key][1]
+        deadline = model[key][1]
         return deadline is None or self.now < deadline
 
     @rule(key=KEYS, value=VALUES, ttl=TTLS)
@@ -80,6 +88,66 @@ class StoreModel(RuleBasedStateMachine):
                 raise AssertionError("delete of a missing key succeeded")
             except fastkv.KeyNotFoundError:
                 pass
+
+    @rule(steps=STEPS, abort=st.booleans())
+    def transaction(self, steps: list[tuple[str, str, dict[str, Any]]], abort: bool) -> None:
+        staged = dict(self.model)
+        try:
+            with self.db.transaction() as tx:
+                for op, key, value in steps:
+                    self._step(tx, staged, op, key, value)
+                if abort:
+                    raise Abort
+        except (Abort, fastkv.StoreFullError):  # discarded, or refused at commit
+            return
+        self.model = staged
+
+    def _step(self, tx: Any, staged: dict[str, tuple[Any, Optional[int]]], op: str, key: str,
+              value: dict[str, Any]) -> None:
+        live = self.live(key, staged)
+        if op == "read":
+            assert tx.get(key) == (staged[key][0] if live else None)
+        elif op == "put":
+            tx.put(key, value)
+            staged[key] = (value, None)
+        elif op == "create" and live:
+            try:
+                tx.create(key, value)
+                raise AssertionError("create on a live key succeeded in a transaction")
+            except fastkv.KeyExistsError:
+                pass
+        elif op == "create":
+            tx.create(key, value)
+            staged[key] = (value, None)
+        elif live:
+            tx.delete(key)
+            del staged[key]
+        else:
+            try:
+                tx.delete(key)
+                raise AssertionError("delete of a missing key succeeded in a transaction")
+            except fastkv.KeyNotFoundError:
+                pass
+
+    @rule(items=st.lists(st.tuples(KEYS, VALUES), max_size=5), ttl=TTLS)
+    def put_many(self, items: list[tuple[str, dict[str, Any]]], ttl: Optional[int]) -> None:
+        try:
+            self.db.put_many(items, ttl=ttl)
+        except fastkv.StoreFullError:
+            return
+        for key, value in items:
+            self.model[key] = (value, None if ttl is None else self.now + ttl * 1000)
+
+    @rule(keys=st.lists(KEYS, max_size=5))
+    def delete_many(self, keys: list[str]) -> None:
+        live = {k for k in keys if self.live(k)}
+        assert self.db.delete_many(keys) == len(live)
+        for key in live:
+            del self.model[key]
+
+    @rule(keys=st.lists(KEYS, max_size=5))
+    def get_many(self, keys: list[str]) -> None:
+        assert self.db.get_many(keys) == {k: self.model[k][0] for k in keys if self.live(k)}
 
     @rule(seconds=st.integers(0, 120))
     def advance_clock(self, seconds: int) -> None:

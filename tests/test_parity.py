@@ -9,6 +9,7 @@ results, same exception classes."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
@@ -75,6 +76,40 @@ class Awaited:
     def close(self) -> None:
         self._run(self._store.close())
         self._loop.close()
+
+    def transaction(self) -> "AwaitedTransaction":
+        return AwaitedTransaction(self, self._store.transaction())
+
+
+class AwaitedTransaction:
+    """A sync face over an async transaction: `async with` run as `with`;
+    its calls awaited where they are coroutines (AsyncRedisStore's talk to
+    the server; AsyncDataStore's run inline)."""
+
+    def __init__(self, outer: Awaited, manager: Any) -> None:
+        self._outer, self._manager = outer, manager
+        self._tx: Any = None
+
+    def __enter__(self) -> "AwaitedTransaction":
+        self._tx = self._outer._run(self._manager.__aenter__())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._outer._run(self._manager.__aexit__(*exc))
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._tx, name)
+
+        def call(*args: Any, **kw: Any) -> Any:
+            result = method(*args, **kw)
+            return self._outer._run(result) if inspect.isawaitable(result) else result
+
+        return call
+
+    def __contains__(self, key: object) -> bool:
+        if hasattr(self._tx, "contains"):
+            return bool(self._outer._run(self._tx.contains(key)))
+        return key in self._tx
 
 
 KV = Union[DataStore, Client, "fastkv.RedisStore", Awaited]
@@ -285,3 +320,52 @@ def test_mapping_manners(kv: KV) -> None:
     with pytest.raises(fastkv.InvalidValueError):
         kv["m"] = [1, 2]  # type: ignore[assignment]
     assert "m" not in kv
+
+
+# ---- several keys at once, transactions ---------------------------------------------------
+
+
+def test_batch_calls(kv: KV) -> None:
+    kv.put_many({"b1": {"i": 1}, "b2": {"i": 2}, "b3": {"i": 3}}, ttl=100)
+    kv.put_many([("b4", {"i": 4}), ("b4", {"i": 44})])  # a key given twice: its last value
+    assert kv.get_many(["b1", "b2", "b4", "missing"]) == {
+        "b1": {"i": 1}, "b2": {"i": 2}, "b4": {"i": 44}}
+    left = kv.ttl("b3")
+    assert left is not None and 98 < left <= 100 and kv.ttl("b4") is None
+    with pytest.raises(fastkv.InvalidValueError):  # one refused pair: nothing written
+        kv.put_many({"b1": {"i": -1}, "b5": [1]})  # type: ignore[arg-type]
+    with pytest.raises(fastkv.InvalidKeyError):
+        kv.put_many({"b1": {"i": -1}, "x" * 40: {}})
+    with pytest.raises(fastkv.InvalidTTLError):
+        kv.put_many({"b1": {"i": -1}}, ttl=0)
+    assert kv.read("b1") == {"i": 1} and "b5" not in kv
+    with pytest.raises(fastkv.InvalidKeyError):
+        kv.get_many(["x" * 40])
+    assert kv.delete_many(["b1", "b1", "b2", "missing"]) == 2
+    assert kv.get_many(["b1", "b2", "b3"]) == {"b3": {"i": 3}}
+    assert kv.get_many([]) == {} and kv.delete_many([]) == 0
+
+
+def test_a_transaction_commits_all_or_nothing(kv: KV) -> None:
+    a, b, c = "{p}acct:1", "{p}acct:2", "{p}hold:3"  # one hash slot on a cluster
+    kv.put_many({a: {"balance": 10}, c: {"held": 1}})
+    with kv.transaction() as tx:
+        bal = tx.read(a)["balance"]
+        tx.put(a, {"balance": bal - 5})
+        tx.create(b, {"moved": 5}, ttl=86400)
+        tx.delete(c)
+        with pytest.raises(fastkv.KeyExistsError):  # refused: changes nothing, goes on
+            tx.create(b, {})
+        with pytest.raises(fastkv.KeyNotFoundError):
+            tx.delete(c)
+        assert tx.read(a) == {"balance": 5} and b in tx and c not in tx
+        assert tx.get_many([a, b, c]) == {a: {"balance": 5}, b: {"moved": 5}}
+        left = tx.ttl(b)
+        assert left is not None and 86000 < left <= 86400
+    assert kv.get_many([a, b, c]) == {a: {"balance": 5}, b: {"moved": 5}}
+    with pytest.raises(ZeroDivisionError):
+        with kv.transaction() as tx:
+            tx.put(a, {"balance": 0})
+            tx.delete(b)
+            1 / 0
+    assert kv.get_many([a, b]) == {a: {"balance": 5}, b: {"moved": 5}}

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from types import TracebackType
-from typing import Any, AsyncIterator, Generator, Optional, Type
+from typing import Any, AsyncIterator, Generator, Iterable, Optional, Type
 
 from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Finished, Out, Plan, \
     RedisCommands, advance, redis_module
 from fastkv.redis.mapping import Mapping, client_options, translate
+from fastkv.redis.transaction import AsyncRedisTransaction
 
 __all__ = ["AsyncRedisStore", "IN_FLIGHT"]
 
@@ -147,6 +148,21 @@ class AsyncRedisStore(RedisCommands):
     async def contains(self, key: object) -> bool:
         """``key in db``, awaited."""
         return bool(await self._run(self._contains_plan(key)))
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        found: dict[str, Any] = await self._run(self._get_many_plan(keys))
+        return found
+
+    async def put_many(self, items: Any, ttl: Optional[int] = None) -> None:
+        await self._run(self._put_many_plan(items, ttl))
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        n: int = await self._run(self._delete_many_plan(keys))
+        return n
+
+    def transaction(self) -> AsyncRedisTransaction:
+        """``async with db.transaction() as tx:``: RedisStore.transaction()."""
+        return AsyncRedisTransaction(self)
 
     async def count(self) -> int:
         """``len(db)``, awaited: a SCAN walk (see RedisStore.__len__)."""

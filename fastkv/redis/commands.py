@@ -189,6 +189,68 @@ class RedisCommands:
             raise KeyNotFoundError(key, m.where)
         return m.decode(key, raw), (deadline if deadline > 0 else None)
 
+    # -- several keys at once -------------------------------------------------------
+
+    def _slot_groups(self, names: list[bytes]) -> list[list[int]]:
+        """Indexes of names grouped by hash slot (one group off a cluster)."""
+        if not self._cluster:
+            return [list(range(len(names)))]
+        from redis.crc import key_slot
+
+        groups: dict[int, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(key_slot(name), []).append(i)
+        return list(groups.values())
+
+    def _get_many_plan(self, keys: Any) -> Plan:
+        """One MGET per hash slot (one off a cluster): each as of one moment."""
+        m = self._m
+        keys = list(keys)
+        names = [m.name(k) for k in keys]
+        out: dict[str, Any] = {}
+        for group in self._slot_groups(names):
+            if not group:
+                continue
+            raws = yield Call(self._c.mget, ([names[i] for i in group],), {}, keys[group[0]])
+            for i, raw in zip(group, raws):
+                if raw is not None:
+                    out[keys[i]] = m.decode(keys[i], raw)
+        return out
+
+    def _put_many_plan(self, items: Any, ttl: Optional[int]) -> Plan:
+        """Every pair checked first, then the SETs in one pipeline: in
+        MULTI/EXEC (atomic) off a cluster and on a cluster when every key
+        shares one slot; else a pipeline per node, atomic per slot only."""
+        m = self._m
+        pairs = items.items() if hasattr(items, "items") else items
+        staged: dict[bytes, tuple[bytes, Optional[int], str]] = {}
+        for key, value in pairs:
+            staged[m.name(key)] = (m.value(key, value), m.expiry_ms(key, ttl), key)
+        if not staged:
+            m.expiry_ms("", ttl)
+            return None
+        names = list(staged)
+        atomic = len(self._slot_groups(names)) == 1
+        pipe = self._c.pipeline(transaction=atomic)
+        for name, (data, px, _) in staged.items():
+            pipe.set(name, data, px=px)
+        yield Call(pipe.execute, (), {}, next(iter(staged.values()))[2], True)
+        return None
+
+    def _delete_many_plan(self, keys: Any) -> Plan:
+        """DEL of every name (one atomic command off a cluster; per slot on
+        one): how many were live."""
+        m = self._m
+        keys = list(dict.fromkeys(keys))
+        names = [m.name(k) for k in keys]
+        if not names:
+            return 0
+        gone = 0
+        for group in self._slot_groups(names):
+            gone += yield Call(self._c.delete, tuple(names[i] for i in group), {},
+                               keys[group[0]], True)
+        return gone
+
     # -- the walk: every key of the namespace -------------------------------------
 
     def _walk_plan(self, prefix: Optional[str],

@@ -31,6 +31,7 @@ import orjson
 from fastkv import _core
 from fastkv.errors import (
     ConfigError,
+    ConflictError,
     CorruptionError,
     InvalidTTLError,
     KeyExpiredError,
@@ -193,6 +194,10 @@ def translate(exc: BaseException, where: str, key: Any = None,
 
     msg = str(exc).strip().rstrip(".") or type(exc).__name__
     about = f" ({_show(key)})" if key is not None else ""
+    if isinstance(exc, rx.WatchError):  # EXEC refused: a watched key changed
+        return ConflictError(
+            f"{where}: another client changed a key this transaction read, so its EXEC "
+            f"was refused and nothing was written; run the transaction again")
     if isinstance(exc, (rx.AuthenticationError, rx.AuthorizationError, rx.NoPermissionError)) \
             or msg.startswith(_AUTH_PREFIXES):
         return UnauthorizedError(f"{where} refused the request{about}: {msg}")

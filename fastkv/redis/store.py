@@ -16,11 +16,12 @@ the same protocol and works through the same client.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from fastkv.redis.commands import DEFAULT_URL, ERRORS, Call, Closed, Finished, Out, Plan, \
     RedisCommands, advance, redis_module
 from fastkv.redis.mapping import Mapping, client_options, translate
+from fastkv.redis.transaction import RedisTransaction
 
 __all__ = ["RedisStore", "DEFAULT_URL"]
 
@@ -133,6 +134,31 @@ class RedisStore(RedisCommands):
 
     def __contains__(self, key: object) -> bool:
         return bool(self._run(self._contains_plan(key)))
+
+    # -- several keys, transactions ---------------------------------------------
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The live keys among keys and their values: one MGET (per hash slot
+        on a cluster, each as of one moment)."""
+        found: dict[str, Any] = self._run(self._get_many_plan(keys))
+        return found
+
+    def put_many(self, items: Any, ttl: Optional[int] = None) -> None:
+        """put of every pair, all checked before any is sent, in one MULTI/EXEC;
+        on a cluster atomic only when every key shares one hash slot."""
+        self._run(self._put_many_plan(items, ttl))
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete the live keys among keys (one DEL; per slot on a cluster);
+        how many were live."""
+        n: int = self._run(self._delete_many_plan(keys))
+        return n
+
+    def transaction(self) -> RedisTransaction:
+        """An optimistic transaction (fastkv/redis/transaction.py): the keys
+        it reads are WATCHed, its writes sent in one MULTI/EXEC at commit;
+        ConflictError if another client changed a key it read."""
+        return RedisTransaction(self)
 
     def __getitem__(self, key: str) -> Any:
         return self.read(key)

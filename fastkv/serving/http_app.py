@@ -10,6 +10,7 @@ the bytes of its response out. http_asyncio.py feeds it from the event loop.
     GET    /keys?prefix=P&limit=N                     200   {"keys": sorted, "truncated"}
     GET    /keys?prefix=P&cursor=C                    200 | 400   {"keys", "cursor"}: a walk
     GET    /stats | /health | /openapi.json           200
+    POST   /batch/get | /batch/put | /batch/delete | /transaction  (http_batches.py)
 
 Keys are single percent-encoded path segments. With a token, every request
 needs ``Authorization: Bearer TOKEN`` (else 401), compared in constant time.
@@ -35,6 +36,7 @@ from fastkv.errors import (
     UnauthorizedError,
     ValueTooLargeError,
 )
+from fastkv.serving.http_batches import ROUTES as BATCH_ROUTES
 from fastkv.serving.loop import Later
 from fastkv.serving.openapi import document
 
@@ -77,6 +79,8 @@ class HttpApp:
         self._ok_head = (b"HTTP/1.1 200 OK\r\nServer: %s\r\nContent-Type: application/json\r\n"
                          b"Content-Length: " % self.server_header)
         self.openapi = _dumps(document(__version__))
+        # a POST's body: the JSON of at most max_transaction_bytes of records
+        self.batch_body_limit = 2 * db.max_transaction_bytes
 
     # -- responses -------------------------------------------------------------------
 
@@ -164,6 +168,9 @@ class HttpApp:
         return self._not_allowed(req, "GET, PUT, DELETE")
 
     def _fixed(self, req: Request) -> Answer:
+        batch = BATCH_ROUTES.get(req.path)
+        if batch is not None:
+            return self._batch(req, batch)
         routes = {"/keys": self._list, "/stats": self._stats, "/health": self._health,
                   "/openapi.json": self._openapi}
         handler = routes.get(req.path)
@@ -172,6 +179,15 @@ class HttpApp:
         if req.method != "GET":
             return self._not_allowed(req, "GET")
         return handler(req)
+
+    def _batch(self, req: Request, run: Any) -> Answer:
+        if req.method != "POST":
+            return self._not_allowed(req, "POST")
+        body = self._body(req)
+        if body is TOO_BIG:
+            return self._too_big(req)
+        return Later(lambda: run(self.db, body), lambda r: self.json(200, r, req),
+                     lambda e: self.error(e, req))
 
     def _not_allowed(self, req: Request, allow: str) -> bytes:
         return self.error(wire.refusal(wire.METHOD_NOT_ALLOWED,
@@ -239,6 +255,11 @@ class HttpApp:
     def _too_big(self, req: Request) -> bytes:
         req.keep_alive = False  # the body was never read
         length = req.headers.get("content-length", "?")
+        if req.method == "POST":
+            return self.error(ValueTooLargeError(
+                f"the body is {int(length):,} bytes; a batch or transaction body is at most "
+                f"{self.batch_body_limit:,} bytes (twice the store's max_transaction_bytes)"),
+                req)
         return self.error(ValueTooLargeError(
             f"the body is {int(length):,} bytes; a value is at most "
             f"{_core.VALUE_MAX_BYTES:,} bytes (send it as compact JSON)"), req)

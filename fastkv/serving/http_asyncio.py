@@ -46,6 +46,7 @@ class _Conn(Connection):
         self.header_bytes = 0
         self.body: Optional[list[bytes]] = None
         self.body_len = 0
+        self.limit = _MAX_BODY
         self.skip_body = False
 
     # -- httptools callbacks -----------------------------------------------------------
@@ -70,13 +71,14 @@ class _Conn(Connection):
     def on_headers_complete(self) -> None:
         self.method = method = self.parser.get_method().decode("latin-1")
         h = self.headers
-        if "transfer-encoding" in h and method == "PUT":
+        if "transfer-encoding" in h and method in ("PUT", "POST"):
             raise _Refuse(wire.LENGTH_REQUIRED,
                           "send the body with a Content-Length (no chunked encoding)")
         raw = h.get("content-length")
-        if method == "PUT" and (raw is None or not raw.strip().isdigit()):
-            raise _Refuse(wire.LENGTH_REQUIRED, "a PUT needs a Content-Length header")
-        if raw is not None and raw.strip().isdigit() and int(raw) > _MAX_BODY:
+        if method in ("PUT", "POST") and (raw is None or not raw.strip().isdigit()):
+            raise _Refuse(wire.LENGTH_REQUIRED, f"a {method} needs a Content-Length header")
+        self.limit = self.app.batch_body_limit if method == "POST" else _MAX_BODY
+        if raw is not None and raw.strip().isdigit() and int(raw) > self.limit:
             self.skip_body = True  # answered from the headers, then the connection closes
             self._complete(TOO_BIG, keep_alive=False)
             raise _Stop()
@@ -88,7 +90,7 @@ class _Conn(Connection):
     def on_body(self, chunk: bytes) -> None:
         if self.body is not None:
             self.body_len += len(chunk)
-            if self.body_len > _MAX_BODY:  # more than declared: framing is broken
+            if self.body_len > self.limit:  # more than declared: framing is broken
                 raise _Refuse(400, "the body is longer than declared")
             self.body.append(chunk)
 

@@ -43,6 +43,76 @@ _TTL_LEFT = {"type": "object", "required": ["key", "ttl"],
                             "ttl": {"type": "number", "nullable": True, "minimum": 0}}}
 
 
+_KEYS = {"type": "array", "items": {"type": "string"}}
+_TTL = {"type": "integer", "nullable": True, "description": "seconds; null: no expiry"}
+
+_POST_ERRORS = {
+    "400": _error("a body, key, value or TTL refused (InvalidKeyError, InvalidValueError, "
+                  "InvalidTTLError, RequestError, TransactionError); nothing written"),
+    "411": _error("no Content-Length"),
+    "413": _error("the body is over twice the store's max_transaction_bytes, or a value "
+                  "is over the value limit"),
+    "415": _error("the body is not sent as application/json"),
+    "507": _error("StoreFullError: the changes do not fit under the file cap; nothing "
+                  "written"),
+    **_COMMON,
+}
+
+
+def _post(op_id: str, summary: str, body: dict[str, Any], answer: dict[str, Any],
+          **errors: dict[str, Any]) -> dict[str, Any]:
+    return {"post": {
+        "operationId": op_id,
+        "summary": summary,
+        "requestBody": {"required": True, "content": {_JSON: {"schema": body}}},
+        "responses": {"200": _ok("done", answer), **_POST_ERRORS, **errors},
+    }}
+
+
+def _batch_paths() -> dict[str, Any]:
+    op = {"type": "object", "required": ["op", "key"], "properties": {
+        "op": {"type": "string", "enum": ["create", "put", "touch", "delete"]},
+        "key": {"type": "string"},
+        "value": {"$ref": "#/components/schemas/Value"},
+        "ttl": _TTL}}
+    return {
+        "/batch/get": _post(
+            "get_many", "The live keys among keys, with their values (as of one moment)",
+            {"type": "object", "required": ["keys"], "properties": {"keys": _KEYS}},
+            {"type": "object", "required": ["values"], "properties": {
+                "values": {"type": "object",
+                           "additionalProperties": {"$ref": "#/components/schemas/Value"}}}}),
+        "/batch/put": _post(
+            "put_many", "put of every item, as one atomic group",
+            {"type": "object", "required": ["items"], "properties": {
+                "items": {"type": "object",
+                          "additionalProperties": {"$ref": "#/components/schemas/Value"}},
+                "ttl": _TTL}},
+            {"type": "object", "required": ["written"],
+             "properties": {"written": {"type": "integer"}}}),
+        "/batch/delete": _post(
+            "delete_many", "Delete the live keys among keys, as one atomic group",
+            {"type": "object", "required": ["keys"], "properties": {"keys": _KEYS}},
+            {"type": "object", "required": ["deleted"],
+             "properties": {"deleted": {"type": "integer"}}}),
+        "/transaction": _post(
+            "transaction",
+            "Operations applied as one transaction if every expected key still holds the "
+            "value given (null: not live); else 409 ConflictError. Any refusal writes "
+            "nothing.",
+            {"type": "object", "properties": {
+                "expect": {"type": "object", "additionalProperties": {
+                    "allOf": [{"$ref": "#/components/schemas/Value"}], "nullable": True}},
+                "ops": {"type": "array", "items": op}}},
+            {"type": "object", "required": ["committed"],
+             "properties": {"committed": {"type": "integer"}}},
+            **{"404": _error("KeyNotFoundError: a touch or delete of a key that is not "
+                             "live; nothing written"),
+               "409": _error("ConflictError: an expected key changed; or KeyExistsError: "
+                             "a create of a live key; nothing written")}),
+    }
+
+
 def document(version: str) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -236,5 +306,6 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {"200": _ok("the document", {"type": "object"}), **_COMMON},
                 },
             },
+            **_batch_paths(),
         },
     }
