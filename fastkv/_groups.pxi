@@ -68,34 +68,72 @@ cdef int _within_limit(Store store, Py_ssize_t total) except -1:
     return 0
 
 
-cdef dict _staged_puts(Store store, object items, object ttl):
-    """key -> (key, value bytes, deadline) for put_many: every pair checked
-    before anything is written; a key given twice keeps its last value."""
-    cdef dict out = {}
+# _put_group's answer for changes past max_transaction_bytes (not a core result)
+cdef enum:
+    _OVER_LIMIT = -1000
+
+
+cdef int _put_group(Store store, list keys, list values, uint64_t deadline) except? -1:
+    """Put keys[i] = values[i] (compact JSON bytes, keys checked already or
+    checked here) as one group, every one with deadline: the core's result
+    (FKV_EDUPLICATE for a key given twice), or _OVER_LIMIT past
+    max_transaction_bytes, nothing written then."""
+    cdef Py_ssize_t n = len(keys), i, klen
+    cdef uint64_t total = 0
+    cdef size_t deleted = 0
+    cdef int rc
+    cdef fkv_change *c = <fkv_change *>PyMem_Malloc((n if n else 1) * sizeof(fkv_change))
+    if c == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            c[i].key = _key_utf8(keys[i], &klen)
+            c[i].klen = <size_t>klen
+            c[i].op = FKV_CHANGE_PUT
+            c[i].val = <const uint8_t *>PyBytes_AS_STRING(values[i])
+            c[i].vlen = <size_t>PyBytes_GET_SIZE(values[i])
+            c[i].deadline_ms = deadline
+            total += FKV_REC_HEADER_SIZE + c[i].klen + c[i].vlen
+        if total > store._max_txn_bytes:
+            return _OVER_LIMIT
+        store._live()
+        with nogil:
+            rc = fkv_write_group(store._s, c, <size_t>n, &deleted)
+        return rc
+    finally:
+        PyMem_Free(c)
+
+
+cdef object _put_many(Store store, object items, object ttl):
+    """Every pair checked (key, then the ttl once, then the value) before
+    anything is written, then one group; a key given twice keeps its last
+    value (found by the core, which refuses a group naming a key twice)."""
+    cdef list keys = [], values = []
     cdef Py_ssize_t n
     cdef uint64_t deadline = 0
     cdef bint first = True
     pairs = items.items() if hasattr(items, "items") else items
-    for pair in pairs:
-        key, value = pair
+    for key, value in pairs:
         _key_utf8(key, &n)
         if first:
             deadline = _deadline_of(ttl, key)  # one deadline for all, ttl checked once
             first = False
-        out[key] = (key, _encode(value, key), deadline)
-    if first and ttl is not None:
-        _ttl_seconds(ttl, None)
-    return out
-
-
-cdef object _put_many(Store store, object items, object ttl):
-    cdef dict staged = _staged_puts(store, items, ttl)
-    cdef Py_ssize_t total = 0
-    for t in staged.values():
-        total += _record_bytes(t[0], t[1])
-    _within_limit(store, total)
-    if staged:
-        _write_changes(store, list(staged.values()), False, 0, False)
+        values.append(_encode(value, key))
+        keys.append(key)
+    if first:
+        if ttl is not None:
+            _ttl_seconds(ttl, None)
+        return None
+    cdef int rc = _put_group(store, keys, values, deadline)
+    if rc == FKV_EDUPLICATE:
+        last = dict(zip(keys, values))
+        keys, values = list(last), list(last.values())
+        rc = _put_group(store, keys, values, deadline)
+    if rc == _OVER_LIMIT:
+        total = sum(_record_bytes(k, v) for k, v in zip(keys, values))
+        _within_limit(store, total)
+    if rc != FKV_OK:
+        _raise(store, rc, None)
     return None
 
 
@@ -189,6 +227,29 @@ cdef tuple _read_record(Store store, object key):
         _raise(store, rc, key)
     fkv_record_header_decode(buf, &h)
     return PyBytes_FromStringAndSize(<char *>buf + voff, <Py_ssize_t>vlen), h.deadline_ms
+
+
+def txn_put(Store store, dict changes, key, value, ttl, Py_ssize_t total):
+    """A transaction's put staged in changes (key -> (key, value bytes,
+    deadline)), checked as put() checks it (key, value, ttl): the
+    transaction's new total of record bytes. Past max_transaction_bytes,
+    TransactionError and nothing staged. One call on the path of every
+    tx.put, so in C."""
+    cdef Py_ssize_t n
+    _key_utf8(key, &n)
+    cdef bytes data = _encode(value, key)
+    cdef uint64_t deadline = _deadline_of(ttl, key)
+    cdef Py_ssize_t size = FKV_REC_HEADER_SIZE + n + PyBytes_GET_SIZE(data)
+    old = changes.get(key)
+    if old is not None:
+        size -= _record_bytes(key, (<tuple>old)[1])
+    if <uint64_t>(total + size) > store._max_txn_bytes:
+        raise TransactionError(
+            f"this transaction would hold {total + size:,} bytes of records, over "
+            f"max_transaction_bytes {store._max_txn_bytes:,} of store {store._where}; the "
+            f"call changed nothing and the transaction goes on")
+    changes[key] = (key, data, deadline)
+    return total + size
 
 
 def deadline_of(ttl, key):

@@ -137,6 +137,7 @@ cdef object _multi_block(Store store, bytearray buf, Py_ssize_t pos, Py_ssize_t 
     and the general path runs it command by command and words any error."""
     cdef list keys = [], values = []
     cdef object request
+    cdef Py_ssize_t klen
     while True:
         try:
             request, end = _resp_next(buf, pos, max_args, max_bulk)
@@ -152,47 +153,17 @@ cdef object _multi_block(Store store, bytearray buf, Py_ssize_t pos, Py_ssize_t 
         if key is None:
             return None
         try:
+            _key_utf8(key, &klen)
             values.append(_encode((<list>request)[2], key))
         except FastKVError:
             return None
         keys.append(key)
         pos = end
-    cdef int rc = _put_group(store, keys, values)
+    cdef int rc = _put_group(store, keys, values, 0)
     if rc == FKV_EDUPLICATE:  # a key set twice: its last value, as a transaction keeps
         last = dict(zip(keys, values))
-        rc = _put_group(store, list(last), list(last.values()))
+        rc = _put_group(store, list(last), list(last.values()), 0)
     return (end, len(keys)) if rc == FKV_OK else None
-
-
-cdef int _put_group(Store store, list keys, list values) except? -1:
-    """Put keys[i] = values[i] (compact JSON bytes) as one group: the
-    core's result; FKV_EFULL too for one past max_transaction_bytes."""
-    cdef Py_ssize_t n = len(keys), i, klen
-    cdef uint64_t total = 0
-    cdef size_t deleted = 0
-    cdef int rc
-    cdef fkv_change *c = <fkv_change *>PyMem_Malloc((n if n else 1) * sizeof(fkv_change))
-    if c == NULL:
-        raise MemoryError()
-    try:
-        for i in range(n):
-            try:
-                c[i].key = _key_utf8(keys[i], &klen)
-            except FastKVError:
-                return FKV_EKEY
-            c[i].klen = <size_t>klen
-            c[i].op = FKV_CHANGE_PUT
-            c[i].val = <const uint8_t *>PyBytes_AS_STRING(values[i])
-            c[i].vlen = <size_t>PyBytes_GET_SIZE(values[i])
-            c[i].deadline_ms = 0
-            total += FKV_REC_HEADER_SIZE + c[i].klen + c[i].vlen
-        if total > store._max_txn_bytes or store._s == NULL:
-            return FKV_EFULL
-        with nogil:
-            rc = fkv_write_group(store._s, c, <size_t>n, &deleted)
-        return rc
-    finally:
-        PyMem_Free(c)
 
 
 cdef bytes _multi_replies(Py_ssize_t count):

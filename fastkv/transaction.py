@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Transaction"]
 
+_txn_put = _core.txn_put
+
 
 class Transaction:
     """Changes to one store that land together, made by the thread that began
@@ -160,9 +162,9 @@ class Transaction:
         self._stage([(key, encoded, deadline)])
 
     def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
-        self._check()
-        _core.check_key(key)
-        self._stage([(key, _core.encode_value(value, key), _core.deadline_of(ttl, key))])
+        if not self._open or (self._thread_bound and _thread.get_ident() != self._token):
+            self._check()
+        self._bytes = _txn_put(self._store, self._changes, key, value, ttl, self._bytes)
 
     __setitem__ = put
 

@@ -206,39 +206,55 @@ int fkv_try_contains(fkv_store *s, const char *key, size_t klen, int *found_out)
 
 /* ---- several keys as of one moment --------------------------------------- */
 
-/* Under one hold of the mutex: each key's status, and where its record
- * lies in the file; the file pinned. *total: bytes of the live records. */
-static int find_many(fkv_store *s, fkv_many *k, size_t n, fkv_wait wait, uint64_t *total,
-                     fkv_file **file, uint64_t *end, uint64_t *epoch)
+/* One key of find_many: its status, and where its live record lies. A
+ * small record the lookup read whole and checked goes to buf (cap bytes)
+ * at once: read_many need not read it again. */
+static int find_one(fkv_store *s, fkv_many *e, uint32_t hash, fkv_wait wait, uint64_t now,
+                    uint64_t *used, uint8_t *buf, size_t cap)
 {
     uint8_t hint[READ_HINT];
+    found f;
+    e->status = FKV_ENOTFOUND;
+    e->copied = 0;
+    if (!key_len_ok(e->klen))
+        return FKV_OK;
+    int rc = store_ready(s, hash, wait);
+    if (rc != FKV_OK)
+        return rc;
+    rc = store_lookup(s, e->key, e->klen, hash, hint, sizeof hint, wait, &f);
+    if (rc == FKV_ENOTFOUND)
+        return FKV_OK;
+    if (rc != FKV_OK)
+        return rc;
+    if (is_expired(&f.h, now)) {
+        e->status = FKV_EEXPIRED;
+        return FKV_OK;
+    }
+    uint64_t size = fkv_record_size(&f.h);
+    e->status = FKV_OK;
+    e->at = f.off;
+    e->voff = (size_t)*used + FKV_REC_HEADER_SIZE + e->klen;
+    e->vlen = f.h.vlen;
+    if (f.verified && f.got >= size && buf != NULL && *used + size <= cap) {
+        memcpy(buf + *used, hint, (size_t)size);
+        e->copied = 1;
+    }
+    *used += size;
+    return FKV_OK;
+}
+
+/* Under one hold of the mutex: each key's status, and where its record
+ * lies in the file; the file pinned. *total: bytes of the live records. */
+static int find_many(fkv_store *s, fkv_many *k, size_t n, fkv_wait wait, uint8_t *buf,
+                     size_t cap, uint64_t *total, fkv_file **file, uint64_t *end,
+                     uint64_t *epoch)
+{
     int rc = store_enter(s, wait);
     if (rc != FKV_OK)
         return rc;
     uint64_t now = fkv_now_ms(), used = 0;
-    for (size_t i = 0; i < n && rc == FKV_OK; i++) {
-        found f;
-        uint32_t hash = fkv_hash(k[i].key, k[i].klen);
-        k[i].status = FKV_ENOTFOUND;
-        if (!key_len_ok(k[i].klen) || (rc = store_ready(s, hash, wait)) != FKV_OK)
-            continue;
-        rc = store_lookup(s, k[i].key, k[i].klen, hash, hint, sizeof hint, wait, &f);
-        if (rc == FKV_ENOTFOUND) {
-            rc = FKV_OK;
-            continue;
-        }
-        if (rc != FKV_OK)
-            break;
-        if (is_expired(&f.h, now)) {
-            k[i].status = FKV_EEXPIRED;
-            continue;
-        }
-        k[i].status = FKV_OK;
-        k[i].at = f.off;
-        k[i].voff = (size_t)used + FKV_REC_HEADER_SIZE + k[i].klen;
-        k[i].vlen = f.h.vlen;
-        used += fkv_record_size(&f.h);
-    }
+    for (size_t i = 0; i < n && rc == FKV_OK; i++)
+        rc = find_one(s, &k[i], fkv_hash(k[i].key, k[i].klen), wait, now, &used, buf, cap);
     if (rc == FKV_OK) {
         *file = s->file;
         *end = s->end;
@@ -255,7 +271,7 @@ static int read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t c
 {
     fkv_file *file = NULL;
     uint64_t total = 0, end = 0, epoch = 0;
-    int rc = find_many(s, k, n, wait, &total, &file, &end, &epoch);
+    int rc = find_many(s, k, n, wait, buf, cap, &total, &file, &end, &epoch);
     if (rc != FKV_OK)
         return rc;
     *need = (size_t)total;
@@ -266,7 +282,7 @@ static int read_many(fkv_store *s, fkv_many *k, size_t n, uint8_t *buf, size_t c
     /* The records are read with the mutex let go: they never change, and
      * the pinned file outlives a compaction that replaces it. */
     for (size_t i = 0; i < n && rc == FKV_OK; i++) {
-        if (k[i].status != FKV_OK)
+        if (k[i].status != FKV_OK || k[i].copied)
             continue;
         uint8_t *rec = buf + k[i].voff - FKV_REC_HEADER_SIZE - k[i].klen;
         size_t size = FKV_REC_HEADER_SIZE + k[i].klen + k[i].vlen, got = 0;
@@ -297,7 +313,7 @@ int fkv_versions(fkv_store *s, fkv_many *k, size_t n, uint64_t *epoch)
 {
     fkv_file *file = NULL;
     uint64_t total = 0, end = 0;
-    int rc = find_many(s, k, n, FKV_MAY_WAIT, &total, &file, &end, epoch);
+    int rc = find_many(s, k, n, FKV_MAY_WAIT, NULL, 0, &total, &file, &end, epoch);
     if (rc == FKV_OK)
         fkv_file_unpin(file);
     return rc;

@@ -167,6 +167,7 @@ typedef struct fkv_many {
     int status;       /* out: FKV_OK, FKV_ENOTFOUND or FKV_EEXPIRED */
     size_t voff, vlen; /* out, when FKV_OK: the value in the buffer */
     uint64_t at;      /* (its record's offset in the file) */
+    int copied;       /* (internal: its record is in the buffer already) */
 } fkv_many;
 
 /* Read keys k[0..n) as of one moment (their lookups under one hold of the
