@@ -95,6 +95,7 @@ cdef extern from "store.h" nogil:
         uint64_t intact_records
         uint64_t puts
         uint64_t tombstones
+        uint64_t groups
         uint64_t damaged_regions
         uint64_t damaged_bytes
         uint64_t first_damage_offset

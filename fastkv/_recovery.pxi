@@ -30,6 +30,7 @@ cdef dict _report(fkv_verify_report *rep):
         "intact_records": rep.intact_records,
         "puts": rep.puts,
         "tombstones": rep.tombstones,
+        "groups": rep.groups,
         "damaged_regions": rep.damaged_regions,
         "damaged_bytes": rep.damaged_bytes,
         "first_damage_offset": (None if rep.first_damage_offset == <uint64_t>-1

@@ -27,8 +27,8 @@ def verify(path: PathArg, *, progress: Optional[_core.Progress] = None) -> dict[
 
     Takes the store's lock (so the store must not be open elsewhere) and
     never writes. The report: ``ok`` (header and every record before the
-    tail intact), ``intact_records``, ``puts``, ``tombstones``,
-    ``damaged_regions`` and ``damaged_bytes`` (bytes that are not intact
+    tail intact), ``intact_records``, ``puts``, ``tombstones``, ``groups``
+    (whole groups of records: transactions, batch calls), ``damaged_regions`` and ``damaged_bytes`` (bytes that are not intact
     records, before the tail), ``first_damage_offset``, ``torn_tail_bytes``
     (what opening would drop), ``live_keys``, ``header_ok``, ``file_bytes``.
     A ``fastkv._core.Progress`` passed as progress counts the bytes read,

@@ -505,7 +505,9 @@ def test_a_damaged_group_inside_the_log_is_refused_and_repair_drops_it_whole(
         DataStore(path)
     report = fastkv.verify(path)
     assert report["damaged_regions"] == 1 and report["first_damage_offset"] == start
+    assert report["groups"] == 1  # the first group is whole; the damaged one is not counted
     fastkv.repair(path)
+    assert fastkv.verify(path)["groups"] == 0  # repair writes the live keys plainly
     with DataStore(path) as db:
         assert dict(db.items()) == {"a": {"v": 1}, "b": {"v": 1}, "after": {"v": 3}}
 
