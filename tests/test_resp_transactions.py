@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
@@ -21,25 +21,10 @@ from fastkv import DataStore
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (the test extra)")
 
+from test_resp import port_of, r, resp  # noqa: E402,F401  (fixtures shared with test_resp)
+
 if TYPE_CHECKING:
     from conftest import Served
-
-
-@pytest.fixture
-def resp(store_path: Path, serve: Callable[..., Served]) -> Served:
-    return serve(store_path, "--resp-port", "0")
-
-
-def port_of(served: Served) -> int:
-    assert served.resp_url is not None, served.banner
-    return int(served.resp_url.rsplit(":", 1)[1])
-
-
-@pytest.fixture
-def r(resp: Served) -> Iterator[Any]:
-    client = redis.Redis(port=port_of(resp), socket_timeout=30)
-    yield client
-    client.close()
 
 
 def talk(port: int, data: bytes, replies_end: bytes) -> bytes:
