@@ -3,7 +3,8 @@
 
 Each method has three steps: convert its inputs while holding the GIL (the
 key to UTF-8, the value to compact JSON), make one C call inside
-``with nogil:``, then turn the status into an exception through ``_raise``.
+``with nogil:``, then turn the status into an exception through ``_raise``
+(_statuses.pxi).
 The C core takes its own mutex, so threads never wait on it with the GIL.
 Reads first try a variant that never waits (fkv_try_read) with the GIL
 held, and fall back to the nogil call only if it would have had to wait.
@@ -21,8 +22,10 @@ state that must be one per process: the per-thread details of the last
 failure (status.c: an errno or offset set in one copy is not seen by the
 other), the fork generation every store checks, and the test hooks. The
 framing parser is called from the fast path as a C function (_resp_next),
-so it goes where the fast path goes. Each is a file of its own (included
-below), so the module is one unit to the linker and four to a reader.
+so it goes where the fast path goes. Each concern is a file of its own
+(included below: statuses, values, groups, iteration, recovery, test hooks,
+serving, RESP framing), so the module is one unit to the linker and several
+to a reader.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -72,88 +75,12 @@ MAX_FILE_SIZE = FKV_MAX_FILE_SIZE
 MIN_FILE_SIZE = FKV_MIN_FILE_SIZE
 DEFAULT_MAX_TRANSACTION_BYTES = 16 * 1024 * 1024
 DURABILITY_MODES = {"process": FKV_DURABLE_PROCESS, "fsync": FKV_DURABLE_FSYNC}
-# Nesting levels of objects and arrays a value may have (the value itself is
-# level 1). orjson refuses past 255; a documented limit of our own keeps the
-# rule independent of its version.
-cdef enum:
-    _MAX_DEPTH = 64
-MAX_DEPTH = _MAX_DEPTH
-
-# orjson reads integers past 64 bits as floats (-2**63 - 1 has only 19
-# digits); text with such a float and a run of 19 or more digits is parsed
-# again exactly, so such numbers are refused, not rounded.
-_LONG_DIGITS_STR = _re.compile(r"\d{19}")
 
 # What the _try_ methods answer when only a call that may wait could.
 WOULD_WAIT = object()
-_LONG_DIGITS_BYTES = _re.compile(rb"\d{19}")
 
 
-# ---- messages ----------------------------------------------------------------
-
-cdef int _raise(Store store, int rc, object key) except -1:
-    """Raise the SPEC's exception for a C status. One table for all calls."""
-    cdef str where = store._where if store is not None else "?"
-    # (key, path): the message is formatted only when printed (errors.py)
-    if rc == FKV_ENOTFOUND:
-        raise KeyNotFoundError(key, where)
-    if rc == FKV_EEXPIRED:
-        raise KeyExpiredError(key, where)
-    if rc == FKV_EEXISTS:
-        raise KeyExistsError(key, where)
-    k = _show(key)
-    if rc == FKV_EFULL:
-        raise StoreFullError(
-            f"store {where} is full: writing {k} would pass max_file_size "
-            f"{store._max_file_size:,} bytes even after compaction")
-    if rc == FKV_ELOCKED:
-        raise StoreLockedError(
-            f"store {where} is locked by another opener (another process, or "
-            f"another DataStore in this one)")
-    if rc == FKV_ECLOSED:
-        raise StoreClosedError(f"store {where} is closed")
-    if rc == FKV_EFORKED:
-        raise StoreClosedError(
-            f"store {where} was opened before a fork; a child process cannot "
-            f"share it: open the store again in the child")
-    if rc == FKV_ECORRUPT:
-        raise CorruptionError(
-            f"store {where} is damaged at byte offset {fkv_last_offset():,} "
-            f"(checksum or framing failed)")
-    if rc == FKV_ENOTSTORE:
-        raise CorruptionError(f"{where} is not a fastkv store (the file was left untouched)")
-    if rc == FKV_EIO:
-        err = fkv_last_errno()
-        raise StoreIOError(err, f"{_os.strerror(err)} on {where}; the store is unchanged")
-    if rc == FKV_EFLUSH:
-        err = fkv_last_errno()
-        raise StoreIOError(
-            err, f"a flush to stable storage failed on {where} ({_os.strerror(err)}): "
-            f"writes since the last good flush may not be on disk, so every write is "
-            f"refused until the store is reopened")
-    if rc == FKV_ENOMEM:
-        raise MemoryError(f"out of memory in store {where}")
-    if rc == FKV_EKEY:
-        raise InvalidKeyError(f"key {k} is over {FKV_KEY_MAX_BYTES} bytes of UTF-8")
-    if rc == FKV_EVALUE:
-        raise ValueTooLargeError(f"value for {k} is over {FKV_VALUE_MAX:,} bytes")
-    if rc == FKV_ETTL:
-        raise InvalidTTLError(f"ttl for {k} is over {FKV_TTL_MAX_S:,} seconds")
-    if rc == FKV_EISDIR:
-        raise InvalidPathError(f"{where} is a directory, not a store file")
-    if rc == FKV_ECONFIG:
-        raise ConfigError(f"an option for {where} is out of range")
-    if rc == FKV_ETXN:
-        raise TransactionError(
-            f"this thread holds an open transaction on store {where}: write through it "
-            f"(tx.put, tx.delete, ...) or end it first; this write would wait for it forever")
-    if rc == FKV_EDUPLICATE:
-        raise InvalidKeyError(f"key {k} is named twice in one group of changes")
-    if rc == FKV_EPATHEXISTS:
-        raise InvalidPathError(f"{key} exists already; it was left untouched")
-    raise RuntimeError(f"fastkv: unexpected status {rc} ({fkv_strerror(rc).decode()})")
-
-
+include "_statuses.pxi"
 include "_values.pxi"
 
 

@@ -1,6 +1,22 @@
 # Keys, TTLs and JSON values checked and converted for the C core.
 # Included by _core.pyx (one module: these share its C declarations).
 
+# ---- limits ------------------------------------------------------------------
+
+# Nesting levels of objects and arrays a value may have (the value itself is
+# level 1). orjson refuses past 255; a documented limit of our own keeps the
+# rule independent of its version.
+cdef enum:
+    _MAX_DEPTH = 64
+MAX_DEPTH = _MAX_DEPTH
+
+# orjson reads integers past 64 bits as floats (-2**63 - 1 has only 19
+# digits); text with such a float and a run of 19 or more digits is parsed
+# again exactly, so such numbers are refused, not rounded.
+_LONG_DIGITS_STR = _re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = _re.compile(rb"\d{19}")
+
+
 # ---- input conversion --------------------------------------------------------
 
 cdef inline const char *_key_utf8(object key, Py_ssize_t *n) except NULL:

@@ -288,7 +288,9 @@ def test_a_token_is_required(store_path: Path, serve: Callable[..., Served]) -> 
     three.close()
 
 
-def test_redis_cli(resp: Served) -> None:
+def redis_cli() -> str:
+    """redis-cli's path; the test skips (or, with FASTKV_REQUIRE_REDIS=1, fails)
+    without it."""
     cli = shutil.which("redis-cli")
     if cli is None:
         if os.environ.get("FASTKV_REQUIRE_REDIS") == "1":
@@ -296,6 +298,11 @@ def test_redis_cli(resp: Served) -> None:
         if sys.platform == "win32":
             pytest.skip("redis-cli is a Linux program: the Linux run drives the server with it")
         pytest.skip("redis-cli is not installed (apt-get install redis-tools)")
+    return cli
+
+
+def test_redis_cli(resp: Served) -> None:
+    cli = redis_cli()
     port = str(port_of(resp))
 
     def run(*args: str) -> str:

@@ -5,11 +5,8 @@ redis-cli, raw sockets for the exact reply shapes."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +18,7 @@ from fastkv import DataStore
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (the test extra)")
 
-from test_resp import port_of, r, resp  # noqa: E402,F401  (fixtures shared with test_resp)
+from test_resp import port_of, r, redis_cli, resp  # noqa: E402,F401  (shared with test_resp)
 
 if TYPE_CHECKING:
     from conftest import Served
@@ -256,13 +253,7 @@ def test_exact_reply_shapes(resp: Served) -> None:
 
 
 def test_redis_cli_multi_exec(resp: Served) -> None:
-    cli = shutil.which("redis-cli")
-    if cli is None:
-        if os.environ.get("FASTKV_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-cli is not installed, and FASTKV_REQUIRE_REDIS=1")
-        if sys.platform == "win32":
-            pytest.skip("redis-cli is a Linux program: the Linux run drives the server with it")
-        pytest.skip("redis-cli is not installed (apt-get install redis-tools)")
+    cli = redis_cli()
     script = 'MULTI\nSET acct:1 \'{"balance": 95}\'\nSET acct:2 \'{"balance": 5}\'\nEXEC\n'
     res = subprocess.run([cli, "-p", str(port_of(resp))], input=script, capture_output=True,
                          text=True, timeout=30)
