@@ -5,7 +5,10 @@
 # call reads alive.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.dict cimport PyDict_Next
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport PyObject
+from libc.string cimport memcpy
 
 
 cdef inline uint64_t _deadline_of(object ttl, object key) except? 0:
@@ -68,70 +71,130 @@ cdef int _within_limit(Store store, Py_ssize_t total) except -1:
     return 0
 
 
-# _put_group's answer for changes past max_transaction_bytes (not a core result)
-cdef enum:
-    _OVER_LIMIT = -1000
+cdef class _Puts:
+    """Puts gathered for one group, each key checked and each value encoded
+    as it is added (its JSON packed into one buffer: orjson's own bytes,
+    a thousand kept alive at once, would cost a fresh page each). write()
+    sends them to the core as one group."""
+    cdef fkv_change *c
+    cdef Py_ssize_t n, cap
+    cdef list keys  # keeps every key's cached UTF-8 alive
+    cdef bytearray packed
+    cdef uint64_t total  # bytes of records the group takes
 
+    def __cinit__(self):
+        self.keys = []
+        self.packed = bytearray()
 
-cdef int _put_group(Store store, list keys, list values, uint64_t deadline) except? -1:
-    """Put keys[i] = values[i] (compact JSON bytes, keys checked already or
-    checked here) as one group, every one with deadline: the core's result
-    (FKV_EDUPLICATE for a key given twice), or _OVER_LIMIT past
-    max_transaction_bytes, nothing written then."""
-    cdef Py_ssize_t n = len(keys), i, klen
-    cdef uint64_t total = 0
-    cdef size_t deleted = 0
-    cdef int rc
-    cdef fkv_change *c = <fkv_change *>PyMem_Malloc((n if n else 1) * sizeof(fkv_change))
-    if c == NULL:
-        raise MemoryError()
-    try:
-        for i in range(n):
-            c[i].key = _key_utf8(keys[i], &klen)
-            c[i].klen = <size_t>klen
-            c[i].op = FKV_CHANGE_PUT
-            c[i].val = <const uint8_t *>PyBytes_AS_STRING(values[i])
-            c[i].vlen = <size_t>PyBytes_GET_SIZE(values[i])
-            c[i].deadline_ms = deadline
-            total += FKV_REC_HEADER_SIZE + c[i].klen + c[i].vlen
-        if total > store._max_txn_bytes:
+    def __dealloc__(self):
+        PyMem_Free(self.c)
+
+    cdef int add(self, object key, object value, bint encode) except -1:
+        """key = value: a dict or JSON text checked and encoded (encode),
+        or compact JSON bytes already checked."""
+        cdef Py_ssize_t klen
+        cdef const char *k = _key_utf8(key, &klen)
+        cdef bytes data = _encode(value, key) if encode else value
+        cdef fkv_change *grown
+        if self.n == self.cap:
+            self.cap = self.cap * 2 if self.cap else 64
+            grown = <fkv_change *>PyMem_Realloc(self.c, <size_t>self.cap * sizeof(fkv_change))
+            if grown == NULL:
+                raise MemoryError()
+            self.c = grown
+        self.packed += data
+        self.keys.append(key)
+        self.c[self.n].key = k
+        self.c[self.n].klen = <size_t>klen
+        self.c[self.n].op = FKV_CHANGE_PUT
+        self.c[self.n].vlen = <size_t>PyBytes_GET_SIZE(data)
+        self.n += 1
+        self.total += FKV_REC_HEADER_SIZE + <size_t>klen + <size_t>PyBytes_GET_SIZE(data)
+        return 0
+
+    cdef int _keep_last(self):
+        """Drop every put of a key but its last (the core refuses a group
+        naming a key twice): 1 if any was dropped."""
+        cdef dict last = {}
+        cdef Py_ssize_t i, kept = 0
+        for i in range(self.n):
+            last[self.keys[i]] = i
+        if len(last) == self.n:
+            return 0
+        self.total = 0
+        for i in range(self.n):
+            if last[self.keys[i]] == i:
+                self.c[kept] = self.c[i]
+                self.keys[kept] = self.keys[i]
+                self.total += FKV_REC_HEADER_SIZE + self.c[kept].klen + self.c[kept].vlen
+                kept += 1
+        self.n = kept
+        del self.keys[kept:]
+        return 1
+
+    cdef int write(self, Store store, uint64_t deadline) except? -1:
+        """The puts as one group, every one with deadline: the core's result,
+        or _OVER_LIMIT past max_transaction_bytes (self.total says by how
+        much), nothing written then."""
+        cdef size_t deleted = 0
+        cdef int rc
+        self._point(deadline)  # before _keep_last moves changes about
+        if self.total > store._max_txn_bytes and not (self._keep_last() and
+                                                      self.total <= store._max_txn_bytes):
             return _OVER_LIMIT
         store._live()
         with nogil:
-            rc = fkv_write_group(store._s, c, <size_t>n, &deleted)
+            rc = fkv_write_group(store._s, self.c, <size_t>self.n, &deleted)
+        if rc == FKV_EDUPLICATE and self._keep_last():
+            with nogil:
+                rc = fkv_write_group(store._s, self.c, <size_t>self.n, &deleted)
         return rc
-    finally:
-        PyMem_Free(c)
+
+    cdef void _point(self, uint64_t deadline):
+        """Each change's value inside packed, once it has stopped growing."""
+        cdef const uint8_t *at = <const uint8_t *>PyByteArray_AS_STRING(self.packed)
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            self.c[i].val = at
+            self.c[i].deadline_ms = deadline
+            at += self.c[i].vlen
+
+
+# _Puts.write's answer for changes past max_transaction_bytes (not a core result)
+cdef enum:
+    _OVER_LIMIT = -1000
 
 
 cdef object _put_many(Store store, object items, object ttl):
     """Every pair checked (key, then the ttl once, then the value) before
     anything is written, then one group; a key given twice keeps its last
-    value (found by the core, which refuses a group naming a key twice)."""
-    cdef list keys = [], values = []
-    cdef Py_ssize_t n
+    value."""
+    cdef _Puts puts = _Puts()
+    cdef Py_ssize_t pos = 0, klen
     cdef uint64_t deadline = 0
-    cdef bint first = True
-    pairs = items.items() if hasattr(items, "items") else items
-    for key, value in pairs:
-        _key_utf8(key, &n)
-        if first:
-            deadline = _deadline_of(ttl, key)  # one deadline for all, ttl checked once
-            first = False
-        values.append(_encode(value, key))
-        keys.append(key)
-    if first:
+    cdef PyObject *k
+    cdef PyObject *v
+    if type(items) is dict:  # the common case, walked without a tuple per pair
+        while PyDict_Next(items, &pos, &k, &v):
+            key = <object>k  # owned from here: the checks below may run user code
+            value = <object>v
+            if puts.n == 0:
+                _key_utf8(key, &klen)  # the key before the ttl, as put() checks
+                deadline = _deadline_of(ttl, key)  # one deadline for all, ttl checked once
+            puts.add(key, value, True)
+    else:
+        for key, value in (items.items() if hasattr(items, "items") else items):
+            if puts.n == 0:
+                _key_utf8(key, &klen)
+                deadline = _deadline_of(ttl, key)
+            puts.add(key, value, True)
+    if puts.n == 0:
         if ttl is not None:
             _ttl_seconds(ttl, None)
         return None
-    cdef int rc = _put_group(store, keys, values, deadline)
-    if rc == FKV_EDUPLICATE:
-        last = dict(zip(keys, values))
-        keys, values = list(last), list(last.values())
-        rc = _put_group(store, keys, values, deadline)
+    cdef int rc = puts.write(store, deadline)
     if rc == _OVER_LIMIT:
-        total = sum(_record_bytes(k, v) for k, v in zip(keys, values))
-        _within_limit(store, total)
+        _within_limit(store, <Py_ssize_t>puts.total)
     if rc != FKV_OK:
         _raise(store, rc, None)
     return None
@@ -182,15 +245,60 @@ cdef dict _get_many(Store store, object keys):
             space = bytearray(need + need // 4)
         if rc != FKV_OK:
             _raise(store, rc, None)
-        for i in range(n):
-            if m[i].status == FKV_OK:
-                key = ks[i]
-                out[key] = store._parse(key, buf, m[i].voff, m[i].vlen)
+        _parse_many(store, ks, m, n, buf, out)
     finally:
         PyMem_Free(m)
         if len(_spare_buffers) < 4 and len(space) <= 4 * 1024 * 1024:
             _spare_buffers.append(space)
     return out
+
+
+cdef int _parse_many(Store store, list ks, fkv_many *m, Py_ssize_t n, uint8_t *buf,
+                     dict out) except -1:
+    """out[key] = the parsed value of every live key, all parsed by one
+    orjson call over the values joined as a JSON array: per value, a call
+    and a view cost as much as the parse (a third of get_many). A file
+    crafted to hold values that are not one JSON text each fails that parse
+    or its count, and then each is parsed alone, naming the key at fault."""
+    cdef Py_ssize_t i, live = 0
+    cdef size_t size = 2, at = 1
+    for i in range(n):
+        if m[i].status == FKV_OK:
+            live += 1
+            size += m[i].vlen + 1
+    if live == 0:
+        return 0
+    cdef char *joined = <char *>PyMem_Malloc(size)
+    if joined == NULL:
+        raise MemoryError()
+    values = None
+    try:
+        joined[0] = b'['
+        for i in range(n):
+            if m[i].status == FKV_OK:
+                memcpy(joined + at, buf + m[i].voff, m[i].vlen)
+                at += m[i].vlen
+                joined[at] = b','
+                at += 1
+        joined[at - 1] = b']'
+        try:
+            values = _loads(PyMemoryView_FromMemory(joined, <Py_ssize_t>at, PyBUF_READ))
+        except _JSONDecodeError:
+            pass
+    finally:
+        PyMem_Free(joined)
+    if type(values) is not list or len(<list>values) != live:
+        for i in range(n):
+            if m[i].status == FKV_OK:
+                key = ks[i]
+                out[key] = store._parse(key, buf, m[i].voff, m[i].vlen)
+        return 0
+    live = 0
+    for i in range(n):
+        if m[i].status == FKV_OK:
+            out[ks[i]] = (<list>values)[live]
+            live += 1
+    return 0
 
 
 cdef list _versions(Store store, list keys):
@@ -237,7 +345,7 @@ def txn_put(Store store, dict changes, key, value, ttl, Py_ssize_t total):
     tx.put, so in C."""
     cdef Py_ssize_t n
     _key_utf8(key, &n)
-    cdef bytes data = _encode(value, key)
+    cdef bytes data = _encode_kept(value, key)
     cdef uint64_t deadline = _deadline_of(ttl, key)
     cdef Py_ssize_t size = FKV_REC_HEADER_SIZE + n + PyBytes_GET_SIZE(data)
     old = changes.get(key)

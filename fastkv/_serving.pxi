@@ -135,9 +135,9 @@ cdef object _multi_block(Store store, bytearray buf, Py_ssize_t pos, Py_ssize_t 
     the block is anything else, not all here yet, over
     max_transaction_bytes, or its write failed: nothing is then written,
     and the general path runs it command by command and words any error."""
-    cdef list keys = [], values = []
+    cdef _Puts puts = _Puts()
     cdef object request
-    cdef Py_ssize_t klen
+    cdef Py_ssize_t count = 0
     while True:
         try:
             request, end = _resp_next(buf, pos, max_args, max_bulk)
@@ -153,17 +153,13 @@ cdef object _multi_block(Store store, bytearray buf, Py_ssize_t pos, Py_ssize_t 
         if key is None:
             return None
         try:
-            _key_utf8(key, &klen)
-            values.append(_encode((<list>request)[2], key))
+            puts.add(key, (<list>request)[2], True)
         except FastKVError:
             return None
-        keys.append(key)
+        count += 1
         pos = end
-    cdef int rc = _put_group(store, keys, values, 0)
-    if rc == FKV_EDUPLICATE:  # a key set twice: its last value, as a transaction keeps
-        last = dict(zip(keys, values))
-        rc = _put_group(store, list(last), list(last.values()), 0)
-    return (end, len(keys)) if rc == FKV_OK else None
+    # a key set twice keeps its last value, as the transaction would
+    return (end, count) if puts.write(store, 0) == FKV_OK else None
 
 
 cdef bytes _multi_replies(Py_ssize_t count):

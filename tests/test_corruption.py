@@ -371,7 +371,10 @@ def test_the_handler_before_the_stores_still_gets_its_signals(tmp_path: Path) ->
     assert proc.stdout.split() == ["guarded", "2"]
 
 
-def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path) -> None:
+# invalid JSON; and four JSON texts in one value, which get_many (parsing
+# every value in one array) must not take for four values
+@pytest.mark.parametrize("crafted", [b'{{{{"v":"abcd"}', b"{},{},{},{} "])
+def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path, crafted: bytes) -> None:
     """Only a crafted file has this; it must not crash or return garbage."""
     import struct
 
@@ -379,7 +382,7 @@ def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path) -> Non
         db.create("k", {"v": "abcd"})
     data = bytearray(store_path.read_bytes())
     pos = data.index(b'{"v":"abcd"}')
-    data[pos : pos + 4] = b"{{{{"
+    data[pos : pos + 12] = crafted[:12]
     rec_start = 128  # the only record, after the header; give it a checksum that matches again
     body = bytes(data[rec_start + 4 :])
     crc = _crc32c(body)
@@ -389,6 +392,11 @@ def test_valid_checksum_over_invalid_json_is_corruption(store_path: Path) -> Non
         with pytest.raises(fastkv.CorruptionError, match="not valid JSON") as info:
             db.read("k")
         assert info.value.__context__ is None
+        db.create("k2", {"v": 2})
+        for keys in (["k"], ["k2", "k", "k2"], ["k2", "k"]):
+            with pytest.raises(fastkv.CorruptionError, match="value of 'k' is not valid JSON"):
+                db.get_many(keys)
+        assert db.get_many(["k2"]) == {"k2": {"v": 2}}
 
 
 def _crc32c(data: bytes) -> int:

@@ -120,6 +120,11 @@ def test_batch_limits(store_path: Path) -> None:
         assert len(db) == 0
         db.put_many(dict(list(big.items())[:10]))
         assert len(db) == 10
+        # the limit counts what is written: a key given twice, once
+        twice = [(f"d{i % 20}", {"pad": str(i) * 30}) for i in range(60)]
+        db.put_many(twice)
+        assert db.get_many([f"d{i}" for i in range(20)]) == {
+            f"d{i}": {"pad": str(i + 40) * 30} for i in range(20)}
     with pytest.raises(fastkv.ConfigError):
         DataStore(store_path, max_transaction_bytes=10)
 
