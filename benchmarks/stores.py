@@ -335,6 +335,55 @@ class NaiveJSON(Store):
         self._save()
 
 
+# What an InMemoryDict holds per path: it survives close(), so that the
+# reopen phase finds its keys (a reopen costs a dict nothing).
+_HELD: dict[str, dict[str, bytes]] = {}
+
+
+class InMemoryDict(Store):
+    """The anchor no disk store reaches: a dict of str keys to the same
+    orjson bytes behind the same 8-byte deadline, checked the same way, and
+    a lock around each write (check and change), as a thread-safe store
+    needs. Each call is written out in full, as lean as a dict allows."""
+
+    name = "dict"
+    note = "in memory: nothing survives the process"
+
+    def open(self) -> None:
+        self.data = _HELD.setdefault(self.path, {})
+        self.lock = threading.Lock()
+
+    def create(self, key: str, value: Any, ttl: Optional[int]) -> None:
+        blob = _HDR.pack(time.time_ns() // 1_000_000 + ttl * 1000 if ttl else 0) + dumps(value)
+        with self.lock:
+            old = self.data.get(key)
+            if old is not None:
+                deadline = _HDR.unpack_from(old)[0]
+                if deadline == 0 or time.time_ns() // 1_000_000 < deadline:
+                    raise KeyError(key)
+            self.data[key] = blob
+
+    def read(self, key: str) -> Any:
+        blob = self.data.get(key)
+        if blob is None:
+            raise KeyError(key)
+        deadline = _HDR.unpack_from(blob)[0]
+        if deadline and time.time_ns() // 1_000_000 >= deadline:
+            raise KeyError(key)
+        return loads(memoryview(blob)[8:])
+
+    def delete(self, key: str) -> None:
+        with self.lock:
+            blob = self.data.get(key)
+            if blob is None:
+                raise KeyError(key)
+            deadline = _HDR.unpack_from(blob)[0]
+            if deadline and time.time_ns() // 1_000_000 >= deadline:
+                raise KeyError(key)
+            del self.data[key]
+
+
 ALL: dict[str, type[Store]] = {
-    cls.name: cls for cls in (FastKV, LMDB, SQLite, DBM, DiskCache, RocksDict, Plyvel, NaiveJSON)
+    cls.name: cls
+    for cls in (FastKV, InMemoryDict, LMDB, SQLite, DBM, DiskCache, RocksDict, Plyvel, NaiveJSON)
 }
