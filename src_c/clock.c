@@ -29,6 +29,13 @@ uint64_t fkv_monotonic_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t fkv_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(FKV_CLOCK_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void fkv_sleep_ms(uint64_t ms)
 {
     struct timespec pause = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};

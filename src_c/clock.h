@@ -19,6 +19,9 @@ void fkv_clock_set(uint64_t ms);
 /* Microseconds of a clock that never jumps, for timeouts (never pinned). */
 uint64_t fkv_monotonic_us(void);
 
+/* Milliseconds of that clock, read cheaply at a few milliseconds' grain. */
+uint64_t fkv_coarse_ms(void);
+
 /* Sleep ms milliseconds, resuming after signals. For test hooks. */
 void fkv_sleep_ms(uint64_t ms);
 

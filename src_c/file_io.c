@@ -5,6 +5,7 @@
 #include "file_map.h"
 #include "clock.h"
 #include "status.h"
+#include "warm_pages.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -164,6 +165,7 @@ fkv_file *fkv_file_wrap(int fd, int lock_fd)
         f->lock_fd = lock_fd;
         f->refs = 1;
         f->map = fkv_map_open(fd);
+        f->warm = f->map ? fkv_warm_new() : NULL;
     }
     return f;
 }
@@ -172,6 +174,7 @@ void fkv_file_unpin(fkv_file *f)
 {
     if (fkv_atomic_sub(&f->refs, 1, FKV_ACQ_REL) == 0) {
         fkv_map_close(f->map);
+        fkv_warm_free(f->warm);
         close(f->fd);
         free(f);
     }

@@ -3,9 +3,10 @@
  * the key at an index slot by reading memory instead of making a system
  * call (on a VM a pread costs about as much as the append itself).
  *
- * Only callers that may wait use it (writers under the store's mutex, reads
- * without the GIL, open walking the log past a snapshot): touching a page
- * that is not in memory waits for the disk like a pread would. A read from
+ * Only callers that may wait use it (writers under the store's mutex, open
+ * walking the log past a snapshot), and reads of pages a read found in
+ * memory a moment ago (warm_pages.h): touching a page that is not in
+ * memory waits for the disk like a pread would. A read from
  * the mapping can fault (SIGBUS) where a pread would have failed: the file
  * cut short behind the store's back, or an I/O error. fkv_map_copy and
  * fkv_map_guarded catch that fault and return FKV_EIO, so a damaged disk or

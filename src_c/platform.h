@@ -36,6 +36,13 @@
 #include <unistd.h>
 #endif
 
+/* A monotonic clock that is cheap to read, at a few milliseconds' grain. */
+#if defined(__linux__)
+#define FKV_CLOCK_COARSE CLOCK_MONOTONIC_COARSE
+#else
+#define FKV_CLOCK_COARSE CLOCK_MONOTONIC
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define FKV_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FKV_UNLIKELY(x) __builtin_expect(!!(x), 0)

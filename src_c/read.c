@@ -120,10 +120,19 @@ static int find_for_read(fkv_store *s, const char *key, size_t klen, uint8_t *bu
 
     found *f = &r->f;
     f->off = FKV_LOC_OFFSET(slot.loc);
-    rc = read_record_at(file->fd, NULL, end, f->off, buf, slot_read_size(slot, buflen), wait, &f->h,
-                        &f->got);
-    if (wait == FKV_NO_WAIT)
-        note_miss(s, rc);
+    size_t want = slot_read_size(slot, buflen);
+    if (fkv_warm_all(file->warm, f->off, want)) {
+        /* In memory a moment ago: copied from the mapping, no system call
+         * (warm_pages.h), and no wait even when the GIL is held. */
+        rc = read_record_at(file->fd, file->map, end, f->off, buf, want, FKV_MAY_WAIT, &f->h,
+                            &f->got);
+    } else {
+        rc = read_record_at(file->fd, NULL, end, f->off, buf, want, wait, &f->h, &f->got);
+        if (wait == FKV_NO_WAIT)
+            note_miss(s, rc);
+        if (rc == FKV_OK)
+            fkv_warm_note(file->warm, f->off, f->got);
+    }
     if (rc == FKV_OK && f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
         /* Small records are whole in buf: check them here, so no caller
          * acts on a damaged deadline. read() checks larger ones. */

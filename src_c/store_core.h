@@ -36,6 +36,7 @@
 #include "lineage.h"
 #include "log.h"
 #include "record.h"
+#include "warm_pages.h"
 #include "status.h"
 
 /* The snapshot's part of a store (s->snap): only snapshot*.c change it
