@@ -63,8 +63,8 @@ int store_writer_wait(fkv_store *s)
 FKV_STATIC_ASSERT(FKV_MAX_FILE_SIZE <= FKV_MAP_BYTES, "a whole data file fits its mapping");
 
 /* A hash hit counts only when the key read back from disk is the same. */
-int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
-                 size_t buflen, fkv_wait wait, found *f)
+static int lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                  size_t buflen, fkv_wait wait, const uint8_t *map, found *f)
 {
     const fkv_index *ix = &s->ix;
     for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
@@ -75,8 +75,8 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
             continue;
         uint64_t off = FKV_LOC_OFFSET(slot.loc);
         /* The size class covers the whole record: one pread fetches it. */
-        int rc = read_record_at(s->file->fd, s->file->map, s->end, off, buf,
-                                slot_read_size(slot, buflen), wait, &f->h, &f->got);
+        int rc = read_record_at(s->file->fd, map, s->end, off, buf, slot_read_size(slot, buflen),
+                                wait, &f->h, &f->got);
         if (rc != FKV_OK)
             return rc;
         if (f->h.klen == klen && memcmp(buf + FKV_REC_HEADER_SIZE, key, klen) == 0) {
@@ -95,6 +95,18 @@ int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint
         if (f->got >= fkv_record_size(&f->h) && !fkv_record_checksum_ok(buf, &f->h))
             return fkv_corrupt_at(off);
     }
+}
+
+int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                 size_t buflen, fkv_wait wait, found *f)
+{
+    return lookup(s, key, klen, hash, buf, buflen, wait, s->file->map, f);
+}
+
+int store_lookup_absent(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                        size_t buflen, found *f)
+{
+    return lookup(s, key, klen, hash, buf, buflen, FKV_MAY_WAIT, NULL, f);
 }
 
 /* Checks as store_core.h says; reads the rest with the wait given. */

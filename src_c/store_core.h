@@ -155,6 +155,15 @@ typedef struct found {
 int store_lookup(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
                  size_t buflen, fkv_wait wait, found *f);
 
+/* store_lookup for a key that most likely has no record (a create): a
+ * record met on its probe path is almost always another key's with the
+ * same 27-bit hash (about n^2 / 2^28 pairs of n keys: 3,700 at a million),
+ * read with pread, which maps nothing. Through the mapping, each such read
+ * would map 64 KiB around it (the kernel's fault-around) into the process's
+ * resident memory, most of the file by a million creates. */
+int store_lookup_absent(fkv_store *s, const char *key, size_t klen, uint32_t hash, uint8_t *buf,
+                        size_t buflen, found *f);
+
 /* At open: the fork generation this store belongs to (store_core.c). */
 void store_fork_mark(fkv_store *s);
 

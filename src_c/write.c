@@ -99,7 +99,8 @@ static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_
             return FKV_ETTL;
     }
     found f;
-    rc = store_lookup(s, key, klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &f);
+    rc = wk == WRITE_CREATE ? store_lookup_absent(s, key, klen, hash, buf, sizeof buf, &f)
+                            : store_lookup(s, key, klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &f);
     int was_live = rc == FKV_OK && !is_expired(&f.h, now);
     if (was_live && wk == WRITE_CREATE)
         return FKV_EEXISTS;
