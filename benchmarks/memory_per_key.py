@@ -4,8 +4,10 @@ cache of the file).
 
     python benchmarks/memory_per_key.py [--keys 1000000] [--value-bytes 100]
 
-Two numbers, each from a fresh subprocess: the growth while creating N keys
-with the store open, and the growth from opening a store that already holds
+Two runs, each in a fresh subprocess: creating N keys with the store open
+(the growth at the end, the most seen at a sample every 50,000 creates, the
+file-backed growth, and the table bytes background snapshots wrote during
+the load against the final table), and opening a store that already holds
 N keys (the index rebuilt by the scan). Results go to
 benchmarks/results/memory.json.
 """
@@ -23,28 +25,34 @@ from pathlib import Path
 
 CHILD = r"""
 import json, os, sys, time
-def rss_anon():
+def rss(field):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("RssAnon:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise SystemExit("no RssAnon in /proc/self/status (Linux only)")
+    raise SystemExit(f"no {field} in /proc/self/status (Linux only)")
 import fastkv
 mode, path, n, vbytes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 value = {"v": "x" * (vbytes - 8)}
 keys = None
-before = rss_anon()
+before, file_before = rss("RssAnon"), rss("RssFile")
+peak = 0  # the most anonymous growth seen at a sample during the load
 t0 = time.perf_counter()
 db = fastkv.DataStore(path)
 if mode == "create":
     for i in range(n):
         db.create(f"key:{i:012d}", value)
+        if i % 50_000 == 49_999:
+            peak = max(peak, rss("RssAnon") - before)
 elapsed = time.perf_counter() - t0
-after = rss_anon()
+after = rss("RssAnon")
 st = db.stats()
 print(json.dumps({"mode": mode, "keys": len(db), "rss_anon_growth": after - before,
+                  "rss_anon_peak_growth": max(peak, after - before),
+                  "rss_file_growth": rss("RssFile") - file_before,
                   "seconds": elapsed, "index_bytes": st["index_bytes"],
-                  "file_bytes": st["file_bytes"]}))
+                  "file_bytes": st["file_bytes"],
+                  "snapshot_table_bytes": st["snapshot_table_bytes"]}))
 db.close()
 """
 
@@ -75,6 +83,10 @@ def main() -> None:
         "reopen": reopened,
         "rss_bytes_per_key_create": created["rss_anon_growth"] / n,
         "rss_bytes_per_key_reopen": reopened["rss_anon_growth"] / n,
+        "rss_peak_bytes_per_key_create": created["rss_anon_peak_growth"] / n,
+        "rss_file_bytes_per_key_create": created["rss_file_growth"] / n,
+        "snapshot_table_bytes_over_final_table": created["snapshot_table_bytes"]
+        / created["index_bytes"],
         "index_bytes_per_key": created["index_bytes"] / n,
         "file_bytes_per_key": created["file_bytes"] / n,
         "reopen_seconds": reopened["seconds"],
@@ -86,6 +98,11 @@ def main() -> None:
     print(f"{n:,} keys, {args.value_bytes}-byte values")
     print(f"  index (stats)          {report['index_bytes_per_key']:6.1f} B/key")
     print(f"  RssAnon growth, create {report['rss_bytes_per_key_create']:6.1f} B/key")
+    print(f"  RssAnon peak, create   {report['rss_peak_bytes_per_key_create']:6.1f} B/key"
+          "  (sampled every 50,000 creates)")
+    print(f"  RssFile growth, create {report['rss_file_bytes_per_key_create']:6.1f} B/key")
+    print(f"  background snapshots   {report['snapshot_table_bytes_over_final_table']:6.2f}x"
+          "  the final table, written during the load")
     print(f"  RssAnon growth, reopen {report['rss_bytes_per_key_reopen']:6.1f} B/key")
     print(f"  file                   {report['file_bytes_per_key']:6.1f} B/key")
     print(f"  reopen (scan)          {report['reopen_seconds'] * 1000:6.0f} ms")

@@ -88,6 +88,7 @@ cdef extern from "store.h" nogil:
         uint64_t open_scanned_bytes
         uint64_t open_hinted_records
         uint64_t snapshots_written
+        uint64_t snapshot_table_bytes
 
     ctypedef struct fkv_verify_report:
         uint64_t file_bytes

@@ -592,6 +592,7 @@ cdef class Store:
             "open_scanned_bytes": st.open_scanned_bytes,
             "open_hinted_records": st.open_hinted_records,
             "snapshots_written": st.snapshots_written,
+            "snapshot_table_bytes": st.snapshot_table_bytes,
         }
 
     def close(self):

@@ -8,7 +8,7 @@
  *
  * Saving. A clean close and fkv_compact flush the data file, then write the
  * table and counters (snapshot_save_now). A store in use saves one from a
- * thread of its own once the log has grown by a quarter past the newest
+ * thread of its own once the log has doubled past the newest
  * (snapshot_written): the writer that crossed the line copies the table
  * under the mutex and the thread writes the copy, holding no lock. One runs
  * at a time; a later write, stats, a compaction or close collects it.
@@ -122,7 +122,7 @@ static inline void snapshot_appended(fkv_store *s, const uint8_t *recs, size_t l
 void hints_note(fkv_store *s, const uint8_t *recs, size_t len, uint64_t off);
 
 /* A write call has finished (the index points at its records): once the
- * log has grown past the newest snapshot by a quarter (at least 4 MiB), a
+ * log has doubled past the newest snapshot (grown by at least 4 MiB), a
  * copy of the table is saved in the background. Inline below. */
 static inline void snapshot_written(fkv_store *s);
 void snapshot_start(fkv_store *s);

@@ -206,6 +206,7 @@ int fkv_get_stats(fkv_store *s, fkv_stats *st)
     st->open_scanned_bytes = s->open_scanned;
     st->open_hinted_records = s->snap.hinted;
     st->snapshots_written = s->snap.written;
+    st->snapshot_table_bytes = s->snap.bytes_written;
     store_leave(s);
     return rc;
 }

@@ -64,6 +64,7 @@ typedef struct fkv_stats {
     uint64_t open_scanned_bytes; /* bytes of log the open scanned */
     uint64_t open_hinted_records; /* records past the snapshot it took from hints */
     uint64_t snapshots_written;  /* since open */
+    uint64_t snapshot_table_bytes; /* table bytes the background ones wrote, since open */
 } fkv_stats;
 
 /* A phrase for fkv_stats.snapshot_status. */

@@ -53,6 +53,7 @@ typedef struct snapshot_state {
     uint64_t seq;                 /* write_seq when the one on disk was current */
     uint64_t next;                /* end of log at which a background save starts */
     uint64_t written;             /* snapshots saved */
+    uint64_t bytes_written;       /* bytes of table those saved in the background wrote */
     uint64_t hinted;              /* records the open took from hints */
 } snapshot_state;
 

@@ -356,6 +356,19 @@ def test_background_snapshots_bound_the_scan_after_sigkill(tmp_path: Path) -> No
                 assert db.read(f"n{i}")["i"] == i
 
 
+def test_background_snapshots_of_a_bulk_load_write_under_twice_the_final_table(
+        store_path: Path) -> None:
+    """One is saved each time the log doubles, so the tables they write grow
+    by half each time: all of them together stay under twice the last."""
+    value = {"v": "v" * 2000}
+    with DataStore(store_path) as db:
+        for i in range(40_000):  # about 80 MiB of log: four or five saves
+            db.create(f"k{i}", value)
+        st = db.stats()
+        assert st["snapshots_written"] >= 3, st
+        assert 0 < st["snapshot_table_bytes"] <= 2 * st["index_bytes"], st
+
+
 def test_close_writes_the_snapshot_over_in_place_unless_it_has_another_name(
         store_path: Path, tmp_path: Path) -> None:
     """A close that saves a table of the same size rewrites the snapshot's
