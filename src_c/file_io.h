@@ -110,7 +110,7 @@ typedef struct fkv_file {
     int lock_fd;   /* where the store's lock is when not on fd (see above), else -1 */
     uint32_t refs; /* the store's reference plus one per read in flight */
     const uint8_t *map; /* fd mapped read-only (file_map.h), or NULL */
-    uint32_t *warm;     /* its pages known in memory (warm_pages.h), or NULL */
+    struct fkv_warm *warm; /* its pages known in memory (warm_pages.h), or NULL */
 } fkv_file;
 
 /* A file holding one reference (the store's), mapped where it can be, or NULL. */

@@ -15,9 +15,9 @@
  * pressure), that read waits for the disk with the GIL held, as any Python
  * code touching a page would: slower, never wrong.
  *
- * The table spans the largest file (1 MiB of address space, zero pages
- * until a part is written: 1 byte of memory per KiB of data file). A race
- * between threads noting one page only blurs when it was noted.
+ * The table is made in 4 KiB chunks, each for 4 MiB of file, on the first
+ * note there: 1 byte of memory per KiB of data file read, 2 KiB at open. A
+ * race between threads noting one page only blurs when it was noted.
  */
 #ifndef FKV_WARM_PAGES_H
 #define FKV_WARM_PAGES_H
@@ -25,16 +25,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct fkv_warm fkv_warm;
+
 /* A table where no page is known yet, or NULL (out of memory: then none
  * ever is, and reads take the system call). */
-uint32_t *fkv_warm_new(void);
+fkv_warm *fkv_warm_new(void);
 
-void fkv_warm_free(uint32_t *w);
+void fkv_warm_free(fkv_warm *w);
 
 /* The pages holding [off, off + n) are in memory now. */
-void fkv_warm_note(uint32_t *w, uint64_t off, uint64_t n);
+void fkv_warm_note(fkv_warm *w, uint64_t off, uint64_t n);
 
 /* 1 if every page holding [off, off + n) was known in memory a moment ago. */
-int fkv_warm_all(const uint32_t *w, uint64_t off, uint64_t n);
+int fkv_warm_all(const fkv_warm *w, uint64_t off, uint64_t n);
 
 #endif /* FKV_WARM_PAGES_H */
