@@ -131,7 +131,7 @@ def table(results: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any
         lines += ["", "Floor probe (no store: bare os.pread/os.pwrite of a record-sized buffer "
                   "and orjson, each one Python call), per call:", ""]
         for ph in ("pread", "loads", "loads_2_threads", "pread_loads", "pread_loads_2_threads",
-                   "pwrite", "dumps", "dumps_pwrite"):
+                   "pwrite", "dumps", "dumps_pwrite", "pwrite_tombstone"):
             p = fl[ph]
             lines.append(f"- {ph}: {fmt(p['ops_per_s'])} ops/s, p50 {p['p50_us']:.2f} µs")
         lines += [
@@ -139,8 +139,12 @@ def table(results: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any
             f"- fastkv read / floor (pread + loads): "
             f"{paired(runs, 'floor', 'pread_loads', 'fastkv', 'read'):.2f}x the floor's time "
             f"(per round, median over rounds)",
+            f"- fastkv read / loads alone (a read from memory, no system call): "
+            f"{paired(runs, 'floor', 'loads', 'fastkv', 'read'):.2f}x the floor's time",
             f"- fastkv create / floor (dumps + pwrite): "
             f"{paired(runs, 'floor', 'dumps_pwrite', 'fastkv', 'create'):.2f}x the floor's time",
+            f"- fastkv delete / floor (pwrite of a tombstone): "
+            f"{paired(runs, 'floor', 'pwrite_tombstone', 'fastkv', 'delete'):.2f}x the floor's time",
             f"- 2 threads / 1 thread, median of the paired passes: fastkv read "
             f"{fk.get('threads_ratio', float('nan')):.2f}x; no store: loads alone (the GIL "
             f"never let go) {fl['loads_threads_ratio']:.2f}x, os.pread + loads (the GIL let go "

@@ -236,6 +236,11 @@ def run_floor(path: str, n: int, value: dict, rng: random.Random) -> dict:
     res["dumps_pwrite"] = timed(
         lambda off: pwrite(fd, dumps(value), off), [end + i * size for i in range(n)]
     )
+    end += n * size
+    tomb = bytes(16) + key  # a delete appends a record of a header and the key
+    res["pwrite_tombstone"] = timed(
+        lambda off: pwrite(fd, tomb, off), [end + i * len(tomb) for i in range(n)]
+    )
     res["dumps"] = timed(lambda _: dumps(value), range(n))
     os.close(fd)
     return res
