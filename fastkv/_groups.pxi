@@ -89,12 +89,11 @@ cdef class _Puts:
     def __dealloc__(self):
         PyMem_Free(self.c)
 
-    cdef int add(self, object key, object value, bint encode) except -1:
-        """key = value: a dict or JSON text checked and encoded (encode),
-        or compact JSON bytes already checked."""
+    cdef int add(self, object key, object value) except -1:
+        """key = value (a dict or JSON text), both checked, the value encoded."""
         cdef Py_ssize_t klen
         cdef const char *k = _key_utf8(key, &klen)
-        cdef bytes data = _encode(value, key) if encode else value
+        cdef bytes data = _encode(value, key)
         cdef fkv_change *grown
         if self.n == self.cap:
             self.cap = self.cap * 2 if self.cap else 64
@@ -181,13 +180,13 @@ cdef object _put_many(Store store, object items, object ttl):
             if puts.n == 0:
                 _key_utf8(key, &klen)  # the key before the ttl, as put() checks
                 deadline = _deadline_of(ttl, key)  # one deadline for all, ttl checked once
-            puts.add(key, value, True)
+            puts.add(key, value)
     else:
         for key, value in (items.items() if hasattr(items, "items") else items):
             if puts.n == 0:
                 _key_utf8(key, &klen)
                 deadline = _deadline_of(ttl, key)
-            puts.add(key, value, True)
+            puts.add(key, value)
     if puts.n == 0:
         if ttl is not None:
             _ttl_seconds(ttl, None)

@@ -153,7 +153,7 @@ cdef object _multi_block(Store store, bytearray buf, Py_ssize_t pos, Py_ssize_t 
         if key is None:
             return None
         try:
-            puts.add(key, (<list>request)[2], True)
+            puts.add(key, (<list>request)[2])
         except FastKVError:
             return None
         count += 1
