@@ -71,6 +71,11 @@ cdef int _within_limit(Store store, Py_ssize_t total) except -1:
     return 0
 
 
+# _Puts.write's answer for changes past max_transaction_bytes (not a core result)
+cdef enum:
+    _OVER_LIMIT = -1000
+
+
 cdef class _Puts:
     """Puts gathered for one group, each key checked and each value encoded
     as it is added (its JSON packed into one buffer: orjson's own bytes,
@@ -111,7 +116,7 @@ cdef class _Puts:
         self.total += FKV_REC_HEADER_SIZE + <size_t>klen + <size_t>PyBytes_GET_SIZE(data)
         return 0
 
-    cdef int _keep_last(self):
+    cdef int _keep_last(self) except -1:
         """Drop every put of a key but its last (the core refuses a group
         naming a key twice): 1 if any was dropped."""
         cdef dict last = {}
@@ -157,11 +162,6 @@ cdef class _Puts:
             self.c[i].val = at
             self.c[i].deadline_ms = deadline
             at += self.c[i].vlen
-
-
-# _Puts.write's answer for changes past max_transaction_bytes (not a core result)
-cdef enum:
-    _OVER_LIMIT = -1000
 
 
 cdef object _put_many(Store store, object items, object ttl):

@@ -81,6 +81,17 @@ int write_finish(fkv_store *s, int rc)
  * put (replacing the live record, which becomes dead bytes). Either way the
  * index moves to the new record only after it is written, so a reader or a
  * crash sees the old record or the new one, never neither. */
+/* The record a write replaces, if any (buf holds READ_HINT bytes): a
+ * create expects none, so it reads what it meets without the mapping
+ * (store_lookup_absent). */
+static int find_old(fkv_store *s, write_kind wk, const char *key, size_t klen, uint32_t hash,
+                    uint8_t *buf, found *f)
+{
+    if (wk == WRITE_CREATE)
+        return store_lookup_absent(s, key, klen, hash, buf, READ_HINT, f);
+    return store_lookup(s, key, klen, hash, buf, READ_HINT, FKV_MAY_WAIT, f);
+}
+
 static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_t *val,
                         size_t vlen, uint64_t when, deadline_kind kind, write_kind wk)
 {
@@ -99,8 +110,7 @@ static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_
             return FKV_ETTL;
     }
     found f;
-    rc = wk == WRITE_CREATE ? store_lookup_absent(s, key, klen, hash, buf, sizeof buf, &f)
-                            : store_lookup(s, key, klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &f);
+    rc = find_old(s, wk, key, klen, hash, buf, &f);
     int was_live = rc == FKV_OK && !is_expired(&f.h, now);
     if (was_live && wk == WRITE_CREATE)
         return FKV_EEXISTS;
@@ -111,7 +121,7 @@ static int write_locked(fkv_store *s, const char *key, size_t klen, const uint8_
         if ((rc = compact_make_room(s, need, now)) != FKV_OK)
             return rc;
         /* Compaction dropped expired records and moved the rest. */
-        rc = store_lookup(s, key, klen, hash, buf, sizeof buf, FKV_MAY_WAIT, &f);
+        rc = find_old(s, wk, key, klen, hash, buf, &f);
         if (rc != FKV_OK && rc != FKV_ENOTFOUND)
             return rc;
     }
