@@ -11,7 +11,8 @@ loss, for every store:
 - sqlite3: WAL journal, synchronous=OFF (each commit's WAL frames are written
   to the file before returning, not synced).
 - lmdb: sync=False, metasync=False (pages written, not synced).
-- dbm: whatever backend the interpreter has (gdbm, ndbm or dumb), no sync.
+- dbm: whatever backend the interpreter has (gdbm, ndbm or dumb), no sync;
+  sh benchmarks/gdbm_module.sh adds gdbm to an interpreter built without it.
 - diskcache: its defaults (SQLite in WAL mode, synchronous=NORMAL).
 - rocksdict (RocksDB): write-ahead log on, no sync.
 - plyvel (LevelDB): sync=False (log written, not synced).
@@ -30,6 +31,13 @@ import time
 from typing import Any, Callable, Optional
 
 import orjson
+
+# gdbm for an interpreter built without it (gdbm_module.sh fetches Debian's)
+_GDBM = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".gdbm")
+if os.path.isdir(_GDBM):
+    import sys
+
+    sys.path.append(_GDBM)
 
 dumps, loads = orjson.dumps, orjson.loads
 _HDR = struct.Struct(">Q")
@@ -232,6 +240,7 @@ class DBM(_BytesKV):
         self.db.close()
 
 
+DBM.note = f"dbm runs as {DBM.backend()}"
 if DBM.backend() == "dbm.dumb":
     DBM.max_keys = 5_000
     DBM.note = "dbm.dumb (the only dbm this interpreter has): pure Python (its delete rewrites its index file), run at 5,000 keys at most"
