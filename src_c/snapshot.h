@@ -170,6 +170,17 @@ typedef enum snapshot_table { SNAPSHOT_OF_STORE, SNAPSHOT_OF_COPY } snapshot_tab
 int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
                   fkv_index *table, snapshot_table kind);
 
+/* A background snapshot in two steps: the table written into a new
+ * temporary file beside the snapshot (under the store's mutex: the page
+ * cache holds the copy, so the process holds none), then, with no lock,
+ * the directory built from it, the data file flushed, the header written
+ * and the file flushed and renamed into place. A failed stage leaves no
+ * file; finish always consumes tmp. */
+int snapshot_stage(const char *store_path, int data_fd, const fkv_index *table,
+                   fkv_tempfile *tmp);
+int snapshot_finish_staged(const char *store_path, int data_fd, const uint8_t *header,
+                           uint64_t cap, fkv_tempfile *tmp);
+
 /* Remove the snapshot of the data file at path, if any (repair). */
 void snapshot_forget(const char *path);
 

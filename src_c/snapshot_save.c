@@ -69,21 +69,25 @@ static void write_slots(save_job *j)
         j->rc = fkv_write_at(j->fd, j->table->slots, (size_t)j->table->cap * SNAP_SLOT, j->head);
 }
 
+/* Block b's directory entry: its CRC and counts. */
+static void directory_entry(uint8_t *front, uint64_t b, const fkv_slot *slots, uint64_t per)
+{
+    uint32_t live, deleted, ttl;
+    table_count(slots, (size_t)per, &live, &deleted, &ttl);
+    uint8_t *e = front + SNAP_HEADER + SNAP_BLOCK_ENTRY * b;
+    fkv_store32(e, fkv_crc32c(0, slots, (size_t)per * SNAP_SLOT)); /* already the file's layout */
+    fkv_store32(e + 4, live);
+    fkv_store32(e + 8, deleted);
+    fkv_store32(e + 12, ttl);
+}
+
 static void build_directory(save_job *j)
 {
-    size_t bytes = (size_t)j->per * SNAP_SLOT;
     for (;;) {
         uint64_t b = fkv_atomic_fetch_add(&j->next_block, 1, FKV_RELAXED);
         if (b >= j->nblocks)
             return;
-        const fkv_slot *slots = j->table->slots + b * j->per;
-        uint32_t live, deleted, ttl;
-        table_count(slots, (size_t)j->per, &live, &deleted, &ttl);
-        uint8_t *e = j->front + SNAP_HEADER + SNAP_BLOCK_ENTRY * b;
-        fkv_store32(e, fkv_crc32c(0, slots, bytes)); /* already the file's layout */
-        fkv_store32(e + 4, live);
-        fkv_store32(e + 8, deleted);
-        fkv_store32(e + 12, ttl);
+        directory_entry(j->front, b, j->table->slots + b * j->per, j->per);
     }
 }
 
@@ -118,6 +122,16 @@ static int open_for_overwrite(const char *target, uint64_t size, uint64_t *more)
     int fd = snapshot_open_plain(target, O_RDWR, size, NULL, &st);
     *more = fd >= 0 ? (uint64_t)st.st_size - size : 0;
     return fd;
+}
+
+/* The header and directory go in last, and the file is flushed: until
+ * then it has no magic and no open takes it. */
+static int write_front(int fd, uint8_t *front, size_t head, const uint8_t *header)
+{
+    memcpy(front, header, SNAP_HEADER);
+    fkv_store32(front + head - 4, fkv_crc32c(0, front, head - 4));
+    int rc = fkv_write_at(fd, front, head, 0);
+    return rc == FKV_OK ? fkv_flush(fd) : rc;
 }
 
 int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
@@ -164,14 +178,10 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
         pthread_join(helper, NULL);
     if (rc == FKV_OK)
         rc = job.rc;
-    memcpy(front, header, SNAP_HEADER);
-    fkv_store32(front + head - 4, fkv_crc32c(0, front, head - 4));
     if (kind == SNAPSHOT_OF_COPY)
         fkv_index_free(table); /* its memory goes back before the flushes */
     if (rc == FKV_OK)
-        rc = fkv_write_at(fd, front, head, 0);
-    if (rc == FKV_OK)
-        rc = fkv_flush(fd);
+        rc = write_front(fd, front, head, header);
     if (in_place) {
         close(fd);
     } else {
@@ -179,6 +189,53 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
             rc = fkv_temp_install(&tmp, target);
         fkv_temp_discard(&tmp); /* also frees its path after a failed create */
     }
+    free(target);
+    free(front);
+    return rc;
+}
+
+/* ---- a background snapshot: staged under the mutex, finished outside ------- */
+
+int snapshot_stage(const char *store_path, int data_fd, const fkv_index *table,
+                   fkv_tempfile *tmp)
+{
+    uint64_t cap = table->cap, nblocks = cap / block_slots_for(cap);
+    int rc = fkv_temp_create(tmp, store_path, SNAPSHOT_SUFFIX "-new", data_fd);
+    if (rc == FKV_OK)
+        rc = fkv_write_at(tmp->fd, table->slots, (size_t)cap * SNAP_SLOT, body_offset(nblocks));
+    if (rc != FKV_OK)
+        fkv_temp_discard(tmp);
+    return rc;
+}
+
+/* The directory is built from the slots read back one block at a time
+ * (from the page cache, which holds them dirty): 64 KiB of buffer, not a
+ * second table. */
+int snapshot_finish_staged(const char *store_path, int data_fd, const uint8_t *header,
+                           uint64_t cap, fkv_tempfile *tmp)
+{
+    uint64_t per = block_slots_for(cap), nblocks = cap / per;
+    size_t head = (size_t)body_offset(nblocks), bytes = (size_t)per * SNAP_SLOT;
+    uint8_t *front = (uint8_t *)malloc(head);
+    fkv_slot *block = (fkv_slot *)malloc(bytes);
+    char *target = fkv_path_with_suffix(store_path, SNAPSHOT_SUFFIX);
+    int rc = front && block && target ? FKV_OK : FKV_ENOMEM;
+    for (uint64_t b = 0; rc == FKV_OK && b < nblocks; b++) {
+        size_t got = 0;
+        rc = fkv_read_at(tmp->fd, block, bytes, head + b * bytes, &got, FKV_MAY_WAIT);
+        if (rc == FKV_OK && got != bytes)
+            rc = FKV_EIO; /* someone cut the new file short */
+        if (rc == FKV_OK)
+            directory_entry(front, b, block, per);
+    }
+    free(block);
+    if (rc == FKV_OK)
+        rc = fkv_flush(data_fd); /* see write_slots */
+    if (rc == FKV_OK)
+        rc = write_front(tmp->fd, front, head, header);
+    if (rc == FKV_OK)
+        rc = fkv_temp_install(tmp, target);
+    fkv_temp_discard(tmp);
     free(target);
     free(front);
     return rc;
