@@ -3,8 +3,9 @@
 # without a Python frame per request.
 # Included by _core.pyx (one module: these share its C declarations).
 
+from cpython.bytearray cimport PyByteArray_Resize
 from libc.stdio cimport snprintf
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 def value_bytes(Store store, key, bint may_wait=False):
     """The compact JSON bytes stored under key, or None if it is missing or
@@ -75,28 +76,46 @@ def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t 
                bint resp3, Py_ssize_t max_args, Py_ssize_t max_bulk, bint multi_ok=False):
     """Answer the requests in buf from pos while each is a plain `GET key`
     or `SET key value` that needs no wait and meets no error, appending the
-    replies to out, until they add up to budget bytes. Consecutive SETs are
-    put in one append (fkv_put_batch). With multi_ok (the connection WATCHes
+    replies to out (as one bytearray), until they add up to budget bytes.
+    Consecutive SETs are put in one append (fkv_put_batch). With multi_ok (the connection WATCHes
     nothing), a whole `MULTI`, plain SETs, `EXEC` block is one group write
     (what redis-py's pipeline() of SETs sends). Returns (pos, bytes added, requests
     answered, request, end): request is the one at pos this left for the
     general path (a list of bytes, RESP_INLINE or None, as resp_next gives
     it, which ends at end). Raises RespProtocolError."""
+    cdef bytearray acc = bytearray()
+    try:
+        return _resp_batch(store, buf, pos, acc, budget, resp3, max_args, max_bulk, multi_ok)
+    finally:
+        if PyByteArray_GET_SIZE(acc):
+            out.append(acc)
+
+
+cdef tuple _resp_batch(Store store, bytearray buf, Py_ssize_t pos, bytearray acc,
+                       Py_ssize_t budget, bint resp3, Py_ssize_t max_args, Py_ssize_t max_bulk,
+                       bint multi_ok):
     cdef _Sets sets
     sets.n = 0
     sets.answered = 0
     sets.size = 0
     cdef list held = []  # what the pending items point into, and their requests
     cdef object request = None, reply
-    cdef Py_ssize_t end = pos
+    cdef Py_ssize_t end = pos, added
     while sets.size < budget:
+        if sets.n == 0:
+            added = _raw_get(store, buf, pos, acc, resp3, &end)
+            if added > 0:
+                sets.size += added
+                sets.answered += 1
+                pos = end
+                continue
         request, end = _resp_next(buf, pos, max_args, max_bulk)
         if type(request) is list and sets.n < FKV_BATCH_MAX and _stage_set(
                 store, <list>request, &sets, held, pos, end):
             pos = end
             continue
         if sets.n:
-            failed = _put_staged(store, &sets, held, out)
+            failed = _put_staged(store, &sets, held, acc)
             if failed is not None:  # the general path runs it and words the error
                 return failed[0], sets.size, sets.answered, failed[1], failed[2]
             continue  # request is parsed again, now with nothing staged
@@ -109,7 +128,7 @@ def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t 
                 break
             pos, count = block
             reply = _multi_replies(count)
-            out.append(reply)
+            acc += <bytes>reply
             sets.size += PyBytes_GET_SIZE(reply)
             sets.answered += count + 2
             request = None
@@ -117,7 +136,7 @@ def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t 
         reply = _resp_plain_get(store, <list>request, resp3)
         if reply is None:
             break
-        out.append(reply)
+        acc += <bytes>reply
         sets.size += PyBytes_GET_SIZE(reply)
         sets.answered += 1
         pos = end
@@ -162,6 +181,67 @@ cdef object _multi_block(Store store, bytearray buf, Py_ssize_t pos, Py_ssize_t 
     return (end, count) if puts.write(store, 0) == FKV_OK else None
 
 
+cdef char *_acc_grow(bytearray acc, Py_ssize_t more) except NULL:
+    """Room for more bytes at the end of acc (a bytearray over-allocates as
+    it grows, so a run of small replies costs few reallocations)."""
+    cdef Py_ssize_t at = PyByteArray_GET_SIZE(acc)
+    PyByteArray_Resize(acc, at + more)
+    return PyByteArray_AS_STRING(acc) + at
+
+
+cdef Py_ssize_t _raw_get(Store store, bytearray buf, Py_ssize_t pos, bytearray acc, bint resp3,
+                         Py_ssize_t *after) except -1:
+    """A `GET key` at pos in the array form redis clients send, its key 1 to
+    32 ASCII bytes, answered into acc straight from buf: no list, no bytes,
+    no str made (a pipeline of GETs had spent most of its time making them).
+    The bytes added, with *after where the request ends; 0 to leave the
+    request to the parser (anything else, a read that would wait, an error)."""
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(buf), p = pos + 14, k, klen, i
+    cdef const unsigned char *b = <const unsigned char *>PyByteArray_AS_STRING(buf)
+    if n - pos < 20 or store._s == NULL:
+        return 0
+    if (memcmp(b + pos, b"*2\r\n$3\r\n", 8) != 0 or (b[pos + 8] & 0xDF) != 71  # G
+            or (b[pos + 9] & 0xDF) != 69 or (b[pos + 10] & 0xDF) != 84  # E, T
+            or memcmp(b + pos + 11, b"\r\n$", 3) != 0):
+        return 0
+    if b[p] < 49 or b[p] > 57:  # a leading zero or a sign: the parser's
+        return 0
+    klen = b[p] - 48
+    p += 1
+    if 48 <= b[p] <= 57:
+        klen = klen * 10 + b[p] - 48
+        p += 1
+    k = p + 2
+    if klen > FKV_KEY_MAX_CHARS or k + klen + 2 > n or b[p] != 13 or b[p + 1] != 10:
+        return 0
+    if b[k + klen] != 13 or b[k + klen + 1] != 10:
+        return 0
+    for i in range(klen):
+        if b[k + i] & 0x80:  # not ASCII: UTF-8 to check, the parser's
+            return 0
+    cdef uint8_t val[FKV_REC_MAX]
+    cdef size_t voff = 0, vlen = 0
+    cdef int rc = fkv_try_read(store._s, <const char *>b + k, <size_t>klen, val, &voff, &vlen)
+    cdef char *w
+    after[0] = k + klen + 2
+    if rc == FKV_ENOTFOUND or rc == FKV_EEXPIRED:
+        if resp3:
+            memcpy(_acc_grow(acc, 3), b"_\r\n", 3)
+            return 3
+        memcpy(_acc_grow(acc, 5), b"$-1\r\n", 5)
+        return 5
+    if rc != FKV_OK:
+        return 0
+    cdef char head[24]
+    cdef Py_ssize_t h = snprintf(head, sizeof(head), "$%zu\r\n", vlen)
+    w = _acc_grow(acc, h + <Py_ssize_t>vlen + 2)
+    memcpy(w, head, <size_t>h)
+    memcpy(w + h, val + voff, vlen)
+    w[h + vlen] = 13
+    w[h + vlen + 1] = 10
+    return h + <Py_ssize_t>vlen + 2
+
+
 cdef bytes _multi_replies(Py_ssize_t count):
     """MULTI's +OK, a +QUEUED per SET, and EXEC's array of +OK."""
     return (b"+OK\r\n" + b"+QUEUED\r\n" * count + b"*%d\r\n" % count
@@ -200,7 +280,7 @@ cdef bint _stage_set(Store store, list request, _Sets *sets, list held, Py_ssize
     return True
 
 
-cdef object _put_staged(Store store, _Sets *sets, list held, list out):
+cdef object _put_staged(Store store, _Sets *sets, list held, bytearray acc):
     """Put the staged SETs, replying +OK to each; None, or for the first one
     that failed (start, request, end), to be run by the general path."""
     cdef size_t i = 0, n = <size_t>sets.n, done = 0
@@ -215,8 +295,10 @@ cdef object _put_staged(Store store, _Sets *sets, list held, list out):
             if rc != FKV_OK:
                 break
             i += done
+    cdef char *w = _acc_grow(acc, 5 * <Py_ssize_t>i)
     for _ in range(i):
-        out.append(b"+OK\r\n")
+        memcpy(w, b"+OK\r\n", 5)
+        w += 5
     sets.size += 5 * <Py_ssize_t>i
     sets.answered += <Py_ssize_t>i
     sets.n = 0

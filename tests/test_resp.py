@@ -193,6 +193,54 @@ def test_plain_get_and_set_in_one_pipeline_with_errors_and_other_commands(
     assert info["total_commands_processed"] >= 13
 
 
+def test_plain_gets_answered_from_the_buffer_match_the_general_path(resp: Served) -> None:
+    """A GET in the array form with a short ASCII key is answered straight
+    from the read buffer; every GET that form does not cover (a longer or
+    non-ASCII key, a zero-padded length, extra arguments, RESP3, a request
+    cut anywhere between two reads) gets the same answer as before."""
+    def cmd(*words: bytes) -> bytes:
+        return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+    port = port_of(resp)
+    k9, k10, k32 = b"k" * 9, b"K" * 10, b"x" * 32
+    uni = "k\u00e9y".encode()
+    setup = b"".join(cmd(b"SET", k, b'{"k": "%s"}' % k) for k in (k9, k10, k32, uni))
+    assert raw(port, setup) == b"+OK\r\n" * 4
+    burst = b"".join([
+        cmd(b"get", k9), cmd(b"GET", k10), cmd(b"GET", k32), cmd(b"GET", uni),
+        b"*2\r\n$3\r\nGET\r\n$09\r\n" + k9 + b"\r\n",  # zero-padded: the parser's
+        cmd(b"GET", k9, k10),                                # wrong number of arguments
+        cmd(b"GET", b"x" * 33),                              # too long: a refusal
+        cmd(b"GET", b"absent"),
+        cmd(b"GETX", k9),                                    # not GET
+    ])
+    value = {k: b'{"k":"%s"}' % k for k in (k9, k10, k32, uni)}
+    want = [value[k9], value[k10], value[k32], value[uni], value[k9]]
+    out = raw(port, burst)
+    for v in want:
+        head = b"$%d\r\n%s\r\n" % (len(v), v)
+        assert out.startswith(head), (out[:80], head)
+        out = out[len(head):]
+    rest = out.split(b"\r\n")
+    assert rest[0].startswith(b"-ERR wrong number of arguments for 'get'"), rest[0]
+    assert rest[1].startswith(b"-ERR InvalidKeyError"), rest[1]
+    assert rest[2] == b"$-1" and rest[3].startswith(b"-ERR unknown command"), rest
+    # RESP3's null, in the array form
+    assert raw(port, cmd(b"HELLO", b"3") + cmd(b"GET", b"absent")).endswith(b"_\r\n")
+    # the same GETs cut at every byte across two reads
+    whole = cmd(b"GET", k10) + cmd(b"GET", b"absent")
+    expect = b"$%d\r\n%s\r\n$-1\r\n" % (len(value[k10]), value[k10])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for cut in range(1, len(whole)):
+            s.sendall(whole[:cut])
+            time.sleep(0.002)  # most cuts then arrive as two reads
+            s.sendall(whole[cut:])
+            got = b""
+            while len(got) < len(expect):
+                got += s.recv(4096)
+            assert got == expect, cut
+
+
 def test_pipelined_sets_put_in_batches_keep_the_last_value_of_each_key(
         store_path: Path, serve: Callable[..., Served]) -> None:
     """Runs of plain SETs go to the core as batches (one append each);
