@@ -50,6 +50,10 @@ cdef extern from "crc32c.h" nogil:
     uint32_t fkv_crc32c(uint32_t crc, const void *buf, size_t len)
 
 
+cdef extern from "json_compact.h" nogil:
+    int fkv_json_is_compact(const uint8_t *text, size_t len, size_t max_bytes)
+
+
 cdef extern from "clock.h" nogil:
     uint64_t fkv_now_ms()
     void fkv_clock_set(uint64_t ms)

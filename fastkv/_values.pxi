@@ -139,6 +139,10 @@ cdef bytes _encode(object value, object key):
     """Compact UTF-8 JSON of a value SPEC.md accepts; raises otherwise."""
     cdef object text = None
     if not isinstance(value, dict):
+        if type(value) is bytes and fkv_json_is_compact(
+                <const uint8_t *>PyBytes_AS_STRING(value), <size_t>PyBytes_GET_SIZE(value),
+                FKV_VALUE_MAX):
+            return <bytes>value  # already what the steps below would make of it
         if isinstance(value, (str, bytes, bytearray)):
             text = value
             value = _parse_text(value, key)
@@ -168,6 +172,12 @@ cdef bytes _encode_kept(object value, object key):
     values: 1.9 ms kept as they are, 0.16 ms copied)."""
     cdef bytes data = _encode(value, key)
     return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+def json_is_compact(bytes text):
+    """Whether text is stored as it is, without a parse (json_compact.c)."""
+    return bool(fkv_json_is_compact(<const uint8_t *>PyBytes_AS_STRING(text),
+                                    <size_t>PyBytes_GET_SIZE(text), FKV_VALUE_MAX))
 
 
 def encode_value(value, key="value"):
