@@ -113,7 +113,12 @@ def main() -> None:
     if not found:
         sys.exit(f"no results in {per_size}")
     (out / "scale.md").write_text(table(found))
-    draw(found, out / "scale.png")
+    try:
+        draw(found, out / "scale.png")
+    except ImportError:
+        print("no matplotlib (pip install \".[bench]\"): the table only", file=sys.stderr)
+        print(out / "scale.md")
+        return
     print(out / "scale.png")
 
 
