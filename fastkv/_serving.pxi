@@ -77,12 +77,13 @@ def resp_batch(Store store, bytearray buf, Py_ssize_t pos, list out, Py_ssize_t 
     """Answer the requests in buf from pos while each is a plain `GET key`
     or `SET key value` that needs no wait and meets no error, appending the
     replies to out (as one bytearray), until they add up to budget bytes.
-    Consecutive SETs are put in one append (fkv_put_batch). With multi_ok (the connection WATCHes
-    nothing), a whole `MULTI`, plain SETs, `EXEC` block is one group write
-    (what redis-py's pipeline() of SETs sends). Returns (pos, bytes added, requests
-    answered, request, end): request is the one at pos this left for the
-    general path (a list of bytes, RESP_INLINE or None, as resp_next gives
-    it, which ends at end). Raises RespProtocolError."""
+    Consecutive SETs are put in one append (fkv_put_batch). With multi_ok
+    (the connection WATCHes nothing), a whole `MULTI`, plain SETs, `EXEC`
+    block is one group write (what redis-py's pipeline() of SETs sends).
+    Returns (pos, bytes added, requests answered, request, end): request
+    is the one at pos this left for the general path (a list of bytes,
+    RESP_INLINE or None, as resp_next gives it, which ends at end). Raises
+    RespProtocolError."""
     cdef bytearray acc = bytearray()
     try:
         return _resp_batch(store, buf, pos, acc, budget, resp3, max_args, max_bulk, multi_ok)
