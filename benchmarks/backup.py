@@ -1,10 +1,10 @@
 """db.backup(dest) against `cp` of the same data file, while a thread writes.
 
-    python benchmarks/backup.py [--keys 1000000] [--rounds 7]
+    python benchmarks/backup.py [--keys 1000000] [--rounds 7] [--writers 1]
 
 A store of --keys 100-byte values is built once (about 120 MB at a million
 keys) and kept open; a thread puts over existing keys the whole time (as a
-running application would). Each round copies the data file with `cp` (what
+running application would; --writers 0 for a store at rest). Each round copies the data file with `cp` (what
 a user would do: not a consistent copy while the store writes, but the speed
 to match), with `cp` followed by an fsync of the copy (what a backup that
 must survive a power cut costs: db.backup flushes its copy before naming
@@ -43,6 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--writers", type=int, choices=(0, 1), default=1)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "backup.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fastkv-backup-"))
@@ -59,7 +60,8 @@ def main() -> None:
             writes[0] = i
 
         t = threading.Thread(target=writer)
-        t.start()
+        if args.writers:
+            t.start()
         times: dict[str, list[float]] = {"cp": [], "cp+fsync": [], "write+fsync": [],
                                           "backup": []}
         sizes = []
@@ -91,13 +93,15 @@ def main() -> None:
                         p.unlink(missing_ok=True)
         finally:
             stop.set()
-            t.join()
+            if args.writers:
+                t.join()
         db.close()
         mb = statistics.median(sizes) / 1e6
         med = {k: statistics.median(v) for k, v in times.items()}
         result = {"keys": args.keys, "rounds": args.rounds, "file_mb": round(mb, 1),
-                  "writes_meanwhile": writes[0]}
-        print(f"{args.keys:,} keys, {mb:.0f} MB, medians of {args.rounds}, one writer running:")
+                  "writers": args.writers, "writes_meanwhile": writes[0]}
+        running = "one writer running" if args.writers else "no writer"
+        print(f"{args.keys:,} keys, {mb:.0f} MB, medians of {args.rounds}, {running}:")
         for k, s in med.items():
             result[f"{k}_s"] = round(s, 4)
             print(f"  {k:11}  {s * 1000:8.1f} ms  {mb / s:6.0f} MB/s")

@@ -46,7 +46,7 @@ int snapshot_save_now(fkv_store *s)
     hints_stop(s); /* they hold for the snapshot being replaced */
     uint8_t header[SNAP_HEADER];
     snapshot_header(s, header);
-    int rc = snapshot_save(s->path, s->file->fd, header, &s->ix, SNAPSHOT_OF_STORE);
+    int rc = snapshot_save(s->path, s->file->fd, header, &s->ix);
     if (rc == FKV_OK) {
         s->snap.written++;
         s->snap.seq = s->write_seq;

@@ -157,18 +157,30 @@ void snapshot_header(const fkv_store *s, uint8_t *header);
  * copy of the log at the same offsets (a backup). */
 void snapshot_header_rebind(uint8_t *header, const fkv_file_identity *ident, uint64_t session);
 
-/* Whose table snapshot_save writes: the store's own, or a copy that it
- * frees as soon as the copy is written. */
-typedef enum snapshot_table { SNAPSHOT_OF_STORE, SNAPSHOT_OF_COPY } snapshot_table;
-
 /* Write header and table as the snapshot of the data file at store_path,
  * after flushing the data file (the log the snapshot covers must be durable
- * before it is), and flush it: the store's own table over the snapshot in
- * place when it has the same size, else (and a copy always) through a
- * temporary file made like data_fd, the data file's descriptor, renamed
- * into place. Takes no lock: the caller owns table. */
+ * before it is), and flush it: over the snapshot in place when it has the
+ * same size, else through a temporary file made like data_fd, the data
+ * file's descriptor, renamed into place. Takes no lock: the caller owns
+ * table (the store's own, at close and compaction). */
 int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
-                  fkv_index *table, snapshot_table kind);
+                  const fkv_index *table);
+
+/* A snapshot of a copy of the table (a backup's) in two steps, so that the
+ * first runs beside other work: the table written into a new temporary
+ * file made like like_fd and its block directory built, the copy freed;
+ * then, when the data file holds the log the snapshot covers, that file
+ * flushed, the front written, the file flushed and renamed into place.
+ * finish always consumes p, and only discards it when rc (the caller's
+ * state so far) is not FKV_OK. */
+typedef struct snapshot_prepared {
+    fkv_tempfile tmp;
+    uint8_t *front; /* header and block directory */
+    size_t head;    /* their bytes */
+} snapshot_prepared;
+int snapshot_prepare(const char *store_path, int like_fd, fkv_index *table, snapshot_prepared *p);
+int snapshot_finish_prepared(const char *store_path, int data_fd, const uint8_t *header,
+                             snapshot_prepared *p, int rc);
 
 /* A background snapshot in two steps: the table written into a new
  * temporary file beside the snapshot (under the store's mutex: the page

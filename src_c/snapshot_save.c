@@ -135,7 +135,7 @@ static int write_front(int fd, uint8_t *front, size_t head, const uint8_t *heade
 }
 
 int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
-                  fkv_index *table, snapshot_table kind)
+                  const fkv_index *table)
 {
 #if !FKV_LITTLE_ENDIAN
 #error "snapshot.c writes the table as it lies in memory: add a byte swap for this host"
@@ -149,14 +149,14 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
         free(target);
         return FKV_ENOMEM;
     }
-    /* Written over in place only by a store saving its own table (close,
-     * compact): a crash then costs the next open a full scan. A snapshot
-     * saved in the background, while the process may die at any moment,
-     * goes to a new file renamed into place, so the one before stays
-     * whole until then. */
+    /* Written over in place when it has the size (close, compact): a
+     * crash then costs the next open a full scan. (A snapshot saved in the
+     * background, while the process may die at any moment, is staged in a
+     * new file renamed into place, so the one before stays whole until
+     * then: below.) */
     fkv_tempfile tmp = {-1, NULL};
     uint64_t hinted = 0;
-    int fd = kind == SNAPSHOT_OF_STORE ? open_for_overwrite(target, head + body, &hinted) : -1;
+    int fd = open_for_overwrite(target, head + body, &hinted);
     int in_place = fd >= 0, rc = FKV_OK;
     if (in_place) {
         rc = fkv_write_at(fd, SNAP_UNFINISHED, 8, 0);
@@ -168,7 +168,7 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
     }
     save_job job = {data_fd, fd, table, head, block_slots_for(cap), nblocks, front, 0, FKV_OK};
     pthread_t helper;
-    int helped = rc == FKV_OK && kind == SNAPSHOT_OF_STORE && body >= SAVE_HELPER_MIN &&
+    int helped = rc == FKV_OK && body >= SAVE_HELPER_MIN &&
                  pthread_create(&helper, NULL, save_helper, &job) == 0;
     if (rc == FKV_OK && !helped)
         write_slots(&job);
@@ -178,8 +178,6 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
         pthread_join(helper, NULL);
     if (rc == FKV_OK)
         rc = job.rc;
-    if (kind == SNAPSHOT_OF_COPY)
-        fkv_index_free(table); /* its memory goes back before the flushes */
     if (rc == FKV_OK)
         rc = write_front(fd, front, head, header);
     if (in_place) {
@@ -215,29 +213,68 @@ int snapshot_finish_staged(const char *store_path, int data_fd, const uint8_t *h
                            uint64_t cap, fkv_tempfile *tmp)
 {
     uint64_t per = block_slots_for(cap), nblocks = cap / per;
-    size_t head = (size_t)body_offset(nblocks), bytes = (size_t)per * SNAP_SLOT;
-    uint8_t *front = (uint8_t *)malloc(head);
+    size_t bytes = (size_t)per * SNAP_SLOT;
+    snapshot_prepared p = {*tmp, NULL, (size_t)body_offset(nblocks)};
+    tmp->fd = -1;
+    tmp->path = NULL;
+    p.front = (uint8_t *)malloc(p.head);
     fkv_slot *block = (fkv_slot *)malloc(bytes);
-    char *target = fkv_path_with_suffix(store_path, SNAPSHOT_SUFFIX);
-    int rc = front && block && target ? FKV_OK : FKV_ENOMEM;
+    int rc = p.front && block ? FKV_OK : FKV_ENOMEM;
     for (uint64_t b = 0; rc == FKV_OK && b < nblocks; b++) {
         size_t got = 0;
-        rc = fkv_read_at(tmp->fd, block, bytes, head + b * bytes, &got, FKV_MAY_WAIT);
+        rc = fkv_read_at(p.tmp.fd, block, bytes, p.head + b * bytes, &got, FKV_MAY_WAIT);
         if (rc == FKV_OK && got != bytes)
             rc = FKV_EIO; /* someone cut the new file short */
         if (rc == FKV_OK)
-            directory_entry(front, b, block, per);
+            directory_entry(p.front, b, block, per);
     }
     free(block);
+    return snapshot_finish_prepared(store_path, data_fd, header, &p, rc);
+}
+
+/* ---- a copy's snapshot: prepared beside other work, finished after it ------ */
+
+int snapshot_prepare(const char *store_path, int like_fd, fkv_index *table, snapshot_prepared *p)
+{
+    uint64_t cap = table->cap, per = block_slots_for(cap), nblocks = cap / per;
+    p->tmp.fd = -1;
+    p->tmp.path = NULL;
+    p->head = (size_t)body_offset(nblocks);
+    p->front = (uint8_t *)malloc(p->head);
+    int rc = p->front ? fkv_temp_create(&p->tmp, store_path, SNAPSHOT_SUFFIX "-new", like_fd)
+                      : FKV_ENOMEM;
+    if (rc == FKV_OK)
+        rc = fkv_write_at(p->tmp.fd, table->slots, (size_t)cap * SNAP_SLOT, p->head);
+    if (rc == FKV_OK) {
+        fkv_start_writeback(p->tmp.fd, p->head, cap * SNAP_SLOT); /* the flush waits less */
+        for (uint64_t b = 0; b < nblocks; b++)
+            directory_entry(p->front, b, table->slots + b * per, per);
+    }
+    fkv_index_free(table);
+    if (rc != FKV_OK) {
+        fkv_temp_discard(&p->tmp);
+        free(p->front);
+        p->front = NULL;
+    }
+    return rc;
+}
+
+int snapshot_finish_prepared(const char *store_path, int data_fd, const uint8_t *header,
+                             snapshot_prepared *p, int rc)
+{
+    char *target = fkv_path_with_suffix(store_path, SNAPSHOT_SUFFIX);
+    if (rc == FKV_OK && !target)
+        rc = FKV_ENOMEM;
     if (rc == FKV_OK)
         rc = fkv_flush(data_fd); /* see write_slots */
     if (rc == FKV_OK)
-        rc = write_front(tmp->fd, front, head, header);
+        rc = write_front(p->tmp.fd, p->front, p->head, header);
     if (rc == FKV_OK)
-        rc = fkv_temp_install(tmp, target);
-    fkv_temp_discard(tmp);
+        rc = fkv_temp_install(&p->tmp, target);
+    fkv_temp_discard(&p->tmp); /* also frees its path after a failed create */
     free(target);
-    free(front);
+    free(p->front);
+    p->front = NULL;
     return rc;
 }
 
