@@ -11,19 +11,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 PHASES = ["create", "read", "read_missing", "read_2_threads", "delete"]
 
 
 def main() -> None:
+    src = Path(sys.argv[1])
+    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else src.with_suffix(".png")
+    draw(json.loads(src.read_text()), dst)
+    print(dst)
+
+
+def draw(data: dict[str, Any], dst: Path) -> None:
+    """The chart of one results file of run.py, written to dst."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    src = Path(sys.argv[1])
-    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else src.with_suffix(".png")
-    data = json.loads(src.read_text())
     results = {k: v for k, v in data["results"].items() if k != "floor"}
     stores = list(results)
     width = 0.8 / len(stores)
@@ -47,7 +53,7 @@ def main() -> None:
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(dst, dpi=110)
-    print(dst)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional
 from fastkv import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import machine  # noqa: E402
 from worker import threaded_pass  # noqa: E402
 
 
@@ -178,6 +179,7 @@ def main() -> None:
             else (None, 0)
         try:
             results: dict[str, Any] = {
+                "machine": machine(), "rounds": args.rounds,
                 "threads": args.threads,
                 "keys": args.keys,
                 "cpus": os.cpu_count(),

@@ -135,9 +135,14 @@ cdef class Store:
         """Store value under key, optionally expiring ttl seconds from now.
 
         Raises:
-            InvalidKeyError, InvalidValueError, ValueTooLargeError,
-            InvalidTTLError, KeyExistsError, StoreFullError, StoreClosedError,
-            StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds something JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyExistsError: the key is live already.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         self._append(key, value, <uint64_t>_ttl_seconds(ttl, key), True, False)
 
@@ -147,9 +152,13 @@ cdef class Store:
         and a kill -9 leaves one of them, never neither.
 
         Raises:
-            InvalidKeyError, InvalidValueError, ValueTooLargeError,
-            InvalidTTLError, StoreFullError (the old value stays),
-            StoreClosedError, StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds something JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the write would take the file past max_file_size (the old value stays).
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         self._append(key, value, <uint64_t>_ttl_seconds(ttl, key), True, True)
 
@@ -162,8 +171,15 @@ cdef class Store:
         the millisecond.
 
         Raises:
-            as create() (put()), InvalidTTLError for a deadline that is not
-            an int of ms, KeyExpiredError if the deadline has passed.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds something JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: deadline_ms is not an int of milliseconds.
+            KeyExpiredError: the deadline has passed.
+            KeyExistsError: the key is live already (without replace).
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         if deadline_ms is None:
             deadline_ms = 0
@@ -199,8 +215,13 @@ cdef class Store:
         no expiry with ttl=None; its value is kept. One step, like put().
 
         Raises:
-            InvalidKeyError, InvalidTTLError, KeyNotFoundError,
-            KeyExpiredError, StoreFullError, StoreClosedError, StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
@@ -216,8 +237,12 @@ cdef class Store:
         """Return the value stored under key, as a new dict.
 
         Raises:
-            InvalidKeyError, KeyNotFoundError, KeyExpiredError,
-            CorruptionError, StoreClosedError, StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            CorruptionError: a record read failed its checksum.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
@@ -236,7 +261,10 @@ cdef class Store:
         """read(key), or default for a key that is missing or expired.
 
         Raises:
-            InvalidKeyError, CorruptionError, StoreClosedError, StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            CorruptionError: a record read failed its checksum.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
@@ -261,8 +289,12 @@ cdef class Store:
         does.
 
         Raises:
-            InvalidKeyError, KeyNotFoundError, KeyExpiredError,
-            CorruptionError, StoreClosedError, StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            CorruptionError: a record read failed its checksum.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
@@ -365,8 +397,11 @@ cdef class Store:
         """Remove key.
 
         Raises:
-            InvalidKeyError, KeyNotFoundError, KeyExpiredError,
-            StoreClosedError, StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         cdef Py_ssize_t n
         cdef const char *k = _key_utf8(key, &n)
@@ -382,7 +417,10 @@ cdef class Store:
         expired keys are left out.
 
         Raises:
-            InvalidKeyError, StoreClosedError, StoreIOError, CorruptionError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
+            CorruptionError: a record read failed its checksum.
         """
         return _get_many(self, keys)
 
@@ -393,8 +431,15 @@ cdef class Store:
         written. At most max_transaction_bytes of records.
 
         Raises:
-            as put(); TransactionError past max_transaction_bytes, or from
-            the thread holding an open transaction.
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            InvalidValueError: a value is not a JSON object, or holds something JSON cannot.
+            ValueTooLargeError: an encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the writes would take the file past max_file_size.
+            TransactionError: past max_transaction_bytes, or called from the
+                thread that holds an open transaction.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         _put_many(self, items, ttl)
 
@@ -403,8 +448,11 @@ cdef class Store:
         many it deleted (a key named twice counts once).
 
         Raises:
-            InvalidKeyError, StoreClosedError, StoreIOError; TransactionError
-            as put_many().
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            TransactionError: past max_transaction_bytes, or called from the
+                thread that holds an open transaction.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         return _delete_many(self, keys)
 
@@ -479,8 +527,10 @@ cdef class Store:
         batch of keys in memory, and no lock between batches.
 
         Raises:
-            InvalidKeyError (a prefix that is not a str), StoreClosedError,
-            CorruptionError, StoreIOError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters (a prefix that is not a str).
+            StoreClosedError: the store is closed, or this is a forked child.
+            CorruptionError: a record read failed its checksum.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidKeyError(f"prefix must be a str, not {type(prefix).__name__}")
@@ -508,7 +558,10 @@ cdef class Store:
         or expired between its batch and its read is left out.
 
         Raises:
-            as keys(), and CorruptionError for a damaged value.
+            InvalidKeyError: the prefix is not a str.
+            CorruptionError: a record read failed its checksum.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         for key in self.keys(prefix):
             try:
@@ -522,7 +575,9 @@ cdef class Store:
         if given, counts the bytes read so far (poll it from another thread).
 
         Raises:
-            StoreClosedError, StoreIOError, CorruptionError.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
+            CorruptionError: a record read failed its checksum.
         """
         cdef int rc
         cdef fkv_progress *p = NULL if progress is None else &progress._p
@@ -538,7 +593,9 @@ cdef class Store:
         if given, counts the bytes of log copied.
 
         Raises:
-            InvalidPathError (dest exists), StoreClosedError, StoreIOError.
+            InvalidPathError: the path cannot be used (dest exists).
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         cdef int rc
         cdef fkv_progress *p = NULL if progress is None else &progress._p
@@ -554,7 +611,8 @@ cdef class Store:
         """Flush written records to stable storage (survives power loss).
 
         Raises:
-            StoreClosedError, StoreIOError.
+            StoreClosedError: the store is closed, or this is a forked child.
+            StoreIOError: a system call on the file failed, or an earlier flush did.
         """
         cdef int rc
         self._live()

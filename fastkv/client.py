@@ -67,8 +67,12 @@ class Client:
         """As DataStore.create.
 
         Raises:
-            InvalidKeyError, InvalidValueError, ValueTooLargeError,
-            InvalidTTLError, KeyExistsError, StoreFullError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds something JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyExistsError: the key is live already.
+            StoreFullError: the write would take the file past max_file_size.
         """
         self._write(key, value, ttl, {})
 
@@ -76,8 +80,11 @@ class Client:
         """As DataStore.put.
 
         Raises:
-            InvalidKeyError, InvalidValueError, ValueTooLargeError,
-            InvalidTTLError, StoreFullError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds something JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the write would take the file past max_file_size.
         """
         self._write(key, value, ttl, {"replace": "true"})
 
@@ -103,7 +110,9 @@ class Client:
         """As DataStore.ttl.
 
         Raises:
-            InvalidKeyError, KeyNotFoundError, KeyExpiredError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
         """
         left: Optional[float] = self._call("GET", _key_path(key) + "/ttl")["ttl"]
         return left
@@ -112,8 +121,11 @@ class Client:
         """As DataStore.touch.
 
         Raises:
-            InvalidKeyError, InvalidTTLError, KeyNotFoundError,
-            KeyExpiredError, StoreFullError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreFullError: the write would take the file past max_file_size.
         """
         if ttl is not None and type(ttl) is not int:
             raise InvalidTTLError(f"ttl for {key!r} must be an int, not {type(ttl).__name__}")
@@ -132,7 +144,9 @@ class Client:
         """As DataStore.read.
 
         Raises:
-            InvalidKeyError, KeyNotFoundError, KeyExpiredError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
         """
         return self._call("GET", _key_path(key))
 
@@ -140,7 +154,9 @@ class Client:
         """As DataStore.delete.
 
         Raises:
-            InvalidKeyError, KeyNotFoundError, KeyExpiredError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
         """
         self._call("DELETE", _key_path(key))
 
@@ -195,7 +211,8 @@ class Client:
         batch at a time (GET /keys?cursor=...).
 
         Raises:
-            InvalidKeyError (a prefix that is not a str), StoreUnavailableError.
+            InvalidKeyError: the key is not a str of 1 to 32 characters (a prefix that is not a str).
+            StoreUnavailableError: the server did not answer.
         """
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidKeyError(f"prefix must be a str, not {type(prefix).__name__}")

@@ -110,13 +110,15 @@ def import_jsonl(
     value; "replace" puts the file's value in its place in one step.
 
     Raises:
-        InvalidKeyError, InvalidValueError, ValueTooLargeError,
-        InvalidTTLError: a line is bad (its number is in the message);
+        InvalidKeyError: a line's key is bad (its number is in the message);
             nothing was written.
+        InvalidValueError: a line's value is bad; nothing was written.
+        ValueTooLargeError: a line's value is over 16 KiB; nothing was written.
+        InvalidTTLError: a line's deadline is bad; nothing was written.
         KeyExistsError: with on_conflict="fail", a key the store holds;
             nothing was written.
-        StoreFullError, StoreIOError: a write failed; report says how far
-            the import got.
+        StoreFullError: a write failed; report says how far the import got.
+        StoreIOError: a write failed; report says how far the import got.
     """
     return apply_import(db, read_jsonl(source), on_conflict=on_conflict, progress=progress,
                         report=report)
