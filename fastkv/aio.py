@@ -116,33 +116,63 @@ class AsyncDataStore:
 
     @property
     def path(self) -> Any:
+        """The absolute pathlib.Path of the data file."""
         return self._db.path
 
     @property
     def durability(self) -> str:
+        """The durability mode, "process" or "fsync": what a returned write survives."""
         mode: str = self._db.durability
         return mode
 
     @property
     def max_transaction_bytes(self) -> int:
+        """The most bytes of records one transaction or batch call may hold."""
         limit: int = self._db.max_transaction_bytes
         return limit
 
     # -- reads: inline when the answer is in memory ---------------------------
 
     async def read(self, key: str) -> Any:
+        """The value stored under key, as a new dict.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         value = self._db._try_read(key)
         if value is _WOULD_WAIT:
             value = await _in_thread(functools.partial(self._db.read, key))
         return value
 
     async def get(self, key: str, default: Any = None) -> Any:
+        """read(key), or default when the key is missing or expired.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         value = self._db._try_read(key, default)
         if value is _WOULD_WAIT:
             value = await _in_thread(functools.partial(self._db.get, key, default))
         return value
 
     async def ttl(self, key: str) -> Optional[float]:
+        """Seconds left before key expires (a float), or None if it never does.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         left = self._db._try_ttl(key)
         if left is _WOULD_WAIT:
             left = await _in_thread(functools.partial(self._db.ttl, key))
@@ -159,15 +189,59 @@ class AsyncDataStore:
     # -- writes: inline into the page cache, or in a thread when they flush --
 
     async def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Store value under a new key, expiring after ttl seconds (None: never).
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyExistsError: the key is live already.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         await self._write(self._db.create, key, value, ttl)
 
     async def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Create the key or replace its value and its expiry, in one step.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         await self._write(self._db.put, key, value, ttl)
 
     async def touch(self, key: str, ttl: Optional[int]) -> None:
+        """A new time-to-live for key, counted from now (None: never expire);
+        the value is kept.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         await self._write(self._db.touch, key, ttl)
 
     async def delete(self, key: str) -> None:
+        """Remove a live key.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         await self._write(self._db.delete, key)
 
     async def create_until(self, key: str, value: Any, deadline_ms: Optional[int],
@@ -237,9 +311,22 @@ class AsyncDataStore:
         return await _in_thread(self._db.__len__)
 
     async def stats(self) -> dict[str, Any]:
+        """A dict of the store's counters (see the how-to guide "Read stats()").
+
+        Raises:
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         return await _in_thread(self._db.stats)
 
     async def compact(self, progress: Optional[_core.Progress] = None) -> None:
+        """Rewrite the file with only its live records (on Redis: nothing to do,
+        the server reclaims memory itself).
+
+        Raises:
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         await _in_thread(functools.partial(self._db.compact, progress))
 
     async def backup(self, dest: PathArg, progress: Optional[_core.Progress] = None) -> Any:
@@ -247,6 +334,13 @@ class AsyncDataStore:
         return await _in_thread(functools.partial(self._db.backup, dest, progress))
 
     async def sync(self) -> None:
+        """Flush everything written before to stable storage (on Redis: check
+        that the server answers; its durability is its own).
+
+        Raises:
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+        """
         await _in_thread(self._db.sync)
 
     async def close(self) -> None:

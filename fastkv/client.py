@@ -247,10 +247,20 @@ class Client:
         return live
 
     def stats(self) -> dict[str, Any]:
+        """The served store's counters (GET /stats: DataStore.stats()).
+
+        Raises:
+            StoreUnavailableError: the server did not answer.
+        """
         stats: dict[str, Any] = self._call("GET", "/stats")
         return stats
 
     def health(self) -> dict[str, Any]:
+        """The server's answer to GET /health: {"status": "ok", "version": ...}.
+
+        Raises:
+            StoreUnavailableError: the server did not answer.
+        """
         health: dict[str, Any] = self._call("GET", "/health")
         return health
 

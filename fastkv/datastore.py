@@ -108,6 +108,7 @@ class DataStore(_core.Store):
 
     @property
     def durability(self) -> str:
+        """The durability mode, "process" or "fsync": what a returned write survives."""
         return self._durability
 
     @property

@@ -104,11 +104,33 @@ class Transaction:
     # ---- reads -----------------------------------------------------------------
 
     def read(self, key: str) -> dict[str, Any]:
+        """The value stored under key, as a new dict.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         value, _ = self._record(key)
         return orjson.loads(value)  # type: ignore[no-any-return]
 
     def get(self, key: str, default: Any = None) -> Any:
+        """read(key), or default when the key is missing or expired.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         try:
             value, _ = self._record(key)
@@ -117,6 +139,17 @@ class Transaction:
         return orjson.loads(value)
 
     def ttl(self, key: str) -> Optional[float]:
+        """Seconds left before key expires (a float), or None if it never does.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         _, deadline = self._record(key)
         if not deadline:
@@ -130,6 +163,17 @@ class Transaction:
         return self._live(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """A dict of the live keys among keys and their values, as of one moment;
+        missing and expired keys are left out.
+
+        Raises:
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         out: dict[str, Any] = {}
         for key in keys:
@@ -153,6 +197,20 @@ class Transaction:
     # ---- writes ----------------------------------------------------------------
 
     def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Store value under a new key, expiring after ttl seconds (None: never).
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyExistsError: the key is live already.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         _core.check_key(key)
         encoded = _core.encode_value(value, key)
@@ -162,6 +220,19 @@ class Transaction:
         self._stage([(key, encoded, deadline)])
 
     def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Create the key or replace its value and its expiry, in one step.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         if not self._open or (self._thread_bound and _thread.get_ident() != self._token):
             self._check()
         self._bytes = _txn_put(self._store, self._changes, key, value, ttl, self._bytes)
@@ -187,18 +258,57 @@ class Transaction:
         self._stage([(key, encoded, deadline_ms)])
 
     def touch(self, key: str, ttl: Optional[int]) -> None:
+        """A new time-to-live for key, counted from now (None: never expire);
+        the value is kept.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         deadline = _core.deadline_of(ttl, key)
         value, _ = self._record(key)
         self._stage([(key, value, deadline)])
 
     def delete(self, key: str) -> None:
+        """Remove a live key.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            KeyExpiredError: the key's time-to-live has passed.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         self._record(key)  # raises for a key that is not live
         self._stage([(key, None, 0)])
 
     def put_many(self, items: Union[Mapping[str, Any], Iterable[tuple[str, Any]]],
                  ttl: Optional[int] = None) -> None:
+        """put() of every (key, value) pair of a mapping or iterable, as one
+        atomic group: all of them or none.
+
+        Raises:
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            InvalidValueError: a value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the write would take the file past max_file_size.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         pairs = items.items() if hasattr(items, "items") else items
         staged: dict[str, tuple[str, Optional[bytes], int]] = {}
@@ -210,6 +320,16 @@ class Transaction:
         self._stage(list(staged.values()))
 
     def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete the live keys among keys as one atomic group; returns how
+        many it deleted.
+
+        Raises:
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            StoreClosedError: the store is closed.
+            StoreIOError: a system call on the file failed.
+            TransactionError: the transaction has ended, is used from another
+                thread, or would pass max_transaction_bytes.
+        """
         self._check()
         staged: dict[str, tuple[str, Optional[bytes], int]] = {}
         for key in keys:

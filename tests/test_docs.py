@@ -245,3 +245,59 @@ def test_pages_render_in_a_browser(which: str, served_site: tuple[str, list[tupl
     failed = [(p, code) for p, code in requested if code >= 400]
     assert not failed, f"assets that failed to load on /{path}: {failed}"
     assert shot.stat().st_size > 10_000
+
+
+# ---- the docstrings the reference is made of -------------------------------------------
+
+
+def _public_classes() -> list[type]:
+    import fastkv.aio
+    from fastkv.client import Client
+    from fastkv.redis.aio import AsyncRedisStore
+    from fastkv.redis.store import RedisStore
+    from fastkv.store_protocol import KeyValueStore
+
+    return [fastkv.DataStore, fastkv.Transaction, fastkv.aio.AsyncDataStore,
+            fastkv.aio.AsyncTransaction, RedisStore, AsyncRedisStore, Client, KeyValueStore]
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    import inspect
+
+    import fastkv
+
+    missing = []
+    for cls in _public_classes():
+        if not inspect.getdoc(cls):
+            missing.append(cls.__name__)
+        for name, member in inspect.getmembers(cls):
+            if name.startswith("_"):
+                continue
+            doc = member.__doc__ if isinstance(member, property) else inspect.getdoc(member)
+            if callable(member) or isinstance(member, property):
+                # Cython puts the signature first (embedsignature): text must follow
+                text = re.sub(r"\A[\w.]+\(.*\)(\s*->\s*.*)?\n?", "", (doc or "").strip())
+                if not text.strip():
+                    missing.append(f"{cls.__name__}.{name}")
+    for name in fastkv.__all__:
+        obj = getattr(fastkv, name)
+        if callable(obj) and not inspect.getdoc(obj):
+            missing.append(name)
+    assert not missing, f"public names without a docstring: {missing}"
+
+
+def test_raises_sections_are_in_one_style() -> None:
+    """Google style, as the reference's generator reads it: `Name: when`."""
+    import inspect
+
+    bad = []
+    for cls in _public_classes():
+        for name, member in inspect.getmembers(cls):
+            doc = inspect.getdoc(member) or ""
+            if "Raises:" not in doc:
+                continue
+            block = doc.split("Raises:", 1)[1].strip("\n").split("\n\n", 1)[0]
+            entries = [line for line in block.splitlines() if line and not line.startswith("    ")]
+            if not all(re.match(r"[A-Z]\w*Error: \S", line) for line in entries):
+                bad.append(f"{cls.__name__}.{name}")
+    assert not bad, f"Raises: sections not in `Name: when` form: {bad}"

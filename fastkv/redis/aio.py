@@ -124,25 +124,92 @@ class AsyncRedisStore(RedisCommands):
     # -- RedisStore's calls, awaited ------------------------------------------------
 
     async def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Store value under a new key, expiring after ttl seconds (None: never).
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyExistsError: the key is live already.
+            StoreFullError: the server's maxmemory is reached (OOM).
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         await self._run(self._create_plan(key, value, ttl, False))
 
     async def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Create the key or replace its value and its expiry, in one step.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the server's maxmemory is reached (OOM).
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         await self._run(self._create_plan(key, value, ttl, True))
 
     async def read(self, key: str) -> Any:
+        """The value stored under key, as a new dict.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         return await self._run(self._get_plan(key))
 
     async def get(self, key: str, default: Any = None) -> Any:
+        """read(key), or default when the key is missing or expired.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         return await self._run(self._get_plan(key, default))
 
     async def delete(self, key: str) -> None:
+        """Remove a live key.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         await self._run(self._delete_plan(key))
 
     async def ttl(self, key: str) -> Optional[float]:
+        """Seconds left before key expires (a float), or None if it never does.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         left: Optional[float] = await self._run(self._ttl_plan(key))
         return left
 
     async def touch(self, key: str, ttl: Optional[int]) -> None:
+        """A new time-to-live for key, counted from now (None: never expire);
+        the value is kept.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyNotFoundError: the key is not in the store.
+            StoreFullError: the server's maxmemory is reached (OOM).
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         await self._run(self._touch_plan(key, ttl))
 
     async def contains(self, key: object) -> bool:
@@ -150,13 +217,42 @@ class AsyncRedisStore(RedisCommands):
         return bool(await self._run(self._contains_plan(key)))
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """A dict of the live keys among keys and their values, as of one moment;
+        missing and expired keys are left out.
+
+        Raises:
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         found: dict[str, Any] = await self._run(self._get_many_plan(keys))
         return found
 
     async def put_many(self, items: Any, ttl: Optional[int] = None) -> None:
+        """put() of every (key, value) pair of a mapping or iterable, as one
+        atomic group: all of them or none.
+
+        Raises:
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            InvalidValueError: a value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the server's maxmemory is reached (OOM).
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         await self._run(self._put_many_plan(items, ttl))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete the live keys among keys as one atomic group; returns how
+        many it deleted.
+
+        Raises:
+            InvalidKeyError: a key is not a str of 1 to 32 characters.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         n: int = await self._run(self._delete_many_plan(keys))
         return n
 
@@ -170,6 +266,12 @@ class AsyncRedisStore(RedisCommands):
         return n
 
     def keys(self, prefix: Optional[str] = None) -> AsyncIterator[str]:
+        """The live keys, optionally only those starting with prefix, each once.
+
+        Raises:
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         return self._keys(prefix)
 
     def __aiter__(self) -> AsyncIterator[str]:
@@ -181,11 +283,25 @@ class AsyncRedisStore(RedisCommands):
                 yield key
 
     async def items(self, prefix: Optional[str] = None) -> AsyncIterator[tuple[str, Any]]:
+        """(key, value) pairs of the live keys, optionally only those whose key
+        starts with prefix.
+
+        Raises:
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         async for batch in self._walk(self._items_plan(prefix)):
             for pair in batch:
                 yield pair
 
     async def stats(self) -> dict[str, Any]:
+        """A dict of the store's counters (see the how-to guide "Read stats()").
+
+        Raises:
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         st: dict[str, Any] = await self._run(self._stats_plan())
         return st
 
@@ -197,6 +313,12 @@ class AsyncRedisStore(RedisCommands):
         await self._run(self._sync_plan())
 
     async def close(self) -> None:
+        """Close the store (the connection, for a server); safe to call twice.
+
+        Raises:
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         if isinstance(self._c, (Closed, _NotOpen)):
             self._c = Closed(self._m.where)
             return
@@ -213,6 +335,7 @@ class AsyncRedisStore(RedisCommands):
 
     @property
     def namespace(self) -> str:
+        """The prefix of this store's keys in Redis ("" for the whole keyspace)."""
         return self._m.namespace
 
     @property

@@ -111,25 +111,92 @@ class RedisStore(RedisCommands):
     # -- the calls of DataStore ---------------------------------------------------
 
     def create(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Store value under a new key, expiring after ttl seconds (None: never).
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyExistsError: the key is live already.
+            StoreFullError: the server's maxmemory is reached (OOM).
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         self._run(self._create_plan(key, value, ttl, False))
 
     def put(self, key: str, value: Any, ttl: Optional[int] = None) -> None:
+        """Create the key or replace its value and its expiry, in one step.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidValueError: the value is not a JSON object, or holds what JSON cannot.
+            ValueTooLargeError: the encoded value is over 16 KiB.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            StoreFullError: the server's maxmemory is reached (OOM).
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         self._run(self._create_plan(key, value, ttl, True))
 
     def read(self, key: str) -> Any:
+        """The value stored under key, as a new dict.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         return self._run(self._get_plan(key))
 
     def get(self, key: str, default: Any = None) -> Any:
+        """read(key), or default when the key is missing or expired.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            CorruptionError: a value read back is damaged, or not a fastkv value.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         return self._run(self._get_plan(key, default))
 
     def delete(self, key: str) -> None:
+        """Remove a live key.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         self._run(self._delete_plan(key))
 
     def ttl(self, key: str) -> Optional[float]:
+        """Seconds left before key expires (a float), or None if it never does.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            KeyNotFoundError: the key is not in the store.
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         left: Optional[float] = self._run(self._ttl_plan(key))
         return left
 
     def touch(self, key: str, ttl: Optional[int]) -> None:
+        """A new time-to-live for key, counted from now (None: never expire);
+        the value is kept.
+
+        Raises:
+            InvalidKeyError: the key is not a str of 1 to 32 characters.
+            InvalidTTLError: ttl is not None or an int from 1 to 315,360,000.
+            KeyNotFoundError: the key is not in the store.
+            StoreFullError: the server's maxmemory is reached (OOM).
+            StoreUnavailableError: the server did not answer (a write then may or
+                may not have happened: it is never sent twice).
+        """
         self._run(self._touch_plan(key, ttl))
 
     def __contains__(self, key: object) -> bool:
@@ -229,6 +296,7 @@ class RedisStore(RedisCommands):
 
     @property
     def namespace(self) -> str:
+        """The prefix of this store's keys in Redis ("" for the whole keyspace)."""
         return self._m.namespace
 
     @property
