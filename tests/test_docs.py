@@ -301,3 +301,14 @@ def test_raises_sections_are_in_one_style() -> None:
             if not all(re.match(r"[A-Z]\w*Error: \S", line) for line in entries):
                 bad.append(f"{cls.__name__}.{name}")
     assert not bad, f"Raises: sections not in `Name: when` form: {bad}"
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    """The README is read on the code host too, outside the site: its
+    relative links (pages under docs/, the chart, the changelog) must resolve."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if not re.match(r"\w+://", t)]
+    assert local, "no relative link found: the pattern is wrong"
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"
