@@ -31,8 +31,20 @@ CHARTS_URL = "benchmarks/charts"
 def _cli_help() -> str:
     from fastkv.cli.commands import build_parser
 
-    os.environ["COLUMNS"] = "90"  # the formatter's width: the same on every machine
-    parser = build_parser()
+    # the same text on every machine: the formatter's width, and a default
+    # store path under a home that is nobody's
+    saved = dict(os.environ)
+    os.environ.update(COLUMNS="90", HOME="/home/you")
+    for name in ("FASTKV_PATH", "XDG_DATA_HOME"):
+        os.environ.pop(name, None)
+    try:
+        return _cli_help_text(build_parser())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _cli_help_text(parser: argparse.ArgumentParser) -> str:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     parts = ["### fastkv", "", "```text", parser.format_help().rstrip(), "```", ""]
     names: dict[int, list[str]] = {}  # an alias (stats for info) shares its parser
