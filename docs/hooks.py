@@ -26,6 +26,16 @@ CHARTS_SRC = Path(os.environ.get("FASTKV_DOCS_CHARTS", ROOT / "build" / "docs-ch
 CHARTS_URL = "benchmarks/charts"
 
 
+def on_config(config: Any, **kwargs: Any) -> Any:
+    """`fastkv` from the installed package, for these hooks and for the
+    reference's generator: never from the checkout, which has no compiled
+    core unless it was built in place, and is on sys.path when MkDocs runs
+    from it (`python -m mkdocs`)."""
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
+    import fastkv  # noqa: F401
+    return config
+
+
 # ---- the command line -------------------------------------------------------
 
 def _cli_help() -> str:

@@ -1,6 +1,6 @@
 """The exceptions fastkv raises.
 
-Every class derives from :class:`FastKVError` and from the built-in exception
+Every class derives from `FastKVError` and from the built-in exception
 a Python user would catch for the same situation (``KeyError`` for a missing
 key, ``ValueError`` for bad input, ``OSError`` for the file), so both
 ``except fastkv.KeyNotFoundError`` and ``except KeyError`` work.
