@@ -29,6 +29,9 @@
 #define Py_WINVER 0x0602
 #define NTDDI_VERSION 0x06020000
 #define COMPILER "[GCC mingw-w64 " __VERSION__ "]"
+/* PyDoc_STR keeps the docstrings (without it every one compiles to ""),
+ * as CPython's own file has it */
+#define WITH_DOC_STRINGS 1
 
 /* The interpreter is python3XX.dll: its symbols are imported. */
 #define HAVE_DECLSPEC_DLL 1
