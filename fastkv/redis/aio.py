@@ -159,8 +159,7 @@ class AsyncRedisStore(RedisCommands):
             InvalidKeyError: the key is not a str of 1 to 32 characters.
             KeyNotFoundError: the key is not in the store.
             CorruptionError: a value read back is damaged, or not a fastkv value.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         return await self._run(self._get_plan(key))
 
@@ -170,8 +169,7 @@ class AsyncRedisStore(RedisCommands):
         Raises:
             InvalidKeyError: the key is not a str of 1 to 32 characters.
             CorruptionError: a value read back is damaged, or not a fastkv value.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         return await self._run(self._get_plan(key, default))
 
@@ -192,8 +190,7 @@ class AsyncRedisStore(RedisCommands):
         Raises:
             InvalidKeyError: the key is not a str of 1 to 32 characters.
             KeyNotFoundError: the key is not in the store.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         left: Optional[float] = await self._run(self._ttl_plan(key))
         return left
@@ -223,8 +220,7 @@ class AsyncRedisStore(RedisCommands):
         Raises:
             InvalidKeyError: a key is not a str of 1 to 32 characters.
             CorruptionError: a value read back is damaged, or not a fastkv value.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         found: dict[str, Any] = await self._run(self._get_many_plan(keys))
         return found
@@ -269,8 +265,7 @@ class AsyncRedisStore(RedisCommands):
         """The live keys, optionally only those starting with prefix, each once.
 
         Raises:
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         return self._keys(prefix)
 
@@ -288,8 +283,7 @@ class AsyncRedisStore(RedisCommands):
 
         Raises:
             CorruptionError: a value read back is damaged, or not a fastkv value.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         async for batch in self._walk(self._items_plan(prefix)):
             for pair in batch:
@@ -299,8 +293,7 @@ class AsyncRedisStore(RedisCommands):
         """A dict of the store's counters (see the how-to guide "Read stats()").
 
         Raises:
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         st: dict[str, Any] = await self._run(self._stats_plan())
         return st
@@ -316,8 +309,7 @@ class AsyncRedisStore(RedisCommands):
         """Close the store (the connection, for a server); safe to call twice.
 
         Raises:
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         if isinstance(self._c, (Closed, _NotOpen)):
             self._c = Closed(self._m.where)

@@ -146,8 +146,7 @@ class RedisStore(RedisCommands):
             InvalidKeyError: the key is not a str of 1 to 32 characters.
             KeyNotFoundError: the key is not in the store.
             CorruptionError: a value read back is damaged, or not a fastkv value.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         return self._run(self._get_plan(key))
 
@@ -157,8 +156,7 @@ class RedisStore(RedisCommands):
         Raises:
             InvalidKeyError: the key is not a str of 1 to 32 characters.
             CorruptionError: a value read back is damaged, or not a fastkv value.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         return self._run(self._get_plan(key, default))
 
@@ -179,8 +177,7 @@ class RedisStore(RedisCommands):
         Raises:
             InvalidKeyError: the key is not a str of 1 to 32 characters.
             KeyNotFoundError: the key is not in the store.
-            StoreUnavailableError: the server did not answer (a write then may or
-                may not have happened: it is never sent twice).
+            StoreUnavailableError: the server did not answer.
         """
         left: Optional[float] = self._run(self._ttl_plan(key))
         return left
