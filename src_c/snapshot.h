@@ -170,7 +170,8 @@ int snapshot_save(const char *store_path, int data_fd, const uint8_t *header,
  * first runs beside other work: the table written into a new temporary
  * file made like like_fd and its block directory built, the copy freed;
  * then, when the data file holds the log the snapshot covers, that file
- * flushed, the front written, the file flushed and renamed into place.
+ * flushed (unless data_fd is -1: flushed by the caller), the front
+ * written, the file flushed and renamed into place.
  * finish always consumes p, and only discards it when rc (the caller's
  * state so far) is not FKV_OK. */
 typedef struct snapshot_prepared {

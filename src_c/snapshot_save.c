@@ -265,7 +265,7 @@ int snapshot_finish_prepared(const char *store_path, int data_fd, const uint8_t 
     char *target = fkv_path_with_suffix(store_path, SNAPSHOT_SUFFIX);
     if (rc == FKV_OK && !target)
         rc = FKV_ENOMEM;
-    if (rc == FKV_OK)
+    if (rc == FKV_OK && data_fd >= 0)
         rc = fkv_flush(data_fd); /* see write_slots */
     if (rc == FKV_OK)
         rc = write_front(p->tmp.fd, p->front, p->head, header);

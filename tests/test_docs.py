@@ -29,7 +29,7 @@ import sys
 import threading
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
