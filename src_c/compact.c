@@ -15,62 +15,98 @@
 
 #define AUTO_COMPACT_MIN (4u << 20)
 
-/* Slot of the entry pointing at the record at off, or UINT64_MAX. */
-static uint64_t slot_of_offset(const fkv_index *ix, uint32_t hash, uint64_t off)
+/* One entry of the index to carry over: its slot, and its location (the
+ * record's offset and the deadline bit; after the copy, its place in the
+ * new file, or 0 if it was dropped). */
+typedef struct carried {
+    uint32_t loc;
+    uint32_t pos;
+} carried;
+
+#define RADIX_BITS 11
+#define RADIX_PASSES 3 /* 33 bits: an offset has 31 */
+#define RADIX_DIGIT(loc, shift) ((((loc) & FKV_LOC_OFFSET_MASK) >> (shift)) & ((1u << RADIX_BITS) - 1))
+
+/* The index's entries (but skip_pos), sorted by offset: the order of the
+ * log. Walking the table and sorting it, rather than walking the log and
+ * finding each record's slot, spares a random probe of the table for every
+ * record, dead ones included: those probes' cache misses were two thirds of
+ * a compaction's time at a million keys. A radix sort, since a comparison
+ * sort of a million entries would cost as much as the probes. NULL if
+ * memory runs out. */
+static carried *entries_in_log_order(const fkv_index *ix, uint64_t skip_pos, size_t *count)
 {
-    for (uint64_t pos = fkv_index_home(ix, hash);; pos = fkv_index_next(ix, pos)) {
-        fkv_slot slot = ix->slots[pos];
-        if (slot.loc == FKV_LOC_EMPTY)
-            return UINT64_MAX;
-        if (FKV_LOC_IS_ENTRY(slot.loc) && FKV_SLOT_HASH(slot.hash) == hash &&
-            FKV_LOC_OFFSET(slot.loc) == off)
-            return pos;
+    size_t n = 0, cap = ix->live ? (size_t)ix->live : 1;
+    carried *a = (carried *)malloc(cap * sizeof *a), *b = (carried *)malloc(cap * sizeof *b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return NULL;
     }
+    for (uint64_t pos = 0; pos < ix->cap && n < cap; pos++) {
+        uint32_t loc = ix->slots[pos].loc;
+        if (FKV_LOC_IS_ENTRY(loc) && pos != skip_pos)
+            a[n++] = (carried){loc, (uint32_t)pos};
+    }
+    for (unsigned pass = 0; pass < RADIX_PASSES; pass++) {
+        unsigned shift = pass * RADIX_BITS;
+        size_t at[1u << RADIX_BITS] = {0};
+        for (size_t i = 0; i < n; i++)
+            at[RADIX_DIGIT(a[i].loc, shift)]++;
+        size_t sum = 0;
+        for (size_t d = 0; d < (1u << RADIX_BITS); d++) {
+            size_t c = at[d];
+            at[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            b[at[RADIX_DIGIT(a[i].loc, shift)]++] = a[i];
+        carried *t = a;
+        a = b;
+        b = t;
+    }
+    free(b);
+    *count = n;
+    return a;
 }
 
-/* Walk the log and copy each record that an index entry (other than
- * skip_pos) points to and that has not expired into w; newloc[pos] receives
- * the entry's location in the new file. */
-static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwriter *w,
-                     uint32_t *newloc, uint64_t *tail_off, uint32_t *tail_crc)
+/* Copy each entry's record, in log order, into w unless it has expired;
+ * each entry's loc becomes its place in the new file (0: dropped). */
+static int copy_live(fkv_store *s, carried *e, size_t n, uint64_t now, fkv_bufwriter *w,
+                     uint64_t *tail_off, uint32_t *tail_crc)
 {
     fkv_window win;
     if (fkv_window_init(&win, s->file->fd, s->end) != FKV_OK)
         return FKV_ENOMEM;
     int rc = FKV_OK;
     progress_total(s->progress, s->end);
-    for (uint64_t off = s->ident.log_start; off < s->end;) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t off = FKV_LOC_OFFSET(e[i].loc);
+        uint32_t ttl = e[i].loc & FKV_LOC_TTL;
         fkv_rec_header h;
         progress_done(s->progress, off);
         rc = fkv_window_cover(&win, off, FKV_REC_HEADER_SIZE);
-        if (rc == FKV_OK && fkv_record_header_decode(fkv_window_at(&win, off), &h) != FKV_OK)
+        if (rc == FKV_OK && (fkv_record_header_decode(fkv_window_at(&win, off), &h) != FKV_OK ||
+                             h.kind != FKV_KIND_PUT))
             rc = FKV_ECORRUPT;
         if (rc == FKV_OK)
             rc = fkv_window_cover(&win, off, fkv_record_size(&h));
+        if (rc == FKV_OK && !fkv_record_checksum_ok(fkv_window_at(&win, off), &h))
+            rc = FKV_ECORRUPT;
         if (rc != FKV_OK) {
             if (rc != FKV_EIO)
                 rc = fkv_corrupt_at(off);
             break;
         }
-        const uint8_t *rec = fkv_window_at(&win, off);
-        size_t rl = fkv_record_size(&h);
-        if (h.kind == FKV_KIND_PUT) {
-            uint32_t hash = fkv_hash(rec + FKV_REC_HEADER_SIZE, h.klen);
-            uint64_t pos = slot_of_offset(&s->ix, hash, off);
-            if (pos != UINT64_MAX && pos != skip_pos && !is_expired(&h, now)) {
-                if (!fkv_record_checksum_ok(rec, &h)) {
-                    rc = fkv_corrupt_at(off);
-                    break;
-                }
-                uint64_t at = fkv_bufwriter_offset(w);
-                if ((rc = fkv_bufwriter_add(w, rec, rl)) != FKV_OK)
-                    break;
-                newloc[pos] = (uint32_t)at | (s->ix.slots[pos].loc & FKV_LOC_TTL);
-                *tail_off = at;
-                *tail_crc = h.crc;
-            }
-        }
-        off += rl;
+        e[i].loc = 0;
+        if (is_expired(&h, now))
+            continue;
+        uint64_t at = fkv_bufwriter_offset(w);
+        if ((rc = fkv_bufwriter_add(w, fkv_window_at(&win, off), fkv_record_size(&h))) != FKV_OK)
+            break;
+        e[i].loc = (uint32_t)at | ttl;
+        *tail_off = at;
+        *tail_crc = h.crc;
     }
     fkv_window_free(&win);
     if (rc == FKV_OK)
@@ -79,19 +115,19 @@ static int copy_live(fkv_store *s, uint64_t skip_pos, uint64_t now, fkv_bufwrite
 }
 
 /* After the rename: point every entry at its new place, or drop it. */
-static void repoint_index(fkv_store *s, const uint32_t *newloc)
+static void repoint_index(fkv_store *s, const carried *e, size_t n, uint64_t skip_pos)
 {
     uint64_t n_ttl = 0;
-    for (uint64_t pos = 0; pos < s->ix.cap; pos++) {
-        if (!FKV_LOC_IS_ENTRY(s->ix.slots[pos].loc))
-            continue;
-        if (newloc[pos]) {
-            s->ix.slots[pos].loc = newloc[pos];
-            n_ttl += (newloc[pos] & FKV_LOC_TTL) != 0;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].loc) {
+            s->ix.slots[e[i].pos].loc = e[i].loc;
+            n_ttl += (e[i].loc & FKV_LOC_TTL) != 0;
         } else {
-            fkv_index_remove(&s->ix, pos);
+            fkv_index_remove(&s->ix, e[i].pos);
         }
     }
+    if (skip_pos != COMPACT_KEEP_ALL)
+        fkv_index_remove(&s->ix, skip_pos);
     s->n_ttl = n_ttl;
 }
 
@@ -99,9 +135,10 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
 {
     fkv_tempfile tmp;
     fkv_bufwriter w = {0};
-    uint32_t *newloc = (uint32_t *)calloc(s->ix.cap, sizeof(uint32_t));
+    size_t n = 0;
+    carried *entries = entries_in_log_order(&s->ix, skip_pos, &n);
     int rc = fkv_temp_create(&tmp, s->path, COMPACT_SUFFIX, s->file->fd);
-    if (rc == FKV_OK && !newloc)
+    if (rc == FKV_OK && !entries)
         rc = FKV_ENOMEM;
     if (rc == FKV_OK)
         rc = fkv_bufwriter_init(&w, tmp.fd);
@@ -114,7 +151,7 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
     if (rc == FKV_OK)
         rc = fkv_bufwriter_add(&w, header, sizeof header);
     if (rc == FKV_OK)
-        rc = copy_live(s, skip_pos, now, &w, newloc, &tail_off, &tail_crc);
+        rc = copy_live(s, entries, n, now, &w, &tail_off, &tail_crc);
     if (rc == FKV_OK)
         rc = fkv_bufwriter_finish(&w);
     fkv_file *fresh = NULL;
@@ -123,7 +160,7 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
     if (rc == FKV_OK && (rc = fkv_temp_install(&tmp, s->path)) != FKV_OK)
         free(fresh); /* its descriptor is still tmp's, discarded below */
     if (rc == FKV_OK) {
-        repoint_index(s, newloc);
+        repoint_index(s, entries, n, skip_pos);
         /* Wake anyone waiting on the old file: they see it was replaced
          * and retry on the new one, which is locked already. Reads in
          * flight keep the old descriptor until they are done. */
@@ -146,7 +183,7 @@ int compact_locked(fkv_store *s, uint64_t skip_pos)
     }
     fkv_temp_discard(&tmp);
     fkv_bufwriter_free(&w);
-    free(newloc);
+    free(entries);
     return rc;
 }
 
