@@ -99,7 +99,7 @@ cdef tuple _resp_batch(Store store, bytearray buf, Py_ssize_t pos, bytearray acc
     sets.n = 0
     sets.answered = 0
     sets.size = 0
-    cdef list held = []  # what the pending items point into, and their requests
+    cdef list held = []  # what the pending items parsed by _stage_set point into
     cdef object request = None, reply
     cdef Py_ssize_t end = pos, added
     while sets.size < budget:
@@ -110,13 +110,16 @@ cdef tuple _resp_batch(Store store, bytearray buf, Py_ssize_t pos, bytearray acc
                 sets.answered += 1
                 pos = end
                 continue
+        if sets.n < FKV_BATCH_MAX and _raw_set(store, buf, pos, &sets, &end):
+            pos = end
+            continue
         request, end = _resp_next(buf, pos, max_args, max_bulk)
         if type(request) is list and sets.n < FKV_BATCH_MAX and _stage_set(
                 store, <list>request, &sets, held, pos, end):
             pos = end
             continue
         if sets.n:
-            failed = _put_staged(store, &sets, held, acc)
+            failed = _put_staged(store, &sets, held, acc, buf, max_args, max_bulk)
             if failed is not None:  # the general path runs it and words the error
                 return failed[0], sets.size, sets.answered, failed[1], failed[2]
             continue  # request is parsed again, now with nothing staged
@@ -251,7 +254,71 @@ cdef bytes _multi_replies(Py_ssize_t count):
 
 cdef struct _Sets:
     fkv_put_item items[FKV_BATCH_MAX]
+    Py_ssize_t start[FKV_BATCH_MAX]  # where each item's request is in buf
     Py_ssize_t n, answered, size
+
+
+cdef inline Py_ssize_t _raw_length(const unsigned char *b, Py_ssize_t *p, Py_ssize_t n,
+                                   int digits):
+    """The decimal at b[*p] (1 to digits digits, no leading zero) and its
+    CRLF, *p moved past them; -1 for anything else."""
+    cdef Py_ssize_t at = p[0], value = 0
+    if at >= n or b[at] < 49 or b[at] > 57:
+        return -1
+    while at < n and 48 <= b[at] <= 57:
+        if at - p[0] == digits:
+            return -1
+        value = value * 10 + b[at] - 48
+        at += 1
+    if at + 1 >= n or b[at] != 13 or b[at + 1] != 10:
+        return -1
+    p[0] = at + 2
+    return value
+
+
+cdef bint _raw_set(Store store, bytearray buf, Py_ssize_t pos, _Sets *sets,
+                   Py_ssize_t *after):
+    """A `SET key value` at pos in the array form clients send, its key 1 to
+    32 ASCII bytes and its value JSON text that is stored as it came
+    (json_compact.h), staged pointing into buf, which stays as it is until
+    the batch is put: no list, no bytes, no str made (they were most of a
+    pipelined SET's time in Python). False leaves the request to the parser
+    (anything else, and every error, which the general path words)."""
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(buf), p = pos + 14, k, klen, v, vlen, i
+    cdef const unsigned char *b = <const unsigned char *>PyByteArray_AS_STRING(buf)
+    if n - pos < 24 or store._s == NULL:
+        return False
+    if (memcmp(b + pos, b"*3\r\n$3\r\n", 8) != 0 or (b[pos + 8] & 0xDF) != 83  # S
+            or (b[pos + 9] & 0xDF) != 69 or (b[pos + 10] & 0xDF) != 84  # E, T
+            or memcmp(b + pos + 11, b"\r\n$", 3) != 0):
+        return False
+    klen = _raw_length(b, &p, n, 2)
+    k = p
+    if klen < 1 or klen > FKV_KEY_MAX_CHARS or k + klen + 3 > n:
+        return False
+    if b[k + klen] != 13 or b[k + klen + 1] != 10 or b[k + klen + 2] != 36:  # CR LF $
+        return False
+    for i in range(klen):
+        if b[k + i] & 0x80:  # not ASCII: UTF-8 to check, the parser's
+            return False
+    p = k + klen + 3
+    vlen = _raw_length(b, &p, n, 5)
+    v = p
+    if vlen < 1 or vlen > FKV_VALUE_MAX or v + vlen + 2 > n:
+        return False
+    if b[v + vlen] != 13 or b[v + vlen + 1] != 10:
+        return False
+    if not fkv_json_is_compact(<const uint8_t *>b + v, <size_t>vlen, FKV_VALUE_MAX):
+        return False
+    cdef fkv_put_item *it = &sets.items[sets.n]
+    it.key = <const char *>b + k
+    it.klen = <size_t>klen
+    it.val = <const uint8_t *>b + v
+    it.vlen = <size_t>vlen
+    sets.start[sets.n] = pos
+    sets.n += 1
+    after[0] = v + vlen + 2
+    return True
 
 
 cdef bint _stage_set(Store store, list request, _Sets *sets, list held, Py_ssize_t start,
@@ -276,12 +343,14 @@ cdef bint _stage_set(Store store, list request, _Sets *sets, list held, Py_ssize
     it.klen = <size_t>klen
     it.val = <const uint8_t *>PyBytes_AS_STRING(data)
     it.vlen = <size_t>PyBytes_GET_SIZE(data)
-    held.append((key, data, request, start, end))
+    held.append((key, data))
+    sets.start[sets.n] = start
     sets.n += 1
     return True
 
 
-cdef object _put_staged(Store store, _Sets *sets, list held, bytearray acc):
+cdef object _put_staged(Store store, _Sets *sets, list held, bytearray acc, bytearray buf,
+                        Py_ssize_t max_args, Py_ssize_t max_bulk):
     """Put the staged SETs, replying +OK to each; None, or for the first one
     that failed (start, request, end), to be run by the general path."""
     cdef size_t i = 0, n = <size_t>sets.n, done = 0
@@ -305,8 +374,8 @@ cdef object _put_staged(Store store, _Sets *sets, list held, bytearray acc):
     sets.n = 0
     failed = None
     if rc != FKV_OK:
-        _, _, request, start, end = held[i]
-        failed = (start, request, end)
+        request, end = _resp_next(buf, sets.start[i], max_args, max_bulk)
+        failed = (sets.start[i], request, end)
     del held[:]
     return failed
 

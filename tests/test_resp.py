@@ -241,6 +241,70 @@ def test_plain_gets_answered_from_the_buffer_match_the_general_path(resp: Served
             assert got == expect, cut
 
 
+def test_plain_sets_staged_from_the_buffer_match_the_general_path(
+        store_path: Path, serve: Callable[..., Served]) -> None:
+    """A SET in the array form with a short ASCII key and a value already
+    in stored form is staged straight from the read buffer; every SET that
+    form does not cover gets the same answer as before, a SET cut anywhere
+    between two reads included, and one the core refuses in the middle of a
+    staged run (the file full) is answered in its place, the rest after it."""
+    def cmd(*words: bytes) -> bytes:
+        return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+    served = serve(store_path, "--resp-port", "0", "--max-file-size", "65536")
+    port = port_of(served)
+    k1, k10, k32 = b"a", b"K" * 10, b"x" * 32
+    uni = "k\u00e9y".encode()
+    biggest = b'{"p":"' + b"y" * (16384 - 8) + b'"}'
+    burst = b"".join([
+        cmd(b"SET", k1, b'{"n":1}'), cmd(b"set", k10, b'{"n":10}'), cmd(b"SeT", k32, b"{}"),
+        cmd(b"SET", uni, b'{"u":1}'),                           # not ASCII: the parser's
+        b"*3\r\n$3\r\nSET\r\n$01\r\nb\r\n$2\r\n{}\r\n",     # zero-padded: the parser's
+        cmd(b"SET", b"c", b'{ "spaced" : true }'),              # stored compact
+        cmd(b"SET", b"x" * 33, b"{}"),                          # too long a key
+        cmd(b"SET", b"d", b"[1,2]"),                            # not an object
+        cmd(b"SET", b"e", b""),                                 # empty
+        cmd(b"SET", b"f", biggest),                             # 16 KiB exactly
+        cmd(b"SET", b"g", biggest[:-2] + b'y"}'),               # one byte over
+        cmd(b"GET", b"c"),
+    ])
+    replies = raw(port, burst).split(b"\r\n")
+    assert replies[:6] == [b"+OK"] * 6, replies[:8]
+    assert replies[6].startswith(b"-ERR InvalidKeyError"), replies[6]
+    assert replies[7].startswith(b"-ERR InvalidValueError"), replies[7]
+    assert replies[8].startswith(b"-ERR InvalidValueError"), replies[8]
+    assert replies[9] == b"+OK"
+    assert replies[10].startswith(b"-ERR ValueTooLargeError"), replies[10]
+    assert replies[11:] == [b"$15", b'{"spaced":true}', b""]
+    # the same SET cut at every byte across two reads
+    whole = cmd(b"SET", k10, b'{"v":2}') + cmd(b"GET", k10)
+    expect = b'+OK\r\n$7\r\n{"v":2}\r\n'
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for cut in range(1, len(whole)):
+            s.sendall(whole[:cut])
+            time.sleep(0.002)
+            s.sendall(whole[cut:])
+            got = b""
+            while len(got) < len(expect):
+                got += s.recv(4096)
+            assert got == expect, cut
+    # a run of SETs that fills the file: each one refused in turn, in order
+    value = b'{"pad":"' + b"p" * 90 + b'"}'
+    out = raw(port, b"".join(cmd(b"SET", b"fill:%04d" % i, value) for i in range(1000)), 30)
+    answers = out.split(b"\r\n")[:-1]
+    assert len(answers) == 1000
+    ok = answers.count(b"+OK")
+    assert 0 < ok < 1000 and answers[:ok] == [b"+OK"] * ok
+    assert all(a.startswith(b"-ERR StoreFullError") for a in answers[ok:]), answers[ok]
+    served.stop()
+    with DataStore(store_path) as db:
+        assert db.read("a") == {"n": 1} and db.read("x" * 32) == {}
+        assert db.read("k\u00e9y") == {"u": 1} and db.read("b") == {}
+        assert db.read("f") == json.loads(biggest) and "g" not in db and "d" not in db
+        assert all(f"fill:{i:04d}" in db for i in range(ok))
+        assert not any(f"fill:{i:04d}" in db for i in range(ok, 1000))
+
+
 def test_pipelined_sets_put_in_batches_keep_the_last_value_of_each_key(
         store_path: Path, serve: Callable[..., Served]) -> None:
     """Runs of plain SETs go to the core as batches (one append each);
