@@ -169,6 +169,11 @@ def _serve(p: argparse.ArgumentParser) -> None:
                         "the variable keeps it out of the process list)")
     p.add_argument("--max-file-size", type=int, default=None, metavar="BYTES",
                    help="cap of the store file (default and most: 1 GiB)")
+    p.add_argument("--durability", choices=("process", "fsync"), default="process",
+                   help="when a write is acknowledged: 'process' once it is in the "
+                        "kernel (survives a kill of the server), 'fsync' once it is "
+                        "flushed to the disk (survives a power cut; concurrent clients' "
+                        "writes share flushes) (default: process)")
     p.add_argument("--resp-port", type=int, default=None, metavar="PORT",
                    help="also speak the Redis protocol (RESP2/RESP3) on this port "
                         "(0: any free one; default: off)")
@@ -427,6 +432,8 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
 
     def ready(urls: str) -> None:
         guard = "a token" if token else "no token"
+        if args.durability == "fsync":
+            guard += "; writes answered once flushed"
         shown = " and ".join(urls.split())
         sys.stderr.write(f"fastkv: serving {args.resolved} at {shown} ({guard}); "
                          "Ctrl-C or SIGTERM stops it\n")
@@ -438,7 +445,7 @@ def cmd_serve(args: argparse.Namespace, out: "_Output") -> int:
     try:
         serving.serve(path, args.host, args.port, token, lock_timeout=args.wait,
                       max_file_size=args.max_file_size, ready=ready, resp_port=args.resp_port,
-                      limits=limits)
+                      limits=limits, durability=args.durability)
     except OSError as e:
         if isinstance(e, FastKVError):
             raise

@@ -23,16 +23,21 @@ def serve(
     path: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
     lock_timeout: float = 0.0, max_file_size: Optional[int] = None,
     ready: Optional[Callable[[str], None]] = None, resp_port: Optional[int] = None,
-    limits: Limits = Limits(),
+    limits: Limits = Limits(), durability: str = "process",
 ) -> None:
     """Open the store at path and serve it until SIGINT or SIGTERM, then
     finish the requests in flight and close the store cleanly.
 
     resp_port: also serve the Redis protocol there (0: a free port).
+    durability: the store's mode (DataStore's argument). In "fsync" mode
+    every write runs in a worker thread and is answered once it is flushed,
+    so the event loop never waits for the disk and concurrent clients'
+    writes share flushes (group commit).
     ready, if given, is called with the server's URLs (HTTP first, then
     RESP, separated by a space) once it listens.
 
     Raises:
+        ConfigError: durability is not "process" or "fsync".
         StoreLockedError: another process holds the store.
         OSError: an address is taken or cannot be bound.
     """
@@ -43,7 +48,7 @@ def serve(
     from fastkv.serving.http_asyncio import HttpService
     from fastkv.serving.loop import ServingLoop
 
-    db = DataStore(path, lock_timeout=lock_timeout,
+    db = DataStore(path, lock_timeout=lock_timeout, durability=durability,
                    max_file_size=_core.MAX_FILE_SIZE if max_file_size is None else max_file_size)
     home = ServingLoop(limits)
     urls = []

@@ -75,6 +75,8 @@ class HttpApp:
 
     def __init__(self, db: DataStore, token: Optional[str]) -> None:
         self.db, self.token = db, token
+        # fsync mode: a write waits for its flush in a worker thread, never on the loop
+        self.writes_later = db.durability == "fsync"
         self.server_header = f"fastkv/{__version__}".encode()
         self._ok_head = (b"HTTP/1.1 200 OK\r\nServer: %s\r\nContent-Type: application/json\r\n"
                          b"Content-Length: " % self.server_header)
@@ -131,6 +133,9 @@ class HttpApp:
                     "a valid 'Authorization: Bearer' token is needed"), req,
                     extra={"WWW-Authenticate": 'Bearer realm="fastkv"'})
             if req.path.startswith("/keys/"):
+                if self.writes_later and req.method in ("PUT", "DELETE"):
+                    return Later(lambda: self._one_key(req, req.path[len("/keys/"):]),
+                                 _as_is, lambda e: self.error(e, req))
                 return self._one_key(req, req.path[len("/keys/"):])
             return self._fixed(req)
         except FastKVError as e:
@@ -320,6 +325,10 @@ class HttpApp:
 
 
 # ---- the query string ---------------------------------------------------------------
+
+
+def _as_is(answer: bytes) -> bytes:
+    return answer
 
 
 def _one(query: dict[str, list[str]], name: str) -> Optional[str]:

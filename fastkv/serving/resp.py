@@ -5,7 +5,8 @@ languages work against a fastkv file.
 Served on the event loop of loop.py. A command runs on the loop when it
 cannot wait (a read answered from the page cache, a write in the default
 durability mode); one that may wait for the disk (a read the page cache
-cannot answer, SCAN, DBSIZE, INFO) goes to a worker thread, and that
+cannot answer, SCAN, DBSIZE, INFO, EXEC, and every write in fsync mode,
+which waits for its flush there) goes to a worker thread, and that
 connection's later commands wait for it, so replies keep the order of a
 pipeline. The framing is parsed in C (fastkv/_resp.pxi, with the limits in
 resp_codec.py): in Python it was half the time of a pipelined GET.
@@ -26,8 +27,9 @@ from fastkv.datastore import DataStore
 from fastkv.errors import FastKVError, UnauthorizedError
 from fastkv.serving import resp_codec as rc
 from fastkv.serving.limits import Limits
-from fastkv.serving.loop import Connection, ServingLoop
-from fastkv.serving.resp_commands import COMMANDS, Reply, Usage, refused, unknown
+from fastkv.serving.loop import Connection, Later, ServingLoop
+from fastkv.serving.resp_commands import (COMMANDS, WRITES, Reply, Usage, in_worker, refused,
+                                          unknown)
 from fastkv.serving.resp_transactions import IMMEDIATE, TRANSACTION_COMMANDS, enqueue
 
 __all__ = ["RespService"]
@@ -76,7 +78,7 @@ class _Conn(Connection):
             pos, size, more = 0, 0, False
             try:
                 while not self.closing:
-                    if self.authed and self.queue is None:
+                    if self.authed and self.queue is None and not service.writes_later:
                         # plain GETs and SETs answered in C, the rest below
                         pos, added, answered, cmd, end = _batch(
                             db, buf, pos, out, budget - size, self.resp3, _MAX_ARGS, _MAX_BULK,
@@ -125,6 +127,10 @@ class _Conn(Connection):
 # ---- the service ----------------------------------------------------------------------
 
 
+def _as_is(reply: bytes) -> bytes:
+    return reply
+
+
 class RespService:
     """The Redis protocol for one DataStore, on a ServingLoop."""
 
@@ -134,6 +140,9 @@ class RespService:
         self.commands_processed = 0
         self.started = time.time()
         self._table = {**COMMANDS, **TRANSACTION_COMMANDS}
+        # fsync mode: writes wait for their flush in worker threads, never on
+        # the loop (the C fast path, which writes on the loop, is left out)
+        self.writes_later = db.durability == "fsync"
 
     def factory(self) -> _Conn:
         return _Conn(self)
@@ -163,6 +172,8 @@ class RespService:
         if argc < least or (most >= 0 and argc > most):
             return rc.error(f"ERR wrong number of arguments for '{name.decode().lower()}' "
                             f"command")
+        if self.writes_later and name in WRITES:
+            return Later(lambda: in_worker(self, conn, cmd, handler), _as_is, refused)
         try:
             return handler(self, conn, cmd)
         except FastKVError as e:

@@ -28,7 +28,8 @@ from fastkv.serving.loop import Later
 from fastkv.wire import resp_error
 
 __all__ = ["COMMANDS", "Reply", "Usage", "unknown", "refused", "REDIS_LEVEL", "Server",
-           "Session", "Handler", "key_of", "parse_set", "deadline_ms", "expire_args"]
+           "Session", "Handler", "key_of", "parse_set", "deadline_ms", "expire_args", "WRITES",
+           "in_worker"]
 
 _WOULD_WAIT = _core.WOULD_WAIT
 _value_bytes, _values_many = _core.value_bytes, _core.values_many
@@ -435,6 +436,25 @@ def _info(srv: Server, c: Session, cmd: list[bytes]) -> Reply:
 
 
 Handler = Callable[[Server, Session, list[bytes]], Reply]
+
+# The commands that write (EXEC runs in a worker thread already): in fsync
+# mode each runs in a worker thread, where it waits for its flush.
+WRITES = frozenset((b"SET", b"MSET", b"DEL", b"UNLINK", b"EXPIRE", b"PEXPIRE", b"PERSIST"))
+
+
+def in_worker(srv: Server, c: Session, cmd: list[bytes], handler: Handler) -> bytes:
+    """A write's reply, made in a worker thread (a FastKVError raised
+    becomes the Later's refusal)."""
+    try:
+        reply = handler(srv, c, cmd)
+    except Usage as e:
+        return rc.error(str(e))
+    if isinstance(reply, Later):
+        try:
+            return reply.finish(reply.call())
+        except FastKVError as e:
+            return reply.refused(e)
+    return reply
 
 # name -> (handler, least arguments, most arguments or -1)
 COMMANDS: dict[bytes, tuple[Handler, int, int]] = {
