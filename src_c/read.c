@@ -262,8 +262,21 @@ static int find_many(fkv_store *s, fkv_many *k, size_t n, fkv_wait wait, uint8_t
     if (rc != FKV_OK)
         return rc;
     uint64_t now = fkv_now_ms(), used = 0;
-    for (size_t i = 0; i < n && rc == FKV_OK; i++)
-        rc = find_one(s, &k[i], fkv_hash(k[i].key, k[i].klen), wait, now, &used, buf, cap);
+    uint32_t ahead[STORE_AHEAD]; /* the hashes of keys i .. i + STORE_AHEAD - 1 */
+    for (size_t j = 0; j < n && j < STORE_AHEAD; j++) {
+        ahead[j] = fkv_hash(k[j].key, k[j].klen);
+        store_prefetch_slot(s, ahead[j]);
+    }
+    for (size_t i = 0; i < n && rc == FKV_OK; i++) {
+        uint32_t hash = ahead[i % STORE_AHEAD];
+        if (i + STORE_AHEAD / 2 < n)
+            store_prefetch_record(s, ahead[(i + STORE_AHEAD / 2) % STORE_AHEAD]);
+        rc = find_one(s, &k[i], hash, wait, now, &used, buf, cap);
+        if (i + STORE_AHEAD < n) {
+            ahead[i % STORE_AHEAD] = fkv_hash(k[i + STORE_AHEAD].key, k[i + STORE_AHEAD].klen);
+            store_prefetch_slot(s, ahead[i % STORE_AHEAD]);
+        }
+    }
     if (rc == FKV_OK) {
         *file = s->file;
         *end = s->end;

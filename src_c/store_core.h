@@ -136,6 +136,32 @@ static inline size_t slot_read_size(fkv_slot slot, size_t cap)
     return want < cap ? want : cap;
 }
 
+/* A batch of lookups looks a few keys ahead: first at the home slot of a
+ * later key's hash, then, once that slot is in the cache, at the record it
+ * points to (through the mapping), so the cache misses of several keys
+ * overlap instead of coming one after another. A prefetch never faults: a
+ * page that is not mapped in, or a slot not loaded yet, costs nothing. */
+#define STORE_AHEAD 8 /* keys ahead for a slot; half as far for a record */
+
+static inline void store_prefetch_slot(const fkv_store *s, uint32_t hash)
+{
+    FKV_PREFETCH(&s->ix.slots[fkv_index_home(&s->ix, hash)]);
+}
+
+static inline void store_prefetch_record(const fkv_store *s, uint32_t hash)
+{
+    const uint8_t *map = s->file->map;
+    fkv_slot slot = s->ix.slots[fkv_index_home(&s->ix, hash)];
+    if (!map || !FKV_LOC_IS_ENTRY(slot.loc) || FKV_SLOT_HASH(slot.hash) != (hash & FKV_HASH_MASK))
+        return;
+    uint64_t off = FKV_LOC_OFFSET(slot.loc);
+    if (off + 192 > s->end)
+        return;
+    FKV_PREFETCH(map + off); /* a small record's three cache lines */
+    FKV_PREFETCH(map + off + 64);
+    FKV_PREFETCH(map + off + 128);
+}
+
 /* ---- shared between the files --------------------------------------------- */
 
 typedef struct found {

@@ -147,7 +147,13 @@ static int stage(fkv_store *s, const fkv_change *c, staged *st, size_t n, uint64
 {
     uint8_t buf[READ_HINT];
     uint64_t total = 0;
+    for (size_t j = 0; j < n && j < STORE_AHEAD; j++)
+        store_prefetch_slot(s, st[j].hash);
     for (size_t i = 0; i < n; i++) {
+        if (i + STORE_AHEAD / 2 < n)
+            store_prefetch_record(s, st[i + STORE_AHEAD / 2].hash);
+        if (i + STORE_AHEAD < n)
+            store_prefetch_slot(s, st[i + STORE_AHEAD].hash);
         int rc = store_lookup(s, c[i].key, c[i].klen, st[i].hash, buf, sizeof buf,
                               FKV_MAY_WAIT, &st[i].f);
         if (rc != FKV_OK && rc != FKV_ENOTFOUND)
