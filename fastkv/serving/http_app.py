@@ -37,7 +37,7 @@ from fastkv.errors import (
     ValueTooLargeError,
 )
 from fastkv.serving.http_batches import ROUTES as BATCH_ROUTES
-from fastkv.serving.loop import Later
+from fastkv.serving.loop import Later, as_is
 from fastkv.serving.openapi import document
 
 __all__ = ["HttpApp", "Request", "TOO_BIG"]
@@ -135,7 +135,7 @@ class HttpApp:
             if req.path.startswith("/keys/"):
                 if self.writes_later and req.method in ("PUT", "DELETE"):
                     return Later(lambda: self._one_key(req, req.path[len("/keys/"):]),
-                                 _as_is, lambda e: self.error(e, req))
+                                 as_is, lambda e: self.error(e, req))
                 return self._one_key(req, req.path[len("/keys/"):])
             return self._fixed(req)
         except FastKVError as e:
@@ -325,10 +325,6 @@ class HttpApp:
 
 
 # ---- the query string ---------------------------------------------------------------
-
-
-def _as_is(answer: bytes) -> bytes:
-    return answer
 
 
 def _one(query: dict[str, list[str]], name: str) -> Optional[str]:

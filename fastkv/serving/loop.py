@@ -22,7 +22,7 @@ from fastkv.errors import FastKVError
 from fastkv.serving import accept
 from fastkv.serving.limits import Limits
 
-__all__ = ["ServingLoop", "Connection", "Later"]
+__all__ = ["ServingLoop", "Connection", "Later", "as_is"]
 
 
 @dataclass
@@ -34,6 +34,11 @@ class Later:
     call: Callable[[], Any]
     finish: Callable[[Any], bytes]
     refused: Callable[[FastKVError], bytes]
+
+
+def as_is(reply: bytes) -> bytes:
+    """The finish of a Later whose call makes the reply's bytes itself."""
+    return reply
 
 
 class Connection(asyncio.Protocol):

@@ -27,7 +27,7 @@ from fastkv.datastore import DataStore
 from fastkv.errors import FastKVError, UnauthorizedError
 from fastkv.serving import resp_codec as rc
 from fastkv.serving.limits import Limits
-from fastkv.serving.loop import Connection, Later, ServingLoop
+from fastkv.serving.loop import Connection, Later, ServingLoop, as_is
 from fastkv.serving.resp_commands import (COMMANDS, WRITES, Reply, Usage, in_worker, refused,
                                           unknown)
 from fastkv.serving.resp_transactions import IMMEDIATE, TRANSACTION_COMMANDS, enqueue
@@ -127,10 +127,6 @@ class _Conn(Connection):
 # ---- the service ----------------------------------------------------------------------
 
 
-def _as_is(reply: bytes) -> bytes:
-    return reply
-
-
 class RespService:
     """The Redis protocol for one DataStore, on a ServingLoop."""
 
@@ -173,7 +169,7 @@ class RespService:
             return rc.error(f"ERR wrong number of arguments for '{name.decode().lower()}' "
                             f"command")
         if self.writes_later and name in WRITES:
-            return Later(lambda: in_worker(self, conn, cmd, handler), _as_is, refused)
+            return Later(lambda: in_worker(self, conn, cmd, handler), as_is, refused)
         try:
             return handler(self, conn, cmd)
         except FastKVError as e:
