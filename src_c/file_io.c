@@ -166,6 +166,10 @@ fkv_file *fkv_file_wrap(int fd, int lock_fd)
         f->refs = 1;
         f->map = fkv_map_open(fd);
         f->warm = f->map ? fkv_warm_new() : NULL;
+        f->wmap = NULL;
+        f->wmap_tried = 0;
+        f->room_end = 0;
+        f->let_go = 0;
     }
     return f;
 }
@@ -174,6 +178,7 @@ void fkv_file_unpin(fkv_file *f)
 {
     if (fkv_atomic_sub(&f->refs, 1, FKV_ACQ_REL) == 0) {
         fkv_map_close(f->map);
+        fkv_map_close(f->wmap);
         fkv_warm_free(f->warm);
         close(f->fd);
         free(f);

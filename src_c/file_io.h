@@ -111,6 +111,12 @@ typedef struct fkv_file {
     uint32_t refs; /* the store's reference plus one per read in flight */
     const uint8_t *map; /* fd mapped read-only (file_map.h), or NULL */
     struct fkv_warm *warm; /* its pages known in memory (warm_pages.h), or NULL */
+    /* Appends (append.h), only ever touched by the writer under the
+     * store's mutex: */
+    uint8_t *wmap;      /* fd mapped read-write, or NULL */
+    int wmap_tried;     /* 1 once opening wmap was tried (or ruled out) */
+    uint64_t room_end;  /* the file is at least this long: room made ahead */
+    uint64_t let_go;    /* wmap's pages before this are let go */
 } fkv_file;
 
 /* A file holding one reference (the store's), mapped where it can be, or NULL. */

@@ -16,6 +16,24 @@ void fkv_map_close(const uint8_t *map)
     (void)map;
 }
 
+uint8_t *fkv_map_open_writable(int fd)
+{
+    (void)fd;
+    return NULL;
+}
+
+int fkv_map_write(uint8_t *map, uint64_t off, const void *src, size_t n)
+{
+    (void)map, (void)off, (void)src, (void)n;
+    return FKV_EIO;
+}
+
+uint64_t fkv_map_let_go(const uint8_t *map, uint64_t from, uint64_t to)
+{
+    (void)map, (void)from;
+    return to;
+}
+
 int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
 {
     (void)dst, (void)map, (void)off, (void)n;
@@ -91,7 +109,7 @@ static void pass_on(int sig, siginfo_t *info, void *context)
         raise(sig);
 }
 
-/* A fault in a mapping comes from a guarded copy (nothing else reads the
+/* A fault in a mapping comes from a guarded copy (nothing else touches the
  * mappings): that copy resumes with an error. */
 static void on_sigbus(int sig, siginfo_t *info, void *context)
 {
@@ -114,26 +132,38 @@ static void install_handler(void)
     handler_installed = sigaction(SIGBUS, &sa, &previous) == 0;
 }
 
-const uint8_t *fkv_map_open(int fd)
+/* fd mapped with prot over FKV_MAP_BYTES and listed for the handler, or NULL. */
+static uint8_t *map_listed(int fd, int prot)
 {
     if (!MAP_USABLE)
         return NULL;
     pthread_once(&handler_once, install_handler);
     if (!handler_installed)
         return NULL;
-    void *m = mmap(NULL, (size_t)FKV_MAP_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+    void *m = mmap(NULL, (size_t)FKV_MAP_BYTES, prot, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         return NULL;
     for (int i = 0; i < MAPS_MAX; i++) {
         uintptr_t free_place = 0;
-        if (fkv_atomic_cas_word(&maps[i], &free_place, (uintptr_t)m)) {
-            /* Lookups land anywhere in the log: no readahead around a fault. */
-            madvise(m, (size_t)FKV_MAP_BYTES, MADV_RANDOM);
-            return (const uint8_t *)m;
-        }
+        if (fkv_atomic_cas_word(&maps[i], &free_place, (uintptr_t)m))
+            return (uint8_t *)m;
     }
     munmap(m, (size_t)FKV_MAP_BYTES); /* that many stores open: the rest use pread */
     return NULL;
+}
+
+const uint8_t *fkv_map_open(int fd)
+{
+    uint8_t *m = map_listed(fd, PROT_READ);
+    /* Lookups land anywhere in the log: no readahead around a fault. */
+    if (m)
+        madvise(m, (size_t)FKV_MAP_BYTES, MADV_RANDOM);
+    return m;
+}
+
+uint8_t *fkv_map_open_writable(int fd)
+{
+    return map_listed(fd, PROT_READ | PROT_WRITE);
 }
 
 void fkv_map_close(const uint8_t *map)
@@ -182,6 +212,22 @@ int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
 {
     map_copy c = {dst, map + off, n};
     return fkv_map_guarded(copy_out, &c);
+}
+
+int fkv_map_write(uint8_t *map, uint64_t off, const void *src, size_t n)
+{
+    map_copy c = {map + off, (const uint8_t *)src, n};
+    return fkv_map_guarded(copy_out, &c);
+}
+
+uint64_t fkv_map_let_go(const uint8_t *map, uint64_t from, uint64_t to)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    from &= ~(page - 1);
+    to &= ~(page - 1);
+    if (to > from)
+        (void)madvise((void *)(map + from), (size_t)(to - from), MADV_DONTNEED);
+    return to;
 }
 
 void fkv_map_will_read(const uint8_t *map, uint64_t off, uint64_t n)

@@ -29,6 +29,21 @@ const uint8_t *fkv_map_open(int fd);
 
 void fkv_map_close(const uint8_t *map);
 
+/* fd mapped read-write over FKV_MAP_BYTES, for appends (append.h), or
+ * NULL. Closed with fkv_map_close. */
+uint8_t *fkv_map_open_writable(int fd);
+
+/* Copy n bytes from src to off of a writable mapping (the file holds
+ * them already: the caller made room). FKV_OK, or FKV_EIO (errno EIO) if
+ * a page faulted, the copy left wherever it was. */
+int fkv_map_write(uint8_t *map, uint64_t off, const void *src, size_t n);
+
+/* Unmap from this process the whole pages in [from, to) of a mapping:
+ * what was written stays in the file's pages (a dirty page stays dirty),
+ * only the process's resident count drops. Returns where the next such
+ * range starts (to, down to its page). */
+uint64_t fkv_map_let_go(const uint8_t *map, uint64_t from, uint64_t to);
+
 /* Copy n bytes at off (off + n <= FKV_MAP_BYTES, inside the file) to dst.
  * FKV_OK, or FKV_EIO (errno EIO) if the pages could not be read. */
 int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n);

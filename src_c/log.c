@@ -4,7 +4,8 @@
  *
  * A crash mid-append leaves at most one record's worth of bytes after the
  * last intact record (or one group's: record.h), and no intact record
- * after them: only that is a torn tail, cut off by a normal walk. A
+ * after them: only that is a torn tail, cut off by a normal walk. Zeros
+ * after it are room that appends made ahead (append.h), cut with it. A
  * group's members reach the sink only once the whole group is known to be
  * there and intact, so a walk never applies part of one. Damage anywhere else is refused
  * (FKV_ECORRUPT at its offset), or stepped over (to the next offset where
@@ -88,16 +89,51 @@ static size_t gather(const log_walk *a, const fkv_window *w, uint64_t off, log_r
     return n;
 }
 
-/* Cut the log at off, where a torn tail begins (or count it, salvaging). */
-static int cut_tail(log_walk *a, uint64_t off, uint64_t size)
+/* *out: where the zeros that end the file begin (its end if none), at or
+ * after off; found once per walk. Zeros past the last record are room
+ * made ahead for appends that was never written (append.h): not torn
+ * bytes, and not damage however many there are (a power cut can leave
+ * more than the room's worth, the file's length reaching the disk before
+ * the pages written through the mapping). */
+static int zeros_from(log_walk *a, fkv_window *w, uint64_t off, uint64_t *out)
+{
+    if (a->zeros_from_known) {
+        *out = a->zeros_from > off ? a->zeros_from : off;
+        return FKV_OK;
+    }
+    uint64_t p = w->limit;
+    while (p > off) {
+        size_t n = p - off < FKV_SCAN_CHUNK ? (size_t)(p - off) : FKV_SCAN_CHUNK;
+        int rc = fkv_window_cover(w, p - n, n);
+        if (rc == FKV_ENOTFOUND)
+            break; /* the file is shorter than its length said: all of it counts */
+        if (rc != FKV_OK)
+            return rc;
+        const uint8_t *b = fkv_window_at(w, p - n);
+        size_t i = n;
+        while (i > 0 && b[i - 1] == 0)
+            i--;
+        p -= n - i;
+        if (i > 0)
+            break;
+    }
+    a->zeros_from = p;
+    a->zeros_from_known = 1;
+    *out = p > off ? p : off;
+    return FKV_OK;
+}
+
+/* Cut the log at off, where a torn tail begins (or count it, salvaging):
+ * the bytes up to data were written, those after are zeros. */
+static int cut_tail(log_walk *a, uint64_t off, uint64_t data)
 {
     if (a->salvage) {
-        a->rep->torn_tail_bytes = size - off;
+        a->rep->torn_tail_bytes = data - off;
         return FKV_OK;
     }
     if (ftruncate(a->file->fd, (off_t)off) != 0)
         return fkv_io_error();
-    a->torn_dropped = size - off;
+    a->torn_dropped = data - off;
     return FKV_OK;
 }
 
@@ -106,13 +142,15 @@ static int cut_tail(log_walk *a, uint64_t off, uint64_t size)
  * salvaging). *stop is set when the walk ends here. */
 static int on_damage(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
 {
-    uint64_t size = w->limit, next = size;
-    int rc;
-    if ((a->salvage || size - *off <= FKV_REC_MAX) && (rc = next_intact(w, *off, &next)) != FKV_OK)
+    uint64_t size = w->limit, next = size, data;
+    int rc = zeros_from(a, w, *off, &data);
+    if (rc != FKV_OK)
         return rc;
-    if (next == size && size - *off <= FKV_REC_MAX) {
+    if ((a->salvage || data - *off <= FKV_REC_MAX) && (rc = next_intact(w, *off, &next)) != FKV_OK)
+        return rc;
+    if (next == size && data - *off <= FKV_REC_MAX) {
         *stop = 1;
-        return cut_tail(a, *off, size);
+        return cut_tail(a, *off, data);
     }
     if (!a->salvage)
         return fkv_corrupt_at(*off);
@@ -157,10 +195,13 @@ static int on_group(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
     fkv_group_header g;
     if (fkv_group_header_decode(fkv_window_at(w, *off), &g) != FKV_OK)
         return a->salvage ? on_damage(a, w, off, stop) : fkv_corrupt_at(*off);
-    uint64_t end = first + g.bytes;
+    uint64_t end = first + g.bytes, data;
+    int rc = zeros_from(a, w, *off, &data);
+    if (rc != FKV_OK)
+        return rc;
     if (end > size) {
         *stop = 1;
-        return cut_tail(a, *off, size);
+        return cut_tail(a, *off, data);
     }
     int whole = group_whole(w, first, &g);
     if (whole < 0)
@@ -172,14 +213,14 @@ static int on_group(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
         return FKV_OK;
     }
     uint64_t next = size;
-    if (a->salvage || size - end <= FKV_REC_MAX) {
-        int rc = end > first ? next_intact(w, end - 1, &next) : FKV_OK;
+    if (a->salvage || data <= end || data - end <= FKV_REC_MAX) {
+        rc = end > first ? next_intact(w, end - 1, &next) : FKV_OK;
         if (rc != FKV_OK)
             return rc;
     }
     if (next == size) {
         *stop = 1;
-        return cut_tail(a, *off, size);
+        return cut_tail(a, *off, data);
     }
     if (!a->salvage)
         return fkv_corrupt_at(*off);
@@ -250,6 +291,7 @@ int log_walk_run(log_walk *a)
     fkv_window w;
     a->end = a->from;
     a->torn_dropped = 0;
+    a->zeros_from_known = 0;
     a->stopped = 0;
     if (a->mapped && a->file->map && a->size <= FKV_MAP_BYTES) {
         fkv_window_over_map(&w, a->file->map, a->size);

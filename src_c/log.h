@@ -114,8 +114,11 @@ typedef struct log_walk {
     fkv_progress *progress;  /* or NULL */
     /* out */
     uint64_t end;            /* where the walk stopped: the end of the intact log */
-    uint64_t torn_dropped;   /* bytes of a torn tail cut off */
+    uint64_t torn_dropped;   /* bytes of a torn tail cut off (the zeros after it not counted) */
     int stopped;             /* the sink stopped it before size */
+    /* the walk's own */
+    uint64_t zeros_from;     /* where the zeros that end the file begin */
+    int zeros_from_known;
 } log_walk;
 
 /* Walk the log as w says. FKV_OK (w->end, w->stopped set), FKV_ECORRUPT at

@@ -232,6 +232,7 @@ int recover_open(fkv_store *s, open_mode mode, fkv_verify_report *rep)
     rc = walk_log(s, from, size, 1, mode, rep);
     if (rc == FKV_OK) {
         size = s->end; /* a torn tail is cut off by now */
+        s->open_scanned = s->end + s->torn_dropped - from; /* zeros past it not counted */
         rc = snapshot_walked(s, covered);
     }
     if (rc == FKV_ESNAPSHOT) { /* its table failed a check while loading whole */

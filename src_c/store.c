@@ -5,6 +5,7 @@
 #include "commit.h"
 #include "compact.h"
 #include "transaction.h"
+#include "append.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -128,6 +129,7 @@ int fkv_close(fkv_store *s)
         transaction_close(s);
         commit_close(s);
         upgrade_format(s);
+        fkv_append_cut_room(s->file, s->end);
         /* Save the index for a fast reopen; a failure only costs the next
          * open a walk of the log. */
         snapshot_close(s, s->flush_errno == 0);

@@ -7,6 +7,7 @@
  * mode the writer then waits for a flush that covers its record (commit.c).
  */
 #include "write.h"
+#include "append.h"
 #include "recover.h"
 #include "commit.h"
 #include "compact.h"
@@ -44,14 +45,10 @@ int write_append(fkv_store *s, const uint8_t *rec, size_t len, size_t last)
     int rc;
     if (FKV_UNLIKELY(!s->writing) && (rc = begin_session(s)) != FKV_OK)
         return rc;
-    rc = fkv_write_at(s->file->fd, rec, len, s->end);
-    if (rc != FKV_OK) {
-        int saved = fkv_last_errno();
-        while (ftruncate(s->file->fd, (off_t)s->end) != 0 && errno == EINTR) {
-        }
-        fkv_set_errno(saved);
+    rc = fkv_append(s->file, rec, len, s->end, s->max_file_size,
+                    s->durability == FKV_DURABLE_PROCESS);
+    if (rc != FKV_OK)
         return rc;
-    }
     s->tail_off = s->end + last;
     s->tail_crc = fkv_load32(rec + last);
     snapshot_appended(s, rec, len, s->end);
