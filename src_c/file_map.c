@@ -214,10 +214,32 @@ int fkv_map_copy(void *dst, const uint8_t *map, uint64_t off, size_t n)
     return fkv_map_guarded(copy_out, &c);
 }
 
+/* Front to back, 16 bytes a step, so that a process killed mid-copy
+ * leaves a prefix of the bytes in the file, as a cut-short write would;
+ * never a later part without an earlier one (memcpy may store the end
+ * first), which the walk at open could take for damage: the members of a
+ * group whole without its header. The fences keep the compiler from
+ * turning the loop back into a memcpy. */
+static int copy_in_order(void *arg)
+{
+    map_copy *c = (map_copy *)arg;
+    uint8_t *dst = (uint8_t *)c->dst;
+    size_t i = 0;
+    for (; i + 16 <= c->n; i += 16) {
+        memcpy(dst + i, c->src + i, 16);
+        fkv_compiler_fence();
+    }
+    for (; i < c->n; i++) {
+        dst[i] = c->src[i];
+        fkv_compiler_fence();
+    }
+    return FKV_OK;
+}
+
 int fkv_map_write(uint8_t *map, uint64_t off, const void *src, size_t n)
 {
     map_copy c = {map + off, (const uint8_t *)src, n};
-    return fkv_map_guarded(copy_out, &c);
+    return fkv_map_guarded(copy_in_order, &c);
 }
 
 uint64_t fkv_map_let_go(const uint8_t *map, uint64_t from, uint64_t to)

@@ -34,8 +34,9 @@ void fkv_map_close(const uint8_t *map);
 uint8_t *fkv_map_open_writable(int fd);
 
 /* Copy n bytes from src to off of a writable mapping (the file holds
- * them already: the caller made room). FKV_OK, or FKV_EIO (errno EIO) if
- * a page faulted, the copy left wherever it was. */
+ * them already: the caller made room), front to back: a kill mid-copy
+ * leaves a prefix of them. FKV_OK, or FKV_EIO (errno EIO) if a page
+ * faulted, the copy left wherever it was. */
 int fkv_map_write(uint8_t *map, uint64_t off, const void *src, size_t n);
 
 /* Unmap from this process the whole pages in [from, to) of a mapping:

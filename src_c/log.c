@@ -34,12 +34,14 @@ static int intact_at(fkv_window *w, uint64_t off, fkv_rec_header *h)
     return fkv_record_checksum_ok(fkv_window_at(w, off), h);
 }
 
-/* The first offset after off where an intact record starts, or the end.
- * The window holds a chunk plus the largest record, so it is refilled
- * about once per chunk of offsets tried. */
-static int next_intact(fkv_window *w, uint64_t off, uint64_t *next)
+/* The first offset in (off, stop) where an intact record starts, or the
+ * window's end if none. Past stop the file holds only zeros, where no
+ * record starts (a header of zeros never decodes). The window holds a
+ * chunk plus the largest record, so it is refilled about once per chunk
+ * of offsets tried. */
+static int next_intact(fkv_window *w, uint64_t off, uint64_t stop, uint64_t *next)
 {
-    for (uint64_t p = off + 1; p + FKV_REC_HEADER_SIZE <= w->limit; p++) {
+    for (uint64_t p = off + 1; p < stop && p + FKV_REC_HEADER_SIZE <= w->limit; p++) {
         fkv_rec_header h;
         int r = intact_at(w, p, &h);
         if (r < 0)
@@ -146,7 +148,7 @@ static int on_damage(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
     int rc = zeros_from(a, w, *off, &data);
     if (rc != FKV_OK)
         return rc;
-    if ((a->salvage || data - *off <= FKV_REC_MAX) && (rc = next_intact(w, *off, &next)) != FKV_OK)
+    if ((a->salvage || data - *off <= FKV_REC_MAX) && (rc = next_intact(w, *off, data, &next)) != FKV_OK)
         return rc;
     if (next == size && data - *off <= FKV_REC_MAX) {
         *stop = 1;
@@ -214,7 +216,7 @@ static int on_group(log_walk *a, fkv_window *w, uint64_t *off, int *stop)
     }
     uint64_t next = size;
     if (a->salvage || data <= end || data - end <= FKV_REC_MAX) {
-        rc = end > first ? next_intact(w, end - 1, &next) : FKV_OK;
+        rc = end > first ? next_intact(w, end - 1, data, &next) : FKV_OK;
         if (rc != FKV_OK)
             return rc;
     }
